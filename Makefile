@@ -1,0 +1,40 @@
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install redis test demo bench bench-quick typecheck worker flower clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+redis:
+	@scripts/ensure-redis
+
+test: install redis
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -q
+
+demo: install
+	@scripts/ensure-redis --or-url
+	$(BIN)/python -m examples.demo
+
+bench: install redis
+	$(BIN)/python -m bench
+
+bench-quick: install redis
+	$(BIN)/python -m bench --quick
+
+worker: install
+	REFRESHER_LOADERS=$${REFRESHER_LOADERS:-examples.loaders} $(BIN)/celery -A workers worker -l info
+
+flower: install
+	$(BIN)/celery -A workers flower
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

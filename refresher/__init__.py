@@ -1,0 +1,20 @@
+"""refresher: stampede-proof Redis caching with refresh-ahead by Celery workers."""
+
+from refresher.client import Refresher
+from refresher.envelope import Codec, JsonCodec
+from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
+from refresher.loader import Loader
+from refresher.policy import Window, XFetch
+
+__all__ = [
+    "CacheUnavailable",
+    "Codec",
+    "JsonCodec",
+    "LoadFailed",
+    "Loader",
+    "Refresher",
+    "RefresherError",
+    "UnknownLoader",
+    "Window",
+    "XFetch",
+]

@@ -1,0 +1,90 @@
+"""Refresher: the connections, the defaults, and the `@cache.loader` decorator."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, Callable, ParamSpec, TypeVar
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from refresher import registry
+from refresher.keys import check_namespace
+from refresher.loader import Loader
+from refresher.options import Options
+from refresher.publish import Publisher
+from refresher.singleflight import Group
+from refresher.stats import Stats
+from refresher.store import Store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Refresher:
+    """One cache: a Redis for values, a Celery broker for refresh tasks, shared defaults.
+
+    URLs come from REFRESHER_REDIS_URL and REFRESHER_BROKER_URL (the broker defaults to
+    the cache's URL); keyword arguments override them. `loader_defaults` are Options
+    fields (refresh_window, stale_ttl, fail_open, ...) applied to every loader.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        broker_url: str | None = None,
+        *,
+        namespace: str | None = None,
+        queue: str | None = None,
+        socket_timeout: float = 1.0,
+        publish_timeout: float = 1.0,
+        breaker_cooldown: float = 5.0,
+        **loader_defaults: Any,
+    ) -> None:
+        self.redis_url = redis_url or os.environ.get("REFRESHER_REDIS_URL") or DEFAULT_REDIS_URL
+        self.broker_url = broker_url or os.environ.get("REFRESHER_BROKER_URL") or self.redis_url
+        self.namespace = check_namespace(namespace or os.environ.get("REFRESHER_NAMESPACE") or "refresher")
+        self.queue = queue or os.environ.get("REFRESHER_QUEUE") or "refresher"
+        self.socket_timeout = socket_timeout
+        Options(ttl=1, **loader_defaults)  # a misspelt default fails here, not at the first loader
+        self.loader_defaults = loader_defaults
+        self.stats = Stats()
+        # One retry, on connection errors only: it replaces a pooled connection that a
+        # Redis restart broke, while a timeout is never paid twice.
+        self.redis = Redis.from_url(
+            self.redis_url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self.store = Store(self.redis)
+        self.flights: Group[Any] = Group()
+        self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
+
+    def loader(
+        self, ttl: float | None = None, *, name: str | None = None, **options: Any
+    ) -> Callable[[Callable[P, R]], Loader[P, R]]:
+        """Decorate a slow function so `.get(...)` serves it from the cache.
+
+        `ttl` is in seconds. The name (default "module.qualname") is how workers find the
+        loader, so it must be stable across deploys and unique.
+        """
+        if ttl is None:
+            raise ValueError("a loader needs a ttl in seconds, e.g. @cache.loader(ttl=300)")
+        settings = replace(Options(ttl=ttl, **self.loader_defaults), **options).resolved()
+
+        def decorate(fn: Callable[P, R]) -> Loader[P, R]:
+            handle = Loader(self, fn, name or f"{fn.__module__}.{fn.__qualname__}", settings)
+            registry.register(handle)
+            return handle
+
+        return decorate
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.redis.close()

@@ -1,0 +1,99 @@
+"""The stored value with its metadata, and the codecs that turn values into bytes.
+
+An envelope is a short ASCII header followed by the codec's bytes:
+
+    r1|<generation>|<kind>|<written_ms>|<ttl_ms>|<stale_ms>|<delta_ms>|<payload>
+
+The header carries everything the read path needs (so a hit is one GET, no TTL call),
+and its generation sits where a Lua script can read it with one pattern match, whatever
+codec the payload uses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NamedTuple, Protocol
+
+MAGIC = b"r1"
+VALUE = b"v"
+TOMBSTONE = b"t"
+
+
+class Codec(Protocol):
+    """Turns values into bytes and back. Never plug in pickle for data others can write:
+    whoever can write to the cache could then run code in every reader."""
+
+    def encode(self, value: Any) -> bytes: ...
+
+    def decode(self, data: bytes) -> Any: ...
+
+
+class JsonCodec:
+    """The default codec: compact, UTF-8 JSON."""
+
+    def __init__(self) -> None:
+        self._encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        self._decoder = json.JSONDecoder()
+
+    def encode(self, value: Any) -> bytes:
+        return self._encoder.encode(value).encode()
+
+    def decode(self, data: bytes) -> Any:
+        return self._decoder.decode(data.decode())
+
+
+class CorruptEnvelope(ValueError):
+    """Bytes at a cache key that this library did not write, or cannot read back."""
+
+
+class Envelope(NamedTuple):
+    """One stored value. `payload` stays encoded until somebody needs the value.
+    A NamedTuple because the hit path builds one per read."""
+
+    generation: int
+    written_ms: int
+    ttl_ms: int
+    stale_ms: int
+    delta_ms: int
+    payload: bytes
+    tombstone: bool = False
+
+    @property
+    def expires_ms(self) -> int:
+        return self.written_ms + self.ttl_ms
+
+    def header_tail(self) -> bytes:
+        """Everything after the generation: the Lua script that bumps the generation on
+        `set` and `invalidate` glues the new number in front of it."""
+        kind = TOMBSTONE if self.tombstone else VALUE
+        return b"|".join(
+            (
+                kind,
+                b"%d" % self.written_ms,
+                b"%d" % self.ttl_ms,
+                b"%d" % self.stale_ms,
+                b"%d" % self.delta_ms,
+                self.payload,
+            )
+        )
+
+    def to_bytes(self) -> bytes:
+        return b"%s|%d|%s" % (MAGIC, self.generation, self.header_tail())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        parts = data.split(b"|", 7)
+        if len(parts) != 8 or parts[0] != MAGIC or parts[2] not in (VALUE, TOMBSTONE):
+            raise CorruptEnvelope("not a refresher envelope")
+        try:
+            return cls(
+                generation=int(parts[1]),
+                written_ms=int(parts[3]),
+                ttl_ms=int(parts[4]),
+                stale_ms=int(parts[5]),
+                delta_ms=int(parts[6]),
+                payload=parts[7],
+                tombstone=parts[2] == TOMBSTONE,
+            )
+        except ValueError as exc:
+            raise CorruptEnvelope(f"bad envelope header: {exc}") from None

@@ -1,0 +1,333 @@
+"""The loader handle (`load_user.get(1001)`) and the read path behind it.
+
+A hit is one MGET (value and pending marker). A hit inside the refresh window also asks a
+worker for a refresh, once per key however many readers see it. A miss loads inline:
+one caller per process (singleflight), one process per key (an owned lock), and the
+other processes sleep on the key's signal channel until the value lands.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any, Callable, Generic, NamedTuple, ParamSpec, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from refresher.envelope import CorruptEnvelope, Envelope
+from refresher.errors import CacheUnavailable, LoadFailed
+from refresher.keys import Keys, canonical_json, check_name
+from refresher.lock import Lock
+from refresher.options import Options
+from refresher.policy import Verdict, decide
+from refresher.store import FAILED, FILLED, RETRY, Commit
+
+if TYPE_CHECKING:
+    from refresher.client import Refresher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger("refresher")
+
+BACKOFF = b"backoff"  # pending-marker value after a failed refresh: no new attempt until it expires
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Call(NamedTuple):
+    """One call's arguments in canonical form, and the keys they map to."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    keys: Keys
+
+
+class _Retry(Exception):
+    """The lock holder went away without a value: contend for the lock again."""
+
+
+class Loader(Generic[P, R]):
+    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, options: Options) -> None:
+        self.cache = cache
+        self.fn = fn
+        self.name = check_name(name)
+        self.options = options
+        self.policy = options.policy
+        self.codec = options.codec
+        self.ttl_ms = int(options.ttl * 1000)
+        self.stale_ms = int(options.stale_ttl * 1000)
+        self.lock_ttl_ms = int(options.lock_ttl * 1000)  # type: ignore[operator]
+        self.max_load_ms = int(options.max_load_time * 1000)  # type: ignore[operator]
+        self.error_backoff_ms = int(options.error_backoff * 1000)  # type: ignore[operator]
+        self._signature = inspect.signature(fn)
+        params = list(self._signature.parameters.values())
+        simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        # With only plain parameters, a call that passes all of them positionally is
+        # already canonical; skipping inspect's binding keeps the hit path cheap.
+        self._positional_arity = len(params) if simple else -1
+        self._keyword_form = any(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<refresher loader {self.name} ttl={self.options.ttl}s>"
+
+    # -- the public handle -------------------------------------------------------
+
+    def get(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Serve from the cache; refresh ahead in the window; load coalesced on a miss."""
+        call = self.call(args, kwargs)
+        try:
+            raw, pending = self.cache.store.read(call.keys)
+        except _UNAVAILABLE as exc:
+            return self._cache_down(call, exc)
+        envelope = self._parse(raw)
+        verdict = decide(envelope, now_ms(), self.policy)  # type: ignore[arg-type]
+        if envelope is not None and verdict in (Verdict.FRESH, Verdict.REFRESH):
+            try:
+                value: R = self.codec.decode(envelope.payload)
+            except Exception:
+                self._count_corrupt()
+            else:
+                self.cache.stats.incr("hit")
+                if verdict is Verdict.REFRESH and pending is None:
+                    self._ask_for_refresh(call, envelope)
+                return value
+        if verdict is Verdict.STALE and pending == BACKOFF:
+            self.cache.stats.incr("stale_served")
+            return self.codec.decode(envelope.payload)  # type: ignore[union-attr]
+        stale = envelope if verdict is Verdict.STALE else None
+        try:
+            return self._load(call, stale)
+        except _UNAVAILABLE as exc:
+            return self._cache_down(call, exc)
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        """`load_user.set(1001, value)`: store a value you already have. Any load or
+        refresh of that key in flight is refused when it tries to write."""
+        if not args:
+            raise TypeError(f"loader {self.name!r}: set() needs the arguments and then the value")
+        call = self.call(args[:-1], kwargs)
+        envelope = self._envelope(self._encode(args[-1]), generation=0, delta_ms=0)
+        self.cache.store.replace(call.keys, envelope, envelope.ttl_ms + self.stale_ms)
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Drop the value; the next read loads it again. A load already in flight for
+        this key is refused when it tries to write, so it cannot bring the old data back."""
+        call = self.call(args, kwargs)
+        tombstone = Envelope(0, now_ms(), 0, 0, 0, b"", tombstone=True)
+        # The tombstone outlives any lock taken before it, so its generation is what
+        # every writer that started earlier is checked against.
+        self.cache.store.replace(call.keys, tombstone, self.max_load_ms + self.lock_ttl_ms)
+
+    def keys(self, *args: P.args, **kwargs: P.kwargs) -> Keys:
+        return self.call(args, kwargs).keys
+
+    # -- arguments and values ------------------------------------------------------
+
+    def call(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
+        """Canonical arguments: f(1) and f(user_id=1) give the same key, 1 and "1" do not."""
+        if not kwargs and len(args) == self._positional_arity:
+            bound_args, bound_kwargs = list(args), {}
+        else:
+            try:
+                bound = self._signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"loader {self.name!r}: {exc}") from None
+            bound.apply_defaults()
+            bound_args, bound_kwargs = list(bound.args), dict(bound.kwargs)
+        canonical: Any = [bound_args, bound_kwargs] if self._keyword_form else bound_args
+        try:
+            args_json = canonical_json(canonical)
+            if any(not isinstance(a, (int, str, float, type(None))) for a in bound_args) or bound_kwargs:
+                _check_round_trip(canonical, args_json)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
+        return Call(bound_args, bound_kwargs, Keys.build(self.cache.namespace, self.name, args_json))
+
+    def _encode(self, value: Any) -> bytes:
+        try:
+            return self.codec.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"loader {self.name!r}: the value cannot be encoded: {exc}") from None
+
+    def _envelope(self, payload: bytes, generation: int, delta_ms: int) -> Envelope:
+        ttl_ms = self.ttl_ms
+        if self.options.ttl_jitter:
+            ttl_ms -= int(ttl_ms * self.options.ttl_jitter * random.random())
+        return Envelope(generation, now_ms(), ttl_ms, self.stale_ms, max(0, delta_ms), payload)
+
+    def _parse(self, raw: bytes | None) -> Envelope | None:
+        if raw is None:
+            return None
+        try:
+            return Envelope.from_bytes(raw)
+        except CorruptEnvelope:
+            self._count_corrupt()
+            return None
+
+    def _count_corrupt(self) -> None:
+        self.cache.stats.incr("corrupt")
+        log.warning("refresher: unreadable data for loader %s treated as a miss", self.name)
+
+    # -- refresh-ahead ---------------------------------------------------------------
+
+    def _ask_for_refresh(self, call: Call, envelope: Envelope) -> None:
+        """Publish one refresh task per key per marker lifetime, from whichever reader
+        claims the marker first. Never raises: the caller has a value to serve."""
+        publisher = self.cache.publisher
+        if not publisher.available():
+            self.cache.stats.incr("publish_skipped")
+            return
+        marker = Lock(self.cache.redis, call.keys.pending, self.lock_ttl_ms)
+        try:
+            if not marker.acquire():
+                self.cache.stats.incr("refresh_deduplicated")
+                return
+            expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
+            if not publisher.send(self.name, call.args, call.kwargs, expires_s):
+                marker.release()
+        except RedisError as exc:
+            log.warning("refresher: could not mark %s for refresh: %s", call.keys.value, exc)
+
+    # -- the miss path ---------------------------------------------------------------
+
+    def _load(self, call: Call, stale: Envelope | None) -> R:
+        value, shared = self.cache.flights.do(call.keys.value, lambda: self._fill(call, stale))
+        self.cache.stats.incr("coalesced" if shared else "miss")
+        return value  # type: ignore[no-any-return]
+
+    def _fill(self, call: Call, stale: Envelope | None) -> R:
+        while True:
+            lock = Lock(self.cache.redis, call.keys.lock, self.lock_ttl_ms)
+            try:
+                if lock.acquire():
+                    return self._fill_holding(call, lock, stale)
+                return self._await_holder(call)
+            except _Retry:
+                continue
+            except Exception:
+                if stale is None:
+                    raise
+                log.exception("refresher: reloading %s failed; serving the stale value", call.keys.value)
+                self.back_off(call)
+                self.cache.stats.incr("stale_served")
+                return self.codec.decode(stale.payload)  # type: ignore[no-any-return]
+
+    def _fill_holding(self, call: Call, lock: Lock, stale: Envelope | None) -> R:
+        """We own the lock. Somebody may have written the value since our read."""
+        envelope = self._parse(self.cache.redis.get(call.keys.value))
+        if decide(envelope, now_ms(), self.policy) in (Verdict.FRESH, Verdict.REFRESH):  # type: ignore[arg-type]
+            lock.release()
+            return self.codec.decode(envelope.payload)  # type: ignore[union-attr, no-any-return]
+        generation = envelope.generation if envelope is not None else 0
+        value, _ = self.load_and_commit(call, lock, generation, started_ms=now_ms())
+        return value
+
+    def load_and_commit(self, call: Call, lock: Lock, generation: int, started_ms: int) -> tuple[R, Commit | str]:
+        """Run the loader under `lock` (kept alive by a bounded watchdog) and write the
+        result if the lock and the generation still hold. Waiters are always told how it
+        went; the loader's own exception is re-raised to our caller."""
+        signal = call.keys.signal
+        try:
+            with lock.kept_alive(self.max_load_ms):
+                value = self.fn(*call.args, **call.kwargs)
+            payload = self._encode(value)
+        except Exception as exc:
+            lock.release(signal, FAILED + json.dumps({"type": type(exc).__name__, "message": str(exc)}).encode())
+            raise
+        except BaseException:
+            lock.release(signal, RETRY)
+            raise
+        self.cache.stats.incr("load")
+        envelope = self._envelope(payload, generation, now_ms() - started_ms)
+        if len(payload) > self.options.max_value_bytes:
+            log.warning(
+                "refresher: %s is %d bytes, over max_value_bytes=%d; served but not cached",
+                call.keys.value, len(payload), self.options.max_value_bytes,
+            )
+            self.cache.stats.incr("too_large")
+            lock.release(signal, FILLED + envelope.to_bytes())
+            return value, "too_large"
+        try:
+            outcome = self.cache.store.commit(call.keys, lock.token, envelope, envelope.ttl_ms + self.stale_ms)
+        except RedisError as exc:
+            log.warning("refresher: loaded %s but could not store it: %s", call.keys.value, exc)
+            return value, "not_stored"
+        if outcome is not Commit.WRITTEN:
+            self.cache.stats.incr(f"commit_{outcome.name.lower()}")
+            log.info("refresher: dropped the load of %s: %s", call.keys.value, outcome.name.lower())
+        return value, outcome
+
+    def _await_holder(self, call: Call) -> R:
+        """Sleep on the key's signal channel until the lock holder writes or gives up.
+
+        Subscribing before looking again closes the race with a holder that finishes in
+        between. If the holder dies, its lock expires and we wake to take it over.
+        """
+        self.cache.stats.incr("waited")
+        with self.cache.redis.pubsub() as pubsub:
+            pubsub.subscribe(call.keys.signal)
+            pubsub.get_message(timeout=self.cache.socket_timeout)  # the subscribe confirmation
+            with self.cache.redis.pipeline(transaction=False) as pipe:
+                raw, lock_pttl = pipe.get(call.keys.value).pttl(call.keys.lock).execute()
+            envelope = self._parse(raw)
+            if decide(envelope, now_ms(), self.policy) in (Verdict.FRESH, Verdict.REFRESH):  # type: ignore[arg-type]
+                return self.codec.decode(envelope.payload)  # type: ignore[union-attr, no-any-return]
+            if lock_pttl <= 0:
+                raise _Retry
+            deadline = time.monotonic() + lock_pttl / 1000
+            while (left := deadline - time.monotonic()) > 0:
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+                if message is not None:
+                    return self._heard(message["data"])
+        raise _Retry
+
+    def _heard(self, data: bytes) -> R:
+        kind, body = data[:1], data[1:]
+        if kind == FILLED:
+            envelope = self._parse(body)
+            if envelope is not None and not envelope.tombstone:
+                return self.codec.decode(envelope.payload)  # type: ignore[no-any-return]
+        if kind == FAILED:
+            error = json.loads(body)
+            raise LoadFailed(self.name, error["type"], error["message"])
+        raise _Retry
+
+    def back_off(self, call: Call) -> None:
+        """After a failed load, hold off further attempts on this key fleet-wide."""
+        try:
+            self.cache.redis.set(call.keys.pending, BACKOFF, px=self.error_backoff_ms)
+        except RedisError as exc:
+            log.warning("refresher: could not record the back-off for %s: %s", call.keys.value, exc)
+
+    def _cache_down(self, call: Call, exc: Exception) -> R:
+        self.cache.stats.incr("cache_unavailable")
+        if not self.options.fail_open:
+            raise CacheUnavailable(f"cache Redis unavailable while reading {call.keys.value}: {exc}") from exc
+        log.warning("refresher: cache Redis unavailable (%s); calling %s directly", exc, self.name)
+        value, _ = self.cache.flights.do(call.keys.value, lambda: self.fn(*call.args, **call.kwargs))
+        return value  # type: ignore[no-any-return]
+
+
+def _check_round_trip(canonical: Any, args_json: str) -> None:
+    """JSON turns tuples into lists and int dict keys into strings; refuse the second, or
+    {1: x} and {"1": x} would share a key and a worker would call the loader differently."""
+    if _normalise(canonical) != json.loads(args_json):
+        raise TypeError("dict keys must be strings")
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,70 @@
+"""A loader's settings, checked once at decoration time so bad ones fail loudly and early."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from refresher.envelope import Codec, JsonCodec
+from refresher.policy import Policy, Window
+
+DEFAULT_WINDOW = 0.1
+MAX_DEFAULT_LOCK_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Times are in seconds. Unset (None) ones are derived from `ttl` in `resolved`."""
+
+    ttl: float
+    refresh_window: float | None = None  # shorthand for policy=Window(refresh_window)
+    policy: Policy | None = None
+    lock_ttl: float | None = None  # default: a third of the refresh window, at most 30 s
+    max_load_time: float | None = None  # the lock watchdog stops extending after this; default ttl
+    error_backoff: float | None = None  # after a failed refresh, no new attempt for this long; default lock_ttl
+    stale_ttl: float = 0.0  # keep serving a value this long past its TTL if reloading it fails
+    ttl_jitter: float = 0.0  # each write's TTL is shortened by up to this fraction, at random
+    max_value_bytes: int = 1024 * 1024
+    fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
+    codec: Codec = field(default_factory=JsonCodec)
+
+    def resolved(self) -> Options:
+        """A copy with every derived default filled in, or a ValueError naming the problem."""
+        if not self.ttl > 0:
+            raise ValueError(f"ttl must be > 0 seconds, got {self.ttl!r}")
+        if self.policy is not None and self.refresh_window is not None:
+            raise ValueError("pass refresh_window or policy, not both")
+        policy = self.policy or Window(self.refresh_window or DEFAULT_WINDOW)
+        window = self.ttl * (policy.fraction if isinstance(policy, Window) else (self.refresh_window or DEFAULT_WINDOW))
+        lock_ttl = self.lock_ttl if self.lock_ttl is not None else min(window / 3, MAX_DEFAULT_LOCK_TTL)
+        if not 0 < lock_ttl < self.ttl:
+            raise ValueError(f"lock_ttl must be in (0, ttl={self.ttl}), got {lock_ttl!r}")
+        if lock_ttl >= window:
+            raise ValueError(
+                f"lock_ttl={lock_ttl} must be shorter than the refresh window ({window:g} s), "
+                "or a crashed refresh could not be retried before the value expires"
+            )
+        max_load_time = self.max_load_time if self.max_load_time is not None else self.ttl
+        if max_load_time < lock_ttl:
+            raise ValueError(f"max_load_time must be >= lock_ttl ({lock_ttl}), got {max_load_time!r}")
+        error_backoff = self.error_backoff if self.error_backoff is not None else lock_ttl
+        if not error_backoff > 0:
+            raise ValueError(f"error_backoff must be > 0 seconds, got {error_backoff!r}")
+        if self.stale_ttl < 0:
+            raise ValueError(f"stale_ttl must be >= 0 seconds, got {self.stale_ttl!r}")
+        if not 0 <= self.ttl_jitter < 1:
+            raise ValueError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter!r}")
+        if self.max_value_bytes <= 0:
+            raise ValueError(f"max_value_bytes must be > 0, got {self.max_value_bytes!r}")
+        return Options(
+            ttl=self.ttl,
+            refresh_window=window / self.ttl,
+            policy=policy,
+            lock_ttl=lock_ttl,
+            max_load_time=max_load_time,
+            error_backoff=error_backoff,
+            stale_ttl=self.stale_ttl,
+            ttl_jitter=self.ttl_jitter,
+            max_value_bytes=self.max_value_bytes,
+            fail_open=self.fail_open,
+            codec=self.codec,
+        )

@@ -1,0 +1,56 @@
+"""Refreshing one key on a worker: the whole job of the Celery task, kept apart from Celery."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from refresher import registry
+from refresher.envelope import CorruptEnvelope, Envelope
+from refresher.lock import Lock
+from refresher.store import Commit
+
+log = logging.getLogger("refresher")
+
+
+def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float) -> str:
+    """Refresh the value of loader `name` for these arguments, at most once however often
+    the task is delivered. Returns what happened, which Flower shows as the task's result.
+
+    1. Take the key's lock (SET NX PX, random token); if it is held, somebody is already
+       loading: drop this task.
+    2. If the value was written after this task was enqueued, it is already new: stop.
+    3. Call the loader under the lock (kept alive by the watchdog) and commit only if
+       the lock and the generation still hold.
+    On a loader error the old value stays servable and the key is held off for
+    `error_backoff`, so a failing origin gets one attempt per key per back-off period.
+    """
+    loader = registry.lookup(name)
+    call = loader.call(args, kwargs)
+    stats = loader.cache.stats
+    lock = Lock(loader.cache.redis, call.keys.lock, loader.lock_ttl_ms)
+    if not lock.acquire():
+        stats.incr("refresh_deduplicated")
+        return "deduplicated"
+    started_ms = int(enqueued_at * 1000)
+    try:
+        current = Envelope.from_bytes(raw) if (raw := loader.cache.redis.get(call.keys.value)) else None
+    except CorruptEnvelope:
+        current = None
+    if current is not None and current.written_ms >= started_ms:
+        lock.release()
+        stats.incr("refresh_unneeded")
+        return "fresh"
+    generation = current.generation if current is not None else 0
+    try:
+        _, outcome = loader.load_and_commit(call, lock, generation, started_ms)
+    except Exception as exc:
+        stats.incr("refresh_failed")
+        log.error(
+            "refresher: refresh failed for loader %s key %s: %s: %s; serving the old value, next attempt in %.1fs",
+            name, call.keys.value, type(exc).__name__, exc, loader.error_backoff_ms / 1000,
+        )
+        loader.back_off(call)
+        return "failed"
+    stats.incr("refreshed" if outcome is Commit.WRITTEN else "refresh_dropped")
+    return outcome.name.lower() if isinstance(outcome, Commit) else outcome
