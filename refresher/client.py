@@ -85,6 +85,10 @@ class Refresher:
 
         return decorate
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every refresh asked for so far has been published (or has failed)."""
+        return self.publisher.flush(timeout)
+
     def close(self) -> None:
         self.publisher.close()
         self.redis.close()

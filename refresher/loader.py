@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Generic, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, NamedTuple, ParamSpec, TypeVar, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -23,7 +23,7 @@ from refresher.envelope import CorruptEnvelope, Envelope
 from refresher.errors import CacheUnavailable, LoadFailed
 from refresher.keys import Keys, canonical_json, check_name
 from refresher.lock import Lock
-from refresher.options import Options
+from refresher.options import Settings
 from refresher.policy import Verdict, decide
 from refresher.store import FAILED, FILLED, RETRY, Commit
 
@@ -36,6 +36,14 @@ log = logging.getLogger("refresher")
 
 BACKOFF = b"backoff"  # pending-marker value after a failed refresh: no new attempt until it expires
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+SERVABLE = (Verdict.FRESH, Verdict.REFRESH)
+
+
+class _Nothing:
+    """No usable value: distinct from a cached None."""
+
+
+NOTHING = _Nothing()
 
 
 def now_ms() -> int:
@@ -55,18 +63,18 @@ class _Retry(Exception):
 
 
 class Loader(Generic[P, R]):
-    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, options: Options) -> None:
+    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, settings: Settings) -> None:
         self.cache = cache
         self.fn = fn
         self.name = check_name(name)
-        self.options = options
-        self.policy = options.policy
-        self.codec = options.codec
-        self.ttl_ms = int(options.ttl * 1000)
-        self.stale_ms = int(options.stale_ttl * 1000)
-        self.lock_ttl_ms = int(options.lock_ttl * 1000)  # type: ignore[operator]
-        self.max_load_ms = int(options.max_load_time * 1000)  # type: ignore[operator]
-        self.error_backoff_ms = int(options.error_backoff * 1000)  # type: ignore[operator]
+        self.settings = settings
+        self.policy = settings.policy
+        self.codec = settings.codec
+        self.ttl_ms = settings.ttl_ms
+        self.stale_ms = settings.stale_ms
+        self.lock_ttl_ms = settings.lock_ttl_ms
+        self.max_load_ms = settings.max_load_ms
+        self.error_backoff_ms = settings.error_backoff_ms
         self._signature = inspect.signature(fn)
         params = list(self._signature.parameters.values())
         simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
@@ -78,37 +86,67 @@ class Loader(Generic[P, R]):
         self.__wrapped__ = fn
 
     def __repr__(self) -> str:
-        return f"<refresher loader {self.name} ttl={self.options.ttl}s>"
+        return f"<refresher loader {self.name} ttl={self.ttl_ms / 1000:g}s>"
 
     # -- the public handle -------------------------------------------------------
 
     def get(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Serve from the cache; refresh ahead in the window; load coalesced on a miss."""
         call = self.call(args, kwargs)
+        if not self.cache.publisher.started:
+            self.cache.publisher.start()
         try:
             raw, pending = self.cache.store.read(call.keys)
         except _UNAVAILABLE as exc:
             return self._cache_down(call, exc)
         envelope = self._parse(raw)
-        verdict = decide(envelope, now_ms(), self.policy)  # type: ignore[arg-type]
-        if envelope is not None and verdict in (Verdict.FRESH, Verdict.REFRESH):
-            try:
-                value: R = self.codec.decode(envelope.payload)
-            except Exception:
-                self._count_corrupt()
-            else:
-                self.cache.stats.incr("hit")
-                if verdict is Verdict.REFRESH and pending is None:
+        verdict = decide(envelope, now_ms(), self.policy)
+        if envelope is not None and verdict in SERVABLE and not isinstance(value := self._value_of(envelope), _Nothing):
+            self.cache.stats.incr("hit")
+            if verdict is Verdict.REFRESH:
+                if pending is None:
                     self._ask_for_refresh(call, envelope)
-                return value
-        if verdict is Verdict.STALE and pending == BACKOFF:
-            self.cache.stats.incr("stale_served")
-            return self.codec.decode(envelope.payload)  # type: ignore[union-attr]
+                else:
+                    self.cache.stats.incr("refresh_deduplicated")
+            return value
         stale = envelope if verdict is Verdict.STALE else None
+        if stale is not None and pending == BACKOFF and not isinstance(value := self._value_of(stale), _Nothing):
+            self.cache.stats.incr("stale_served")  # the origin failed lately: don't try again yet
+            return value
         try:
             return self._load(call, stale)
         except _UNAVAILABLE as exc:
             return self._cache_down(call, exc)
+
+    def get_many(self, items: Iterable[Any]) -> list[R]:
+        """`load_user.get_many([1, 2, 3])`: many reads in one round trip (one MGET).
+
+        Each item is the loader's argument, or a tuple of its positional arguments.
+        Hits are served from the MGET (asking for refreshes as `get` would); each miss
+        then takes the ordinary coalesced miss path.
+        """
+        calls = [self.call(item if isinstance(item, tuple) else (item,), {}) for item in items]
+        if not calls:
+            return []
+        if not self.cache.publisher.started:
+            self.cache.publisher.start()
+        try:
+            found = cast(list[bytes | None], self.cache.redis.mget([k for c in calls for k in (c.keys.value, c.keys.pending)]))
+        except _UNAVAILABLE as exc:
+            return [self._cache_down(call, exc) for call in calls]
+        now = now_ms()
+        values: list[R] = []
+        for i, call in enumerate(calls):
+            envelope, pending = self._parse(found[2 * i]), found[2 * i + 1]
+            verdict = decide(envelope, now, self.policy)
+            if envelope is not None and verdict in SERVABLE and not isinstance(value := self._value_of(envelope), _Nothing):
+                self.cache.stats.incr("hit")
+                if verdict is Verdict.REFRESH and pending is None:
+                    self._ask_for_refresh(call, envelope)
+                values.append(value)
+            else:
+                values.append(self.get(*call.args, **call.kwargs))
+        return values
 
     def set(self, *args: Any, **kwargs: Any) -> None:
         """`load_user.set(1001, value)`: store a value you already have. Any load or
@@ -161,18 +199,36 @@ class Loader(Generic[P, R]):
 
     def _envelope(self, payload: bytes, generation: int, delta_ms: int) -> Envelope:
         ttl_ms = self.ttl_ms
-        if self.options.ttl_jitter:
-            ttl_ms -= int(ttl_ms * self.options.ttl_jitter * random.random())
+        if self.settings.ttl_jitter:
+            ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
         return Envelope(generation, now_ms(), ttl_ms, self.stale_ms, max(0, delta_ms), payload)
 
-    def _parse(self, raw: bytes | None) -> Envelope | None:
+    def _parse(self, raw: bytes | None, quiet: bool = False) -> Envelope | None:
         if raw is None:
             return None
         try:
             return Envelope.from_bytes(raw)
         except CorruptEnvelope:
-            self._count_corrupt()
+            if not quiet:
+                self._count_corrupt()
             return None
+
+    def _value_of(self, envelope: Envelope, quiet: bool = False) -> R | _Nothing:
+        """The decoded payload, or NOTHING if the codec cannot read it."""
+        try:
+            return cast(R, self.codec.decode(envelope.payload))
+        except Exception:
+            if not quiet:
+                self._count_corrupt()
+            return NOTHING
+
+    def _servable(self, raw: bytes | None) -> R | _Nothing:
+        """A second look (after taking the lock, or while waiting): the value if some
+        other process has just written a usable one, else NOTHING. Not counted again."""
+        envelope = self._parse(raw, quiet=True)
+        if envelope is None or decide(envelope, now_ms(), self.policy) not in SERVABLE:
+            return NOTHING
+        return self._value_of(envelope, quiet=True)
 
     def _count_corrupt(self) -> None:
         self.cache.stats.incr("corrupt")
@@ -187,22 +243,32 @@ class Loader(Generic[P, R]):
         if not publisher.available():
             self.cache.stats.incr("publish_skipped")
             return
-        marker = Lock(self.cache.redis, call.keys.pending, self.lock_ttl_ms)
+        # The marker outlives a slow publish; once a worker takes the key's lock it
+        # re-arms the marker to the lock's TTL (see refresh.py).
+        marker = Lock(self.cache.redis, call.keys.pending, self.lock_ttl_ms + int(publisher.timeout * 1000))
         try:
             if not marker.acquire():
                 self.cache.stats.incr("refresh_deduplicated")
                 return
-            expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
-            if not publisher.send(self.name, call.args, call.kwargs, expires_s):
-                marker.release()
         except RedisError as exc:
             log.warning("refresher: could not mark %s for refresh: %s", call.keys.value, exc)
+            return
+        expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
+        if not publisher.submit(self.name, call.args, call.kwargs, expires_s, on_failure=marker.release):
+            marker.release()
 
     # -- the miss path ---------------------------------------------------------------
 
     def _load(self, call: Call, stale: Envelope | None) -> R:
-        value, shared = self.cache.flights.do(call.keys.value, lambda: self._fill(call, stale))
-        self.cache.stats.incr("coalesced" if shared else "miss")
+        led = False
+
+        def lead() -> R:
+            nonlocal led
+            led = True
+            return self._fill(call, stale)
+
+        value, _ = self.cache.flights.do(call.keys.value, lead)
+        self.cache.stats.incr("miss" if led else "coalesced")
         return value  # type: ignore[no-any-return]
 
     def _fill(self, call: Call, stale: Envelope | None) -> R:
@@ -220,14 +286,15 @@ class Loader(Generic[P, R]):
                 log.exception("refresher: reloading %s failed; serving the stale value", call.keys.value)
                 self.back_off(call)
                 self.cache.stats.incr("stale_served")
-                return self.codec.decode(stale.payload)  # type: ignore[no-any-return]
+                return cast(R, self.codec.decode(stale.payload))
 
     def _fill_holding(self, call: Call, lock: Lock, stale: Envelope | None) -> R:
         """We own the lock. Somebody may have written the value since our read."""
-        envelope = self._parse(self.cache.redis.get(call.keys.value))
-        if decide(envelope, now_ms(), self.policy) in (Verdict.FRESH, Verdict.REFRESH):  # type: ignore[arg-type]
+        raw = cast(bytes | None, self.cache.redis.get(call.keys.value))
+        if not isinstance(value := self._servable(raw), _Nothing):
             lock.release()
-            return self.codec.decode(envelope.payload)  # type: ignore[union-attr, no-any-return]
+            return value
+        envelope = self._parse(raw, quiet=True)
         generation = envelope.generation if envelope is not None else 0
         value, _ = self.load_and_commit(call, lock, generation, started_ms=now_ms())
         return value
@@ -249,10 +316,10 @@ class Loader(Generic[P, R]):
             raise
         self.cache.stats.incr("load")
         envelope = self._envelope(payload, generation, now_ms() - started_ms)
-        if len(payload) > self.options.max_value_bytes:
+        if len(payload) > self.settings.max_value_bytes:
             log.warning(
                 "refresher: %s is %d bytes, over max_value_bytes=%d; served but not cached",
-                call.keys.value, len(payload), self.options.max_value_bytes,
+                call.keys.value, len(payload), self.settings.max_value_bytes,
             )
             self.cache.stats.incr("too_large")
             lock.release(signal, FILLED + envelope.to_bytes())
@@ -274,14 +341,15 @@ class Loader(Generic[P, R]):
         between. If the holder dies, its lock expires and we wake to take it over.
         """
         self.cache.stats.incr("waited")
-        with self.cache.redis.pubsub() as pubsub:
+        with self.cache.redis.pubsub() as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(call.keys.signal)
             pubsub.get_message(timeout=self.cache.socket_timeout)  # the subscribe confirmation
             with self.cache.redis.pipeline(transaction=False) as pipe:
-                raw, lock_pttl = pipe.get(call.keys.value).pttl(call.keys.lock).execute()
-            envelope = self._parse(raw)
-            if decide(envelope, now_ms(), self.policy) in (Verdict.FRESH, Verdict.REFRESH):  # type: ignore[arg-type]
-                return self.codec.decode(envelope.payload)  # type: ignore[union-attr, no-any-return]
+                pipe.get(call.keys.value)
+                pipe.pttl(call.keys.lock)
+                raw, lock_pttl = pipe.execute()
+            if not isinstance(value := self._servable(raw), _Nothing):
+                return value
             if lock_pttl <= 0:
                 raise _Retry
             deadline = time.monotonic() + lock_pttl / 1000
@@ -294,9 +362,10 @@ class Loader(Generic[P, R]):
     def _heard(self, data: bytes) -> R:
         kind, body = data[:1], data[1:]
         if kind == FILLED:
-            envelope = self._parse(body)
+            envelope = self._parse(body, quiet=True)
             if envelope is not None and not envelope.tombstone:
-                return self.codec.decode(envelope.payload)  # type: ignore[no-any-return]
+                if not isinstance(value := self._value_of(envelope, quiet=True), _Nothing):
+                    return value
         if kind == FAILED:
             error = json.loads(body)
             raise LoadFailed(self.name, error["type"], error["message"])
@@ -311,7 +380,7 @@ class Loader(Generic[P, R]):
 
     def _cache_down(self, call: Call, exc: Exception) -> R:
         self.cache.stats.incr("cache_unavailable")
-        if not self.options.fail_open:
+        if not self.settings.fail_open:
             raise CacheUnavailable(f"cache Redis unavailable while reading {call.keys.value}: {exc}") from exc
         log.warning("refresher: cache Redis unavailable (%s); calling %s directly", exc, self.name)
         value, _ = self.cache.flights.do(call.keys.value, lambda: self.fn(*call.args, **call.kwargs))

@@ -23,9 +23,10 @@ def new_token() -> str:
 class Lock:
     """One attempt at owning `key`. Never released by anybody but the owner."""
 
-    def __init__(self, redis: Redis, key: str, ttl_ms: int) -> None:
+    def __init__(self, redis: Redis, key: str, ttl_ms: int, companions: tuple[str, ...] = ()) -> None:
         self.redis = redis
         self.key = key
+        self.companions = companions  # keys whose TTL follows the lock's while we own it
         self.ttl_ms = ttl_ms
         self.token = new_token()
         self._release = redis.register_script(self.RELEASE)
@@ -51,14 +52,14 @@ class Lock:
         return bool(self._release(keys=[self.key], args=args))
 
     EXTEND = """
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-        return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-    end
-    return 0
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+    for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+    return 1
     """
 
     def extend(self) -> bool:
-        return bool(self._extend(keys=[self.key], args=[self.token, self.ttl_ms]))
+        """Push the lock's expiry (and its companions') one TTL ahead, if we still own it."""
+        return bool(self._extend(keys=[self.key, *self.companions], args=[self.token, self.ttl_ms]))
 
     @contextmanager
     def kept_alive(self, max_hold_ms: int) -> Iterator[None]:

@@ -27,14 +27,15 @@ class Options:
     fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
     codec: Codec = field(default_factory=JsonCodec)
 
-    def resolved(self) -> Options:
+    def resolved(self) -> Settings:
         """A copy with every derived default filled in, or a ValueError naming the problem."""
         if not self.ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds, got {self.ttl!r}")
         if self.policy is not None and self.refresh_window is not None:
             raise ValueError("pass refresh_window or policy, not both")
-        policy = self.policy or Window(self.refresh_window or DEFAULT_WINDOW)
-        window = self.ttl * (policy.fraction if isinstance(policy, Window) else (self.refresh_window or DEFAULT_WINDOW))
+        fraction = DEFAULT_WINDOW if self.refresh_window is None else self.refresh_window
+        policy = self.policy or Window(fraction)
+        window = self.ttl * (policy.fraction if isinstance(policy, Window) else fraction)
         lock_ttl = self.lock_ttl if self.lock_ttl is not None else min(window / 3, MAX_DEFAULT_LOCK_TTL)
         if not 0 < lock_ttl < self.ttl:
             raise ValueError(f"lock_ttl must be in (0, ttl={self.ttl}), got {lock_ttl!r}")
@@ -55,16 +56,37 @@ class Options:
             raise ValueError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter!r}")
         if self.max_value_bytes <= 0:
             raise ValueError(f"max_value_bytes must be > 0, got {self.max_value_bytes!r}")
-        return Options(
-            ttl=self.ttl,
-            refresh_window=window / self.ttl,
+        return Settings(
+            ttl_ms=_ms(self.ttl),
             policy=policy,
-            lock_ttl=lock_ttl,
-            max_load_time=max_load_time,
-            error_backoff=error_backoff,
-            stale_ttl=self.stale_ttl,
+            window_ms=_ms(window),
+            lock_ttl_ms=_ms(lock_ttl),
+            max_load_ms=_ms(max_load_time),
+            error_backoff_ms=_ms(error_backoff),
+            stale_ms=_ms(self.stale_ttl),
             ttl_jitter=self.ttl_jitter,
             max_value_bytes=self.max_value_bytes,
             fail_open=self.fail_open,
             codec=self.codec,
         )
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000)) if seconds > 0 else 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Options with every default derived and checked; times in milliseconds."""
+
+    ttl_ms: int
+    policy: Policy
+    window_ms: int
+    lock_ttl_ms: int
+    max_load_ms: int
+    error_backoff_ms: int
+    stale_ms: int
+    ttl_jitter: float
+    max_value_bytes: int
+    fail_open: bool
+    codec: Codec

@@ -1,15 +1,19 @@
 """Sending refresh tasks to Celery without letting the broker stall a read.
 
-A publish has a short timeout, and after a failure a circuit breaker skips publishing for
-a cool-down, so during a broker outage reads pay the timeout once, not every time.
+Publishing happens off the read path, with a short timeout; after a failure a circuit
+breaker skips publishing for a cool-down, so a broker outage costs reads nothing and
+the publisher one timeout per cool-down.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue as queue_module
 import threading
 import time
-from typing import Any
+import weakref
+from typing import Any, Callable, NamedTuple
 
 from celery import Celery
 
@@ -40,6 +44,15 @@ def celery_settings(broker_url: str, queue: str, timeout: float) -> dict[str, An
 
 
 class Publisher:
+    """Publishes refresh tasks from a background thread, so no read ever waits on the broker.
+
+    A read that wins a key's pending marker hands the task over and returns at once. If
+    the publish fails, `on_failure` frees the marker (so a later read can ask again) and
+    the breaker stays open for `cooldown` seconds, during which nothing is handed over.
+    """
+
+    QUEUE_SIZE = 10_000
+
     def __init__(self, broker_url: str, queue: str, timeout: float, cooldown: float, stats: Stats) -> None:
         self.broker_url = broker_url
         self.queue = queue
@@ -47,12 +60,24 @@ class Publisher:
         self.cooldown = cooldown
         self.stats = stats
         self._app: Celery | None = None
-        self._app_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._open_until = 0.0
+        self._jobs: queue_module.Queue[_Job] = queue_module.Queue(self.QUEUE_SIZE)
+        self._idle = threading.Condition()
+        self._unfinished = 0
+        self.started = False
+        alive = weakref.ref(self)
+
+        def after_fork() -> None:
+            publisher = alive()
+            if publisher is not None:
+                publisher._forked()
+
+        os.register_at_fork(after_in_child=after_fork)
 
     @property
     def app(self) -> Celery:
-        with self._app_lock:
+        with self._lock:
             if self._app is None:
                 app = Celery("refresher-client", set_as_current=False)
                 app.conf.update(celery_settings(self.broker_url, self.queue, self.timeout))
@@ -63,29 +88,112 @@ class Publisher:
         """False while the breaker is open after a failed publish."""
         return time.monotonic() >= self._open_until
 
-    def send(self, loader: str, args: list[Any], kwargs: dict[str, Any], expires_s: float) -> bool:
+    def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], expires_s: float,
+               on_failure: Callable[[], object]) -> bool:
+        """Queue a refresh task for publishing; False (and nothing queued) if the breaker
+        is open or the backlog is full."""
+        if not self.available():
+            return False
+        if not self.started:
+            self.start()
+        with self._idle:
+            self._unfinished += 1
+        try:
+            self._jobs.put_nowait(_Job(loader, args, kwargs, time.time(), expires_s, on_failure))
+        except queue_module.Full:
+            self._done()
+            self.stats.incr("publish_dropped")
+            return False
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything handed over so far is published (or has failed)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout)
+
+    def start(self) -> None:
+        """Start the publishing thread, which connects to the broker ahead of need.
+        Readers call this on their first read, so the first refresh is not slow."""
+        with self._lock:
+            if not self.started:
+                self._jobs = queue_module.Queue(self.QUEUE_SIZE)
+                self._unfinished = 0
+                threading.Thread(target=self._run, args=(self._jobs,), name="refresher-publisher", daemon=True).start()
+                self.started = True
+
+    def _forked(self) -> None:
+        # A forked child (gunicorn, Celery prefork) inherits no threads: it starts its own.
+        self.started = False
+        self._lock = threading.Lock()
+        self._idle = threading.Condition()
+
+    def _run(self, jobs: queue_module.Queue[_Job]) -> None:
+        self._connect()
+        while True:
+            job = jobs.get()
+            try:
+                self._publish(job)
+            finally:
+                self._done()
+
+    def _connect(self) -> None:
+        """Open the broker connection and declare the queue before the first refresh is
+        due, so that refresh is not the one that pays for them."""
+        try:
+            with self.app.producer_or_acquire() as producer:
+                producer.connection.ensure_connection(max_retries=1)
+                self.app.amqp.queues[self.queue].bind(producer.channel).declare()
+        except Exception as exc:  # the first publish will report it properly
+            log.debug("refresher: could not connect to the broker yet: %s", exc)
+
+    def _done(self) -> None:
+        with self._idle:
+            self._unfinished -= 1
+            self._idle.notify_all()
+
+    def _publish(self, job: _Job) -> None:
+        if not self.available():
+            self.stats.incr("publish_skipped")
+            self._give_back(job)
+            return
         try:
             self.app.send_task(
                 REFRESH_TASK,
-                args=[loader, args, kwargs, time.time()],
+                args=[job.loader, job.args, job.kwargs, job.enqueued_at],
                 queue=self.queue,
-                expires=expires_s,
+                expires=job.expires_s,
                 retry=False,
                 ignore_result=True,
             )
-        except Exception as exc:  # any broker failure; a read must still be served
+        except Exception as exc:  # any broker failure: reads go on, the marker is freed
             self._open_until = time.monotonic() + self.cooldown
             self.stats.incr("publish_failed")
             log.warning(
                 "refresher: publishing a refresh of %s failed (%s: %s); not publishing for %.1fs",
-                loader, type(exc).__name__, exc, self.cooldown,
+                job.loader, type(exc).__name__, exc, self.cooldown,
             )
-            return False
+            self._give_back(job)
+            return
         self.stats.incr("refresh_enqueued")
-        return True
+
+    def _give_back(self, job: _Job) -> None:
+        try:
+            job.on_failure()
+        except Exception as exc:  # the marker then lapses by its TTL instead
+            log.warning("refresher: could not free the pending marker for %s: %s", job.loader, exc)
 
     def close(self) -> None:
-        with self._app_lock:
+        self.flush(self.timeout)
+        with self._lock:
             if self._app is not None:
                 self._app.close()
                 self._app = None
+
+
+class _Job(NamedTuple):
+    loader: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    enqueued_at: float
+    expires_s: float
+    on_failure: Callable[[], object]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from refresher import registry
 from refresher.envelope import CorruptEnvelope, Envelope
@@ -28,13 +28,17 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
     loader = registry.lookup(name)
     call = loader.call(args, kwargs)
     stats = loader.cache.stats
-    lock = Lock(loader.cache.redis, call.keys.lock, loader.lock_ttl_ms)
+    # The pending marker lives as long as our lock: readers keep off while we work,
+    # and if this worker dies both lapse and the next reader asks again.
+    lock = Lock(loader.cache.redis, call.keys.lock, loader.lock_ttl_ms, companions=(call.keys.pending,))
     if not lock.acquire():
         stats.incr("refresh_deduplicated")
         return "deduplicated"
+    lock.extend()
     started_ms = int(enqueued_at * 1000)
     try:
-        current = Envelope.from_bytes(raw) if (raw := loader.cache.redis.get(call.keys.value)) else None
+        raw = cast(bytes | None, loader.cache.redis.get(call.keys.value))
+        current = Envelope.from_bytes(raw) if raw is not None else None
     except CorruptEnvelope:
         current = None
     if current is not None and current.written_ms >= started_ms:

@@ -7,6 +7,7 @@ Every key a script touches is passed in KEYS, and all of them share one hash tag
 from __future__ import annotations
 
 from enum import Enum
+from typing import cast
 
 from redis import Redis
 
@@ -34,7 +35,7 @@ class Store:
     def read(self, keys: Keys) -> tuple[bytes | None, bytes | None]:
         """The value and the pending-refresh marker, in one round trip."""
         value, pending = self.redis.mget(keys.value, keys.pending)
-        return value, pending
+        return cast(bytes | None, value), cast(bytes | None, pending)
 
     COMMIT = """
     if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end

@@ -13,7 +13,7 @@ from workers.app import app
 log = logging.getLogger("refresher")
 
 
-@app.task(name=REFRESH_TASK, ignore_result=True)  # type: ignore[misc]
+@app.task(name=REFRESH_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
 def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float) -> str:
     """No Celery retries: a failed refresh backs off through the key's pending marker."""
     try:

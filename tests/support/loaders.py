@@ -1,0 +1,60 @@
+"""Loaders shared by the multi-process tests and the subprocess worker
+(REFRESHER_LOADERS=tests.support.loaders). Each counts its calls in Redis, so counts hold
+across processes, and `gated` lets a test hold a load in progress."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from refresher import Refresher
+
+cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
+control = redis.Redis.from_url(cache.redis_url)
+
+
+def count_call(name: str) -> None:
+    control.incr(f"test:calls:{name}")
+
+
+def calls(name: str) -> int:
+    return int(control.get(f"test:calls:{name}") or 0)
+
+
+@cache.loader(ttl=30, name="tests.slow_user")
+def slow_user(user_id: int) -> dict[str, Any]:
+    count_call("slow_user")
+    time.sleep(0.2)
+    return {"id": user_id, "name": f"user {user_id}"}
+
+
+@cache.loader(ttl=2, name="tests.hot")
+def hot(key: str) -> dict[str, Any]:
+    count_call("hot")
+    time.sleep(0.1)
+    return {"key": key, "loaded_at": time.time()}
+
+
+@cache.loader(ttl=60, refresh_window=0.5, name="tests.windowed")
+def windowed(n: int) -> int:
+    count_call("windowed")
+    return n * 2
+
+
+@cache.loader(ttl=60, lock_ttl=2, name="tests.gated")
+def gated(n: int) -> dict[str, Any]:
+    """Announces itself on test:entered, then waits for the test to push test:gate."""
+    count_call("gated")
+    control.rpush("test:entered", n)
+    if control.blpop(["test:gate"], timeout=20) is None:
+        raise TimeoutError("the test never opened the gate")
+    return {"n": n, "version": int(control.get("test:version") or 0)}
+
+
+@cache.loader(ttl=60, name="tests.failing")
+def failing(n: int) -> int:
+    count_call("failing")
+    time.sleep(0.1)
+    raise RuntimeError(f"origin down for {n}")

@@ -1,0 +1,146 @@
+"""Real processes for the tests: redis-server on a free loopback port, Celery workers.
+
+Readiness is read from each process's own log ("Ready to accept connections",
+"celery@... ready."), never guessed with a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LogWatcher:
+    """Collects a process's output lines and lets a test wait for one to appear."""
+
+    def __init__(self, stream: IO[str], echo_prefix: str = "") -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._echo = echo_prefix
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            if os.environ.get("REFRESHER_TEST_ECHO"):
+                sys.stderr.write(self._echo + line)
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append("<eof>")
+            self._cond.notify_all()
+
+    def count(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        with self._cond:
+            return sum(1 for line in self.lines if rx.search(line))
+
+    def wait_for(self, pattern: str, timeout: float = 20.0, count: int = 1) -> str:
+        """Block until `count` lines match `pattern`; return the last one matched."""
+        rx = re.compile(pattern)
+        with self._cond:
+            ok = self._cond.wait_for(
+                lambda: sum(1 for line in self.lines if rx.search(line)) >= count or "<eof>" in self.lines[-1:],
+                timeout,
+            )
+            matches = [line for line in self.lines if rx.search(line)]
+            if not ok or len(matches) < count:
+                tail = "\n".join(self.lines[-40:])
+                raise AssertionError(f"timed out waiting for {count}x /{pattern}/; last output:\n{tail}")
+            return matches[-1]
+
+
+class RedisServer:
+    def __init__(self, port: int | None = None, *extra: str) -> None:
+        self.port = port or free_port()
+        self.extra = list(extra)
+        self.proc: subprocess.Popen[str] | None = None
+        self.log: LogWatcher | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--protected-mode", "no", *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.log = LogWatcher(self.proc.stdout, f"[redis:{self.port}] ")
+        self.log.wait_for("Ready to accept connections", timeout=10)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class WorkerProcess:
+    """`celery -A workers worker` as a subprocess, exactly as a user runs it."""
+
+    def __init__(self, redis_url: str, loaders: str = "tests.support.loaders", concurrency: int = 1,
+                 pool: str = "threads", extra_env: dict[str, str] | None = None) -> None:
+        self.env = dict(os.environ)
+        self.env.update(
+            REFRESHER_REDIS_URL=redis_url,
+            REFRESHER_LOADERS=loaders,
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+        )
+        self.env.update(extra_env or {})
+        self.args = [
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info",
+            "-P", pool, "-c", str(concurrency), "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-n", f"worker{free_port()}@%h",
+        ]
+        self.proc: subprocess.Popen[str] | None = None
+        self.log: LogWatcher | None = None
+
+    def start(self) -> WorkerProcess:
+        self.proc = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        self.log = LogWatcher(self.proc.stdout, "[worker] ")
+        self.log.wait_for(r"@\S+ ready\.", timeout=30)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)

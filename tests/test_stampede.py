@@ -1,0 +1,65 @@
+"""Stampedes across real OS processes: coalescing must hold between processes, not just
+between threads, so every test here spawns reader processes."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from tests.support import loaders
+from tests.support.ageing import into_window
+from tests.support.readers import run_readers
+from tests.support.servers import WorkerProcess
+
+
+def test_cold_stampede_calls_the_origin_once(r: redis.Redis) -> None:
+    """4 processes x 25 threads miss one key whose loader takes 200 ms."""
+    reports = run_readers("tests.support.loaders.slow_user", [1001], processes=4, threads=25)
+    values = [v for rep in reports for v in rep.values]
+    assert [e for rep in reports for e in rep.errors] == []
+    assert len(values) == 100
+    assert all(v == {"id": 1001, "name": "user 1001"} for v in values)
+    assert loaders.calls("slow_user") == 1
+    # one process loaded; the other three each sent one thread to wait on the signal channel
+    assert sum(rep.stats.get("miss", 0) for rep in reports) == 4
+    assert sum(rep.stats.get("waited", 0) for rep in reports) == 3
+    assert sum(rep.stats.get("load", 0) for rep in reports) == 1
+
+
+def test_readers_in_the_window_publish_exactly_one_task(r: redis.Redis) -> None:
+    """100 concurrent readers (4 processes x 25 threads) of a value inside its window, and
+    no worker: the queue must hold exactly one refresh task."""
+    loaders.windowed.get(21)
+    into_window(r, loaders.windowed.keys(21))
+    reports = run_readers("tests.support.loaders.windowed", [21], processes=4, threads=25)
+    assert [v for rep in reports for v in rep.values] == [42] * 100
+    assert r.llen(loaders.cache.queue) == 1
+    body = json.loads(r.lindex(loaders.cache.queue, 0) or b"{}")
+    assert body["headers"]["task"] == "refresher.refresh"
+    assert sum(rep.stats.get("refresh_enqueued", 0) for rep in reports) == 1
+    assert sum(rep.stats.get("refresh_deduplicated", 0) for rep in reports) == 99
+    assert loaders.calls("windowed") == 1
+
+
+def test_hot_key_is_refreshed_ahead_and_no_reader_waits(r: redis.Redis, worker_process: WorkerProcess) -> None:
+    """3 processes x 4 threads read one key for 3.2 TTL periods (TTL 2 s, the default
+    10% window, loader 100 ms) while a real `celery -A workers worker` refreshes it."""
+    periods = 3.2
+    reports = run_readers("tests.support.loaders.hot", ["k"], processes=3, threads=4, seconds=2 * periods,
+                          before_go=lambda: loaders.hot.get("k"))  # warm-up
+    assert [e for rep in reports for e in rep.errors] == []
+    # no reader after warm-up loaded, waited on a lock, or was coalesced onto a load
+    for key in ("miss", "coalesced", "waited", "load"):
+        assert sum(rep.stats.get(key, 0) for rep in reports) == 0, key
+    assert sum(rep.stats.get("hit", 0) for rep in reports) == sum(len(rep.values) for rep in reports)
+    # the warm-up load plus at most one refresh per TTL period (+1)
+    assert 1 + int(periods) <= loaders.calls("hot") <= 1 + int(periods) + 1
+    # one task per window, each of which did a refresh: none was a duplicate
+    enqueued = sum(rep.stats.get("refresh_enqueued", 0) for rep in reports)
+    assert worker_process.log is not None
+    worker_process.log.wait_for(r"refresher\.refresh\[\S+\] succeeded", count=enqueued)
+    assert worker_process.log.count(r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'") == enqueued
+    assert loaders.calls("hot") == 1 + enqueued
+    # the values really changed: readers saw refreshed data
+    assert len({v["loaded_at"] for rep in reports for v in rep.values}) >= 3

@@ -1,0 +1,155 @@
+"""The refresh task on a real Celery worker (in this process, threads pool)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from refresher import Refresher
+from refresher.envelope import Envelope
+from refresher.lock import Lock
+from refresher.loader import BACKOFF, Loader
+from refresher.store import Commit
+from tests.conftest import TaskLog
+from tests.support.ageing import into_window
+
+
+@pytest.fixture
+def cache(redis_url: str) -> Iterator[Refresher]:
+    c = Refresher(redis_url)
+    yield c
+    c.close()
+
+
+def make_loader(cache: Refresher, delay: float = 0.0, fail: bool = False, **options: Any) -> tuple[Loader[..., Any], list[int]]:
+    calls: list[int] = []
+
+    @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10], **options)
+    def load(n: int) -> dict[str, int]:
+        calls.append(n)
+        if fail and len(calls) > 1:
+            raise ConnectionRefusedError("origin down")
+        time.sleep(delay)
+        return {"n": n, "version": len(calls)}
+
+    return load, calls
+
+
+def send(cache: Refresher, loader: Loader[..., Any], *args: Any, enqueued_at: float | None = None) -> None:
+    call = loader.call(args, {})
+    cache.publisher.app.send_task(
+        "refresher.refresh", args=[loader.name, call.args, call.kwargs, enqueued_at or time.time()],
+        queue=cache.queue,
+    )
+
+
+def test_a_read_in_the_window_is_refreshed_by_the_worker(
+    cache: Refresher, r: redis.Redis, tasks_done: TaskLog, worker: object
+) -> None:
+    load, calls = make_loader(cache)
+    assert load.get(1) == {"n": 1, "version": 1}
+    into_window(r, load.keys(1))
+    assert load.get(1) == {"n": 1, "version": 1}  # served at once, refresh asked
+    assert tasks_done.wait(1) == ["written"]
+    assert load.get(1) == {"n": 1, "version": 2}
+    assert calls == [1, 1]
+    envelope = Envelope.from_bytes(r.get(load.keys(1).value) or b"")
+    assert envelope.delta_ms >= 0  # measured from the enqueue: queue wait included
+
+
+def test_the_same_refresh_delivered_twice_at_once_loads_once(
+    cache: Refresher, r: redis.Redis, tasks_done: TaskLog, worker: object
+) -> None:
+    load, calls = make_loader(cache, delay=0.3)
+    load.get(2)
+    into_window(r, load.keys(2))
+    enqueued = time.time()
+    send(cache, load, 2, enqueued_at=enqueued)
+    send(cache, load, 2, enqueued_at=enqueued)
+    assert sorted(map(str, tasks_done.wait(2))) == ["deduplicated", "written"]
+    assert calls == [2, 2]
+    # delivered again after the refresh landed: the value is newer than the task
+    send(cache, load, 2, enqueued_at=enqueued)
+    assert tasks_done.wait(3)[-1] == "fresh"
+    assert calls == [2, 2]
+
+
+def test_a_task_for_an_unknown_loader_is_rejected_and_imports_nothing(
+    cache: Refresher, tasks_done: TaskLog, worker: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    with caplog.at_level(logging.ERROR, logger="refresher"):
+        cache.publisher.app.send_task("refresher.refresh", args=["os.system", ["true"], {}, time.time()], queue=cache.queue)
+        cache.publisher.app.send_task("refresher.refresh", args=["antigravity.fly", [], {}, time.time()], queue=cache.queue)
+        assert tasks_done.wait(2) == ["rejected", "rejected"]
+    assert "no loader named 'os.system'" in caplog.text
+    assert "antigravity" not in sys.modules
+
+
+def test_a_failing_refresh_keeps_the_old_value_and_backs_off(
+    cache: Refresher, r: redis.Redis, tasks_done: TaskLog, worker: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    load, calls = make_loader(cache, fail=True, lock_ttl=1)
+    first = load.get(3)
+    into_window(r, load.keys(3))
+    with caplog.at_level(logging.ERROR, logger="refresher"):
+        assert load.get(3) == first
+        assert tasks_done.wait(1) == ["failed"]
+    assert f"loader {load.name} key {load.keys(3).value}" in caplog.text and "origin down" in caplog.text
+    assert r.get(load.keys(3).pending) == BACKOFF
+    assert 0 < r.pttl(load.keys(3).pending) <= 1000  # error_backoff defaults to lock_ttl
+    # during the back-off, readers are served and nothing is enqueued
+    assert [load.get(3) for _ in range(10)] == [first] * 10
+    assert cache.stats["refresh_enqueued"] == 1
+    assert calls == [3, 3]
+
+
+def test_only_the_owner_releases_or_commits(cache: Refresher, r: redis.Redis) -> None:
+    load, _ = make_loader(cache)
+    keys = load.keys(4)
+    first = Lock(r, keys.lock, ttl_ms=50)
+    assert first.acquire()
+    r.pexpire(keys.lock, 1)  # the first owner's lock lapses ...
+    second = Lock(r, keys.lock, ttl_ms=5_000)
+    deadline = time.monotonic() + 2
+    while not second.acquire():  # ... and a second owner takes it once Redis expires it
+        assert time.monotonic() < deadline
+    assert first.release() is False
+    assert not first.extend()
+    late = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"late"')
+    assert cache.store.commit(keys, first.token, late, 60_000) is Commit.LOST_LOCK
+    assert r.get(keys.lock) == second.token.encode()
+    assert r.get(keys.value) is None
+    fresh = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"fresh"')
+    assert cache.store.commit(keys, second.token, fresh, 60_000) is Commit.WRITTEN
+    assert r.get(keys.lock) is None
+
+
+def test_lock_tokens_are_random_and_long() -> None:
+    tokens = {Lock(redis.Redis(), "k", 1000).token for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(bytes.fromhex(t)) >= 16 for t in tokens)
+
+
+def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(r: redis.Redis) -> None:
+    lock = Lock(r, "refresher:{t:[1]}:lock", ttl_ms=150)
+    assert lock.acquire()
+    held = threading.Event()
+    with lock.kept_alive(max_hold_ms=600):
+        held.wait(0.4)  # the loader "runs" past the lock's own TTL
+        assert r.get(lock.key) == lock.token.encode()
+    deadline = time.monotonic() + 2
+    assert lock.release()
+    lock2 = Lock(r, "refresher:{t:[2]}:lock", ttl_ms=150)
+    assert lock2.acquire()
+    with lock2.kept_alive(max_hold_ms=450):
+        while r.exists(lock2.key):  # the watchdog gives up after max_hold: the lock lapses
+            assert time.monotonic() < deadline
+    assert time.monotonic() < deadline
