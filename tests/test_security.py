@@ -1,0 +1,98 @@
+"""TLS and AUTH/ACL for both the cache and the broker, against real redis-servers."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from refresher import Refresher
+from tests.conftest import TaskLog
+from tests.support.ageing import into_window
+from tests.support.inprocess import in_process_worker
+from tests.support.servers import RedisServer, free_port
+
+
+def exercise(cache: Refresher, admin: redis.Redis, tasks_done: TaskLog) -> None:
+    """Miss, hit, refresh by a worker, set and invalidate: every command the library uses."""
+    calls: list[int] = []
+
+    @cache.loader(ttl=60, name="sec." + uuid.uuid4().hex[:8])
+    def load(n: int) -> dict[str, int]:
+        calls.append(n)
+        return {"n": n, "version": len(calls)}
+
+    assert load.get(1) == {"n": 1, "version": 1}
+    assert load.get(1) == {"n": 1, "version": 1}
+    into_window(admin, load.keys(1))
+    assert load.get(1) == {"n": 1, "version": 1}
+    assert tasks_done.wait(1) == ["written"]
+    assert load.get(1) == {"n": 1, "version": 2}
+    load.set(1, {"n": 1, "version": 99})
+    assert load.get(1) == {"n": 1, "version": 99}
+    load.invalidate(1)
+    assert load.get(1) == {"n": 1, "version": 3}
+
+
+@pytest.fixture
+def acl_server() -> Iterator[RedisServer]:
+    server = RedisServer(None, "--requirepass", "admin-secret")
+    server.start()
+    admin = redis.Redis(port=server.port, password="admin-secret")
+    # The cache user may only touch the namespace's keys and channels.
+    admin.acl_setuser("cache", enabled=True, passwords=["+cache-secret"], keys=["refresher:*"],
+                      channels=["refresher:*"], commands=["+@all", "-@dangerous"])
+    admin.acl_setuser("broker", enabled=True, passwords=["+broker-secret"], keys=["*"], channels=["*"],
+                      commands=["+@all"])
+    admin.close()
+    yield server
+    server.stop()
+
+
+def test_acl_users_restricted_to_the_namespace_work_end_to_end(acl_server: RedisServer, tasks_done: TaskLog) -> None:
+    base = f"127.0.0.1:{acl_server.port}/0"
+    cache = Refresher(f"redis://cache:cache-secret@{base}", f"redis://broker:broker-secret@{base}")
+    admin = redis.Redis(port=acl_server.port, password="admin-secret")
+    with in_process_worker(f"redis://broker:broker-secret@{base}"):
+        exercise(cache, admin, tasks_done)
+    # the restriction is real: the cache user cannot write outside its namespace
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        cache.redis.set("elsewhere", 1)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        Refresher(f"redis://cache:wrong@{base}").redis.ping()
+    cache.close()
+    admin.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
+    if shutil.which("openssl") is None:
+        raise RuntimeError("openssl is needed to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    tls_port = free_port()
+    server = RedisServer(None, "--port", "0", "--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    server.start()
+    yield server, f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=required&ssl_ca_certs={cert}"
+    server.stop()
+
+
+def test_rediss_urls_work_for_cache_and_broker(tls_server: tuple[RedisServer, str], tasks_done: TaskLog) -> None:
+    _, url = tls_server
+    cache = Refresher(url)  # the broker defaults to the same rediss:// URL
+    admin = redis.Redis.from_url(url)
+    with in_process_worker(url):
+        exercise(cache, admin, tasks_done)
+    assert issubclass(cache.redis.connection_pool.connection_class, redis.SSLConnection)
+    cache.close()
+    admin.close()
