@@ -1,0 +1,81 @@
+"""Fault 3: `set` or `invalidate` while a load of the same key is in flight.
+
+The in-flight result was read from the origin before the change, so it must never land
+over it: the commit script sees the generation moved and refuses (SUPERSEDED).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pytest
+import redis
+
+from refresher.envelope import Envelope
+from refresher.loader import Loader
+from tests.support import fault_loaders as fl
+from tests.support.ageing import age
+from tests.support.servers import WorkerProcess
+
+SUPERSEDED = r"refresher\.refresh\[\S+\] succeeded in \S+ 'superseded'"
+NEWER = {"key": "written by set()", "call": -1}
+
+
+def change(loader: Loader[..., Any], key: str, action: str) -> None:
+    if action == "set":
+        loader.set(key, NEWER)
+    else:
+        loader.invalidate(key)
+
+
+def after_change(loader: Loader[..., Any], key: str, action: str, calls_before: int) -> None:
+    """What every later read must see: the set value, or (after invalidate) a new load."""
+    if action == "set":
+        assert loader.get(key) == NEWER
+        assert fl.calls(loader, key) == calls_before
+    else:
+        assert loader.get(key) == {"key": key, "call": calls_before + 1}
+
+
+@pytest.mark.parametrize("action", ["set", "invalidate"])
+def test_a_change_during_a_worker_refresh_wins(
+    r: redis.Redis, key: str, action: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    loader = fl.steady
+    keys = loader.keys(key)
+    loader.set(key, {"key": key, "call": 0})
+    age(r, keys, 12_000)
+    worker = spawn_worker()
+    fl.hold(key)
+    loader.get(key)  # asks for the refresh
+    call = fl.entered(key)  # the worker has read the origin's old state
+
+    change(loader, key, action)
+    fl.release(key, call)
+    assert worker.log is not None
+    worker.log.wait_for(SUPERSEDED)
+    stored = Envelope.from_bytes(r.get(keys.value) or b"")
+    assert stored.generation == 2 and stored.tombstone == (action == "invalidate")
+    after_change(loader, key, action, calls_before=1)
+
+
+@pytest.mark.parametrize("action", ["set", "invalidate"])
+def test_a_change_during_an_inline_load_wins(r: redis.Redis, key: str, action: str) -> None:
+    loader = fl.steady
+    keys = loader.keys(key)
+    fl.hold(key)
+    reader: list[Any] = []
+    thread = threading.Thread(target=lambda: reader.append(loader.get(key)))
+    thread.start()  # a miss: this thread loads inline, holding the key's lock
+    call = fl.entered(key)
+
+    superseded = loader.cache.stats["commit_superseded"]
+    change(loader, key, action)
+    fl.release(key, call)
+    thread.join(10)
+    # The caller that asked before the change gets what it loaded; the cache does not.
+    assert reader == [{"key": key, "call": 1}]
+    assert loader.cache.stats["commit_superseded"] == superseded + 1
+    assert r.get(keys.lock) is None
+    after_change(loader, key, action, calls_before=1)

@@ -1,0 +1,122 @@
+"""Loaders for tests/faults, shared with subprocess workers
+(REFRESHER_LOADERS=tests.support.fault_loaders).
+
+Every loader runs `origin(name, key)`, which a test steers through Redis from another
+process: `hold(key)` makes the next call wait until `release(key, call)`, `go_down(key)`
+makes calls fail until `come_back(key)`. Each call is announced on a list (`entered`) and
+time-stamped (`attempts`), so tests wait on events and count calls across processes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from refresher import Loader, Refresher
+from refresher.publish import REFRESH_TASK
+
+cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
+control = redis.Redis.from_url(cache.redis_url)
+GATE_TIMEOUT = 20
+
+
+def origin(name: str, key: str) -> dict[str, Any]:
+    n = int(control.incr(f"faults:calls:{name}:{key}"))
+    control.rpush(f"faults:attempts:{name}:{key}", repr(time.time()))
+    control.rpush(f"faults:entered:{key}", n)
+    if control.lpop(f"faults:hold:{key}") is not None:
+        if control.blpop([f"faults:gate:{key}:{n}"], timeout=GATE_TIMEOUT) is None:
+            raise TimeoutError("the test never released the load")
+    if control.exists(f"faults:down:{key}"):
+        raise ConnectionError(f"origin down for {key}")
+    return {"key": key, "call": n}
+
+
+# -- steering a load from the test ---------------------------------------------------
+
+
+def hold(key: str) -> None:
+    """The next call for `key` waits inside the loader until it is released."""
+    control.rpush(f"faults:hold:{key}", 1)
+
+
+def release(key: str, call: int) -> None:
+    """Let held call number `call` (as `entered` returned it) go on."""
+    control.rpush(f"faults:gate:{key}:{call}", 1)
+
+
+def entered(key: str, timeout: float = 20.0) -> int:
+    """Block until a call for `key` has started (in any process); return its number."""
+    got = control.blpop([f"faults:entered:{key}"], timeout=timeout)
+    assert got is not None, f"no loader call for {key} within {timeout}s"
+    return int(got[1])
+
+
+def go_down(key: str) -> None:
+    control.set(f"faults:down:{key}", 1)
+
+
+def come_back(key: str) -> None:
+    control.delete(f"faults:down:{key}")
+
+
+def calls(loader: Loader[..., Any], key: str) -> int:
+    return int(control.get(f"faults:calls:{loader.name}:{key}") or 0)
+
+
+def attempts(loader: Loader[..., Any], key: str) -> list[float]:
+    """Start times of every call for `key`, in order, from every process."""
+    return [float(t) for t in control.lrange(f"faults:attempts:{loader.name}:{key}", 0, -1)]
+
+
+def send_refresh(loader: Loader[..., Any], key: str, task_id: str | None = None,
+                 enqueued_at: float | None = None) -> None:
+    """Publish a refresh task by hand, as a duplicate or redelivered message would arrive."""
+    call = loader.call((key,), {})
+    loader.cache.publisher.app.send_task(
+        REFRESH_TASK, args=[loader.name, call.args, call.kwargs, enqueued_at or time.time()],
+        queue=loader.cache.queue, task_id=task_id,
+    )
+
+
+def bound_to(loader: Loader[..., Any], other: Refresher) -> Loader[..., Any]:
+    """The same loader read through another Refresher (another broker, other timeouts).
+    Not registered: workers keep refreshing it under its own name."""
+    return Loader(other, loader.fn, loader.name, loader.settings)
+
+
+# -- the loaders ---------------------------------------------------------------------
+# Their TTLs are long enough that nothing expires by accident during a test; a test
+# moves a value into its window or past its TTL with tests.support.ageing.
+
+
+@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=1, name="faults.steady")
+def steady(key: str) -> dict[str, Any]:
+    """Window 10 s, lock 1 s: a killed worker's lock lapses quickly."""
+    return origin("faults.steady", key)
+
+
+@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.3, name="faults.slow")
+def slow(key: str) -> dict[str, Any]:
+    """A lock shorter than the loads the tests hold open: the watchdog must keep it."""
+    return origin("faults.slow", key)
+
+
+@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.3, max_load_time=0.6, name="faults.capped")
+def capped(key: str) -> dict[str, Any]:
+    """The watchdog gives up after 0.6 s: a load held longer loses its lock."""
+    return origin("faults.capped", key)
+
+
+@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.3, error_backoff=0.4, name="faults.fragile")
+def fragile(key: str) -> dict[str, Any]:
+    """No stale_ttl: after a failed refresh the old value lives until its TTL, no longer."""
+    return origin("faults.fragile", key)
+
+
+@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.2, error_backoff=0.4, stale_ttl=30, name="faults.lenient")
+def lenient(key: str) -> dict[str, Any]:
+    """stale_ttl=30: served past its TTL while the origin is down, retried every 0.4 s."""
+    return origin("faults.lenient", key)

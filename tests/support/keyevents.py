@@ -1,0 +1,57 @@
+"""Redis keyspace notifications as events a test can wait on: "this lock expired",
+"the watchdog extended it", instead of sleeping through a TTL and hoping."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import redis
+
+
+class KeyEvents:
+    """Subscribed to the keyspace channels of `keys` (generic and expiry events).
+
+    The subscription is confirmed before the constructor returns, so no event that
+    happens afterwards is missed.
+    """
+
+    FLAGS = "Kgx"  # keyspace channel; generic (del, expire, ...) and expired events
+
+    def __init__(self, r: redis.Redis, *keys: str, db: int = 0) -> None:
+        r.config_set("notify-keyspace-events", self.FLAGS)
+        self._prefix = f"__keyspace@{db}__:"
+        self._pubsub = r.pubsub()
+        self._pubsub.subscribe(*(self._prefix + k for k in keys))
+        for _ in keys:
+            confirmation = self._pubsub.get_message(timeout=5)
+            assert confirmation is not None and confirmation["type"] == "subscribe", confirmation
+        self.seen: Counter[tuple[str, str]] = Counter()
+
+    def _take(self, timeout: float) -> bool:
+        message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        if message is None:
+            return False
+        key = message["channel"].decode()[len(self._prefix):]
+        self.seen[(key, message["data"].decode())] += 1
+        return True
+
+    def wait(self, key: str, event: str, timeout: float = 5.0, count: int = 1) -> bool:
+        """True once `event` ("expired", "expire", "del", ...) has happened `count` times
+        on `key`; False if the timeout passes first."""
+        deadline = time.monotonic() + timeout
+        while self.seen[(key, event)] < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._take(left)
+        return True
+
+    def count(self, key: str, event: str) -> int:
+        """How often `event` has happened on `key` so far (reads what has arrived)."""
+        while self._take(0):
+            pass
+        return self.seen[(key, event)]
+
+    def close(self) -> None:
+        self._pubsub.close()
