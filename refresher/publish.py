@@ -81,6 +81,7 @@ class Publisher:
             if self._app is None:
                 app = Celery("refresher-client", set_as_current=False)
                 app.conf.update(celery_settings(self.broker_url, self.queue, self.timeout))
+                app.conf.broker_transport_options = _one_attempt(app.conf.broker_transport_options)
                 self._app = app
             return self._app
 
@@ -141,7 +142,7 @@ class Publisher:
         due, so that refresh is not the one that pays for them."""
         try:
             with self.app.producer_or_acquire() as producer:
-                producer.connection.ensure_connection(max_retries=1)
+                producer.connection.ensure_connection(max_retries=0)
                 self.app.amqp.queues[self.queue].bind(producer.channel).declare()
         except Exception as exc:  # the first publish will report it properly
             log.debug("refresher: could not connect to the broker yet: %s", exc)
@@ -188,6 +189,13 @@ class Publisher:
             if self._app is not None:
                 self._app.close()
                 self._app = None
+
+
+def _one_attempt(transport_options: dict[str, Any]) -> dict[str, Any]:
+    """One connection attempt per publish. Kombu otherwise retries a refused connection
+    every 2 s until broker_connection_timeout, so a publish to a dead broker took seconds
+    whatever the publish timeout; the breaker, not kombu, decides when to try again."""
+    return {**transport_options, "max_retries": 0}
 
 
 class _Job(NamedTuple):
