@@ -1,0 +1,128 @@
+"""docker-compose.yml and its Dockerfile: four services, and each app service's command
+really starts. No Docker engine runs on test machines, so the commands run here, against
+the test redis-server, exactly as the compose file spells them."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+import urllib.request
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from tests.support.ageing import into_window
+from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port
+
+APP_SERVICES = ("worker", "flower", "demo")
+REDIS_IN_COMPOSE = "redis://redis:6379/0"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The file as docker-compose itself resolves it when the tool is installed (CI
+    installs it), else as plain YAML."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+    done = subprocess.run([tool, "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)  # type: ignore[no-any-return]
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    cmd = service["command"]
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+
+def published(port: str | dict[str, Any]) -> tuple[int, int]:
+    """(host port, container port) from either the short or the long port syntax."""
+    if isinstance(port, dict):
+        return int(port["published"]), int(port["target"])
+    host, container = str(port).split("/")[0].rsplit(":", 2)[-2:]  # [ip:]host:container[/tcp]
+    return int(host), int(container)
+
+
+def test_the_four_services_and_how_they_are_built(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"redis", "worker", "flower", "demo"}
+    assert services["redis"]["image"] == "redis:7"
+    for name in APP_SERVICES:
+        build = services[name]["build"]
+        context = build["context"] if isinstance(build, dict) else build
+        assert (ROOT / context).resolve() == ROOT, name
+        assert services[name]["environment"]["REFRESHER_REDIS_URL"] == REDIS_IN_COMPOSE, name
+        assert "redis" in services[name]["depends_on"], name
+    assert command(services["worker"]) == ["celery", "-A", "workers", "worker", "-l", "info"]
+    assert services["worker"]["environment"]["REFRESHER_LOADERS"] == "examples.loaders"
+    assert command(services["flower"]) == ["celery", "-A", "workers", "flower", "--port=5555"]
+    assert [published(p) for p in services["flower"]["ports"]] == [(5555, 5555)]
+    assert command(services["demo"]) == ["python", "-m", "examples.demo"]
+
+
+def test_the_dockerfile_installs_what_the_services_run() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile.splitlines()
+    assert "pip install --no-cache-dir -e '.[test]'" in dockerfile
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("flower") for req in extras["test"])  # `celery -A workers flower`
+    assert "COPY examples ./examples" in dockerfile and "PYTHONPATH=/app" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored  # a local venv must not end up in the image
+
+
+def test_the_worker_service_refreshes_the_example_loaders(compose: dict[str, Any], r: redis.Redis,
+                                                          redis_url: str) -> None:
+    """`celery -A workers worker -l info` with REFRESHER_LOADERS=examples.loaders: it comes
+    up and refreshes examples.loaders.user_profile when a read finds it in its window."""
+    from examples import loaders
+
+    service = compose["services"]["worker"]
+    worker = WorkerProcess(redis_url, loaders=service["environment"]["REFRESHER_LOADERS"])
+    assert worker.args[2:2 + len(command(service))] == command(service)  # the same command, plus test flags
+    worker.start()
+    try:
+        first = loaders.user_profile.get(7)
+        into_window(r, loaders.user_profile.keys(7))
+        assert loaders.user_profile.get(7) == first  # served at once; a refresh is asked for
+        assert worker.log is not None
+        worker.log.wait_for(r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'")
+        assert loaders.origin_calls() == {"refresher": 2}
+        assert loaders.user_profile.get(7)["loaded_at"] > first["loaded_at"]
+    finally:
+        worker.stop()
+
+
+def flower_args(service: dict[str, Any], port: int) -> list[str]:
+    """The flower service's command, on `port` of the loopback interface instead of 5555."""
+    cmd = command(service)
+    assert cmd[0] == "celery" and "--port=5555" in cmd
+    return [sys.executable, "-m", *[f"--port={port}" if a == "--port=5555" else a for a in cmd], "--address=127.0.0.1"]
+
+
+def test_the_flower_service_comes_up(compose: dict[str, Any], redis_url: str) -> None:
+    port = free_port()
+    env = {**os.environ, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(flower_args(compose["services"]["flower"], port), cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        log = LogWatcher(proc.stdout, "[flower] ")
+        log.wait_for(rf"Visit me at http://127\.0\.0\.1:{port}", timeout=15)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=5) as answer:
+            assert (answer.status, answer.read()) == (200, b"OK")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
