@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -37,7 +37,8 @@ def query_profile(user_id: int, caller: str) -> dict[str, Any]:
 
 def origin_calls() -> dict[str, int]:
     """Queries so far, per caller ("refresher", "naive"), across every process."""
-    return {str(caller): int(n) for caller, n in _counters.hgetall(ORIGIN_CALLS).items()}
+    counts = cast(dict[str, str], _counters.hgetall(ORIGIN_CALLS))
+    return {caller: int(n) for caller, n in counts.items()}
 
 
 @cache.loader(ttl=PROFILE_TTL, refresh_window=0.2)

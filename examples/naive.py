@@ -4,7 +4,7 @@ origin and SET the result with a TTL. Every reader that misses queries the origi
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -18,9 +18,10 @@ def key(user_id: int) -> str:
 
 
 def get_profile(user_id: int) -> dict[str, Any]:
-    raw = _redis.get(key(user_id))
+    raw = cast(bytes | None, _redis.get(key(user_id)))
     if raw is not None:
-        return json.loads(raw)  # type: ignore[no-any-return]
+        cached: dict[str, Any] = json.loads(raw)
+        return cached
     value = query_profile(user_id, "naive")
     _redis.set(key(user_id), json.dumps(value), px=int(PROFILE_TTL * 1000))
     return value
