@@ -16,8 +16,10 @@ install: $(STAMP)
 redis:
 	@scripts/ensure-redis
 
-test: install redis
+typecheck: install
 	$(BIN)/python -m mypy
+
+test: typecheck redis
 	$(BIN)/python -m pytest -q
 
 demo: install
