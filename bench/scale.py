@@ -1,0 +1,38 @@
+"""How big each scenario is: the full run, and the quick one that finishes in under a minute."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scale:
+    processes: int = 4  # reader processes (all multi-process scenarios)
+    cold_threads: int = 50
+    hot_threads: int = 8
+    hot_ttl: float = 2.0
+    hot_periods: float = 4.0  # TTL periods each hot-key run lasts
+    hit_reads: int = 20_000
+    hit_rounds: int = 10
+    bulk_ids: int = 100
+    bulk_rounds: int = 20
+    many_keys: int = 100_000
+    load_threads: int = 4  # per reader process, loading the many keys
+    drain_seconds: float = 15.0  # worker throughput is measured over this long, per worker count
+    memory_sample: int = 1000  # keys per strategy sampled with MEMORY USAGE
+    profile_keys: int = 2000  # refresh_key calls under cProfile
+
+
+FULL = Scale()
+# The hot key keeps its 2 s TTL: at 1 s the 10% refresh window (100 ms) would be no longer
+# than the 100 ms load, so every refresh would let the value expire while it runs.
+QUICK = Scale(
+    hot_periods=1.5,
+    hit_reads=4_000,
+    hit_rounds=8,
+    bulk_rounds=8,
+    many_keys=10_000,
+    drain_seconds=2.0,
+    memory_sample=200,
+    profile_keys=300,
+)
