@@ -284,31 +284,42 @@ class Loader(Generic[P, R]):
                 if stale is None:
                     raise
                 log.exception("refresher: reloading %s failed; serving the stale value", call.keys.value)
-                self.back_off(call)
-                self.cache.stats.incr("stale_served")
-                return cast(R, self.codec.decode(stale.payload))
+                return self._serve_stale(stale)
 
     def _fill_holding(self, call: Call, lock: Lock, stale: Envelope | None) -> R:
-        """We own the lock. Somebody may have written the value since our read."""
-        raw = cast(bytes | None, self.cache.redis.get(call.keys.value))
+        """We own the lock. Since our read, somebody may have written the value, or
+        failed to load it (the key is then backing off: serve the stale value, if any,
+        rather than be a second attempt on a failing origin)."""
+        raw, pending = self.cache.store.read(call.keys)
         if not isinstance(value := self._servable(raw), _Nothing):
             lock.release()
             return value
+        if stale is not None and pending == BACKOFF:
+            lock.release()
+            return self._serve_stale(stale)
         envelope = self._parse(raw, quiet=True)
         generation = envelope.generation if envelope is not None else 0
-        value, _ = self.load_and_commit(call, lock, generation, started_ms=now_ms())
+        value, _ = self.load_and_commit(call, lock, generation, started_ms=now_ms(), back_off=stale is not None)
         return value
 
-    def load_and_commit(self, call: Call, lock: Lock, generation: int, started_ms: int) -> tuple[R, Commit | str]:
+    def load_and_commit(
+        self, call: Call, lock: Lock, generation: int, started_ms: int, *, back_off: bool
+    ) -> tuple[R, Commit | str]:
         """Run the loader under `lock` (kept alive by a bounded watchdog) and write the
         result if the lock and the generation still hold. Waiters are always told how it
-        went; the loader's own exception is re-raised to our caller."""
+        went; the loader's own exception is re-raised to our caller, after the key's
+        back-off is set if `back_off` (there is an old value to serve meanwhile)."""
         signal = call.keys.signal
         try:
             with lock.kept_alive(self.max_load_ms):
                 value = self.fn(*call.args, **call.kwargs)
             payload = self._encode(value)
         except Exception as exc:
+            self.cache.stats.incr("load_failed")
+            if back_off:
+                # While we still hold the lock: released first, another process could
+                # take the lock and call the failing origin again at once.
+                self.back_off(call)
             lock.release(signal, FAILED + json.dumps({"type": type(exc).__name__, "message": str(exc)}).encode())
             raise
         except BaseException:
@@ -333,6 +344,10 @@ class Loader(Generic[P, R]):
             self.cache.stats.incr(f"commit_{outcome.name.lower()}")
             log.info("refresher: dropped the load of %s: %s", call.keys.value, outcome.name.lower())
         return value, outcome
+
+    def _serve_stale(self, stale: Envelope) -> R:
+        self.cache.stats.incr("stale_served")
+        return cast(R, self.codec.decode(stale.payload))
 
     def _await_holder(self, call: Call) -> R:
         """Sleep on the key's signal channel until the lock holder writes or gives up.
@@ -372,7 +387,8 @@ class Loader(Generic[P, R]):
         raise _Retry
 
     def back_off(self, call: Call) -> None:
-        """After a failed load, hold off further attempts on this key fleet-wide."""
+        """After a failed load, hold off further attempts on this key fleet-wide: readers
+        serve what they have and ask for no refresh, workers drop refresh tasks."""
         try:
             self.cache.redis.set(call.keys.pending, BACKOFF, px=self.error_backoff_ms)
         except RedisError as exc:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import Any
 
 from refresher import registry
 from refresher.envelope import CorruptEnvelope, Envelope
+from refresher.loader import BACKOFF
 from refresher.lock import Lock
 from refresher.store import Commit
 
@@ -19,8 +20,10 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
 
     1. Take the key's lock (SET NX PX, random token); if it is held, somebody is already
        loading: drop this task.
-    2. If the value was written after this task was enqueued, it is already new: stop.
-    3. Call the loader under the lock (kept alive by the watchdog) and commit only if
+    2. If the key is backing off after a failure, drop this task too: it was queued or
+       redelivered before the failure, and the origin gets one attempt per back-off.
+    3. If the value was written after this task was enqueued, it is already new: stop.
+    4. Call the loader under the lock (kept alive by the watchdog) and commit only if
        the lock and the generation still hold.
     On a loader error the old value stays servable and the key is held off for
     `error_backoff`, so a failing origin gets one attempt per key per back-off period.
@@ -34,10 +37,14 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
     if not lock.acquire():
         stats.incr("refresh_deduplicated")
         return "deduplicated"
+    raw, pending = loader.cache.store.read(call.keys)
+    if pending == BACKOFF:
+        lock.release()
+        stats.incr("refresh_backing_off")
+        return "backing_off"
     lock.extend()
     started_ms = int(enqueued_at * 1000)
     try:
-        raw = cast(bytes | None, loader.cache.redis.get(call.keys.value))
         current = Envelope.from_bytes(raw) if raw is not None else None
     except CorruptEnvelope:
         current = None
@@ -47,14 +54,13 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
         return "fresh"
     generation = current.generation if current is not None else 0
     try:
-        _, outcome = loader.load_and_commit(call, lock, generation, started_ms)
+        _, outcome = loader.load_and_commit(call, lock, generation, started_ms, back_off=True)
     except Exception as exc:
         stats.incr("refresh_failed")
         log.error(
             "refresher: refresh failed for loader %s key %s: %s: %s; serving the old value, next attempt in %.1fs",
             name, call.keys.value, type(exc).__name__, exc, loader.error_backoff_ms / 1000,
         )
-        loader.back_off(call)
         return "failed"
     stats.incr("refreshed" if outcome is Commit.WRITTEN else "refresh_dropped")
     return outcome.name.lower() if isinstance(outcome, Commit) else outcome

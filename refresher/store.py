@@ -34,8 +34,8 @@ class Store:
 
     def read(self, keys: Keys) -> tuple[bytes | None, bytes | None]:
         """The value and the pending-refresh marker, in one round trip."""
-        value, pending = self.redis.mget(keys.value, keys.pending)
-        return cast(bytes | None, value), cast(bytes | None, pending)
+        value, pending = cast(list[bytes | None], self.redis.mget(keys.value, keys.pending))
+        return value, pending
 
     COMMIT = """
     if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end

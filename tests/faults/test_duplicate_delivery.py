@@ -8,17 +8,21 @@ import time
 import uuid
 from typing import Callable
 
+import redis
+
 from tests.support import fault_loaders as fl
+from tests.support.ageing import age
 from tests.support.servers import WorkerProcess
 
 TASK = r"refresher\.refresh\[{id}\] succeeded in \S+ '{result}'"
 
 
 def test_a_task_delivered_twice_at_once_and_once_more_later_loads_once(
-    key: str, spawn_worker: Callable[..., WorkerProcess]
+    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     loader = fl.steady
     loader.set(key, {"key": key, "call": 0})
+    age(r, loader.keys(key), 1_000)  # older than the task: the task has work to do
     worker = spawn_worker(concurrency=2)
     assert worker.log is not None
     task_id, enqueued_at = str(uuid.uuid4()), time.time()  # one message, delivered twice

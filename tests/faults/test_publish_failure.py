@@ -72,11 +72,11 @@ def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
     broker.start()
     try:
         wait_until_closed(cache)
-        assert loader.get(key) == old  # the next read asks again, and this time it lands
-        assert cache.flush(timeout=5)
-        assert cache.stats["refresh_enqueued"] == 1
-        assert redis.Redis.from_url(broker.url).llen(cache.queue) == 1
+        assert loader.get(key) == old  # the next read asks again ...
         assert r.get(keys.pending) is not None
+        assert cache.flush(timeout=5)
+        assert cache.stats["refresh_enqueued"] == 1  # ... and this time the task lands
+        assert redis.Redis.from_url(broker.url).llen(cache.queue) == 1
     finally:
         broker.stop()
     assert fl.calls(loader, key) == 0  # nobody loaded inline: the reads were all served

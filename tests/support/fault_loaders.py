@@ -25,8 +25,9 @@ GATE_TIMEOUT = 20
 def origin(name: str, key: str) -> dict[str, Any]:
     n = int(control.incr(f"faults:calls:{name}:{key}"))
     control.rpush(f"faults:attempts:{name}:{key}", repr(time.time()))
-    control.rpush(f"faults:entered:{key}", n)
-    if control.lpop(f"faults:hold:{key}") is not None:
+    held = control.lpop(f"faults:hold:{key}") is not None
+    control.rpush(f"faults:entered:{key}", n)  # after taking the hold: a kill now cannot leave it behind
+    if held:
         if control.blpop([f"faults:gate:{key}:{n}"], timeout=GATE_TIMEOUT) is None:
             raise TimeoutError("the test never released the load")
     if control.exists(f"faults:down:{key}"):
@@ -120,3 +121,9 @@ def fragile(key: str) -> dict[str, Any]:
 def lenient(key: str) -> dict[str, Any]:
     """stale_ttl=30: served past its TTL while the origin is down, retried every 0.4 s."""
     return origin("faults.lenient", key)
+
+
+@cache.loader(ttl=60, error_backoff=10, name="faults.patient")
+def patient(key: str) -> dict[str, Any]:
+    """A back-off far longer than any test step, for asserting what happens inside it."""
+    return origin("faults.patient", key)

@@ -1,0 +1,133 @@
+"""Fault 6: the loader raises (the origin is down).
+
+The old value is served until its hard expiry; with stale_ttl it is served past its TTL
+while the origin stays down. Failures are counted and logged with loader and key, and
+the whole fleet makes at most one attempt per key per back-off period.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Callable
+
+import pytest
+import redis
+
+from refresher.loader import BACKOFF
+from tests.conftest import TaskLog
+from tests.support import fault_loaders as fl
+from tests.support.ageing import age, backdate
+from tests.support.keyevents import KeyEvents
+from tests.support.readers import run_readers
+from tests.support.servers import WorkerProcess
+
+
+def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
+    r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
+    key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture,
+) -> None:
+    loader, stats = fl.fragile, fl.fragile.cache.stats  # ttl 4 s, no stale_ttl, back-off 0.4 s
+    keys = loader.keys(key)
+    old = {"key": key, "call": 0}
+    loader.set(key, old)
+    backdate(r, keys, 2_500)  # in the refresh window, 1.5 s before it expires
+    events = key_events(keys.value)
+    fl.go_down(key)
+    failed = stats["refresh_failed"]
+
+    with caplog.at_level(logging.ERROR, logger="refresher"):
+        assert loader.get(key) == old
+        assert tasks_done.wait(1) == ["failed"]
+    assert stats["refresh_failed"] == failed + 1
+    assert f"refresh failed for loader {loader.name} key {keys.value}: ConnectionError: origin down" in caplog.text
+    assert r.get(keys.pending) == BACKOFF
+    assert loader.get(key) == old  # still served after the failure
+
+    assert events.wait(keys.value, "expired", timeout=3)  # its TTL is up, and there is no stale_ttl
+    with pytest.raises(ConnectionError, match="origin down"):
+        loader.get(key)  # nothing left to serve: the caller sees the origin's error
+    assert fl.calls(loader, key) == 2
+
+
+def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
+    r: redis.Redis, key: str, key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture
+) -> None:
+    loader, stats = fl.lenient, fl.lenient.cache.stats  # ttl 4 s, stale_ttl 30 s, back-off 0.4 s
+    keys = loader.keys(key)
+    old = {"key": key, "call": 0}
+    loader.set(key, old)
+    backdate(r, keys, 5_000)  # a second past its TTL
+    fl.go_down(key)
+    events = key_events(keys.pending)
+    before = stats.snapshot()
+
+    with caplog.at_level(logging.ERROR, logger="refresher"):
+        assert loader.get(key) == old  # tried the origin once, failed, served the stale value
+    assert f"reloading {keys.value} failed; serving the stale value" in caplog.text
+    assert "origin down" in caplog.text
+    assert r.get(keys.pending) == BACKOFF
+    assert [loader.get(key) for _ in range(5)] == [old] * 5  # backing off: the origin is left alone
+    assert fl.calls(loader, key) == 1
+    after = stats.snapshot()
+    assert after.get("stale_served", 0) - before.get("stale_served", 0) == 6
+    assert after.get("load_failed", 0) - before.get("load_failed", 0) == 1
+
+    fl.come_back(key)
+    assert events.wait(keys.pending, "expired", timeout=3)  # the back-off is over
+    assert loader.get(key) == {"key": key, "call": 2}  # the next read reloads it
+    assert loader.get(key) == {"key": key, "call": 2}
+    assert fl.calls(loader, key) == 2
+
+
+def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
+    r: redis.Redis, key: str, tasks_done: TaskLog, worker: object
+) -> None:
+    """A task queued before the failure, or redelivered, must not be a second attempt."""
+    loader = fl.patient  # back-off 10 s
+    loader.set(key, {"key": key, "call": 0})
+    age(r, loader.keys(key), 1_000)  # older than the task: the task has work to do
+    fl.go_down(key)
+    task_id, enqueued_at = str(uuid.uuid4()), time.time()
+    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
+    assert tasks_done.wait(1) == ["failed"]
+    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
+    assert tasks_done.wait(2) == ["failed", "backing_off"]
+    assert fl.calls(loader, key) == 1
+    assert r.get(loader.keys(key).pending) == BACKOFF  # its TTL untouched by the dropped task
+    assert r.pttl(loader.keys(key).pending) > 5_000
+
+
+def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
+    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    """3 reader processes x 2 threads read one key in a loop for 2.4 s while a worker
+    refreshes it. The value starts in its refresh window (refreshes go to the worker) and
+    passes its TTL during the run (readers then retry inline, serving the stale value)."""
+    loader = fl.lenient  # ttl 4 s, window 2 s, stale_ttl 30 s, back-off 0.4 s
+    backoff_s = loader.error_backoff_ms / 1000
+    keys = loader.keys(key)
+    old = {"key": key, "call": 0}
+    worker = spawn_worker()
+    fl.go_down(key)
+
+    def write_old_value() -> None:  # once every reader is ready: 1 s left in the window
+        loader.set(key, old)
+        backdate(r, keys, 3_000)
+
+    seconds = 2.4
+    reports = run_readers(f"{fl.__name__}.lenient", [key], processes=3, threads=2, seconds=seconds,
+                          before_go=write_old_value)
+    assert [e for rep in reports for e in rep.errors] == []
+    assert all(v == old for rep in reports for v in rep.values)
+
+    started = fl.attempts(loader, key)
+    gaps = [b - a for a, b in zip(started, started[1:])]
+    assert all(gap >= backoff_s * 0.9 for gap in gaps), f"attempts too close: {gaps}"
+    assert 3 <= len(started) <= seconds / backoff_s + 1, started
+    # Both kinds of attempt happened: the worker's refreshes, then the readers' stale reloads.
+    assert worker.log is not None
+    by_worker = worker.log.count(rf"refresh failed for loader {loader.name} key ")
+    assert 1 <= by_worker < len(started)
+    assert sum(rep.stats.get("stale_served", 0) for rep in reports) > 0
