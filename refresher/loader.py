@@ -155,7 +155,7 @@ class Loader(Generic[P, R]):
             raise TypeError(f"loader {self.name!r}: set() needs the arguments and then the value")
         call = self.call(args[:-1], kwargs)
         envelope = self._envelope(self._encode(args[-1]), generation=0, delta_ms=0)
-        self.cache.store.replace(call.keys, envelope, envelope.ttl_ms + self.stale_ms)
+        self._replace(call, envelope, envelope.ttl_ms + self.stale_ms)
 
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Drop the value; the next read loads it again. A load already in flight for
@@ -164,7 +164,16 @@ class Loader(Generic[P, R]):
         tombstone = Envelope(0, now_ms(), 0, 0, 0, b"", tombstone=True)
         # The tombstone outlives any lock taken before it, so its generation is what
         # every writer that started earlier is checked against.
-        self.cache.store.replace(call.keys, tombstone, self.max_load_ms + self.lock_ttl_ms)
+        self._replace(call, tombstone, self.max_load_ms + self.lock_ttl_ms)
+
+    def _replace(self, call: Call, envelope: Envelope, px: int) -> None:
+        """A write the caller must know failed: a cache outage raises CacheUnavailable,
+        the one exception type reads raise too, even with fail_open."""
+        try:
+            self.cache.store.replace(call.keys, envelope, px)
+        except _UNAVAILABLE as exc:
+            self.cache.stats.incr("cache_unavailable")
+            raise CacheUnavailable(f"cache Redis unavailable while writing {call.keys.value}: {exc}") from exc
 
     def keys(self, *args: P.args, **kwargs: P.kwargs) -> Keys:
         return self.call(args, kwargs).keys

@@ -1,0 +1,104 @@
+"""Fault 7: the broker (its own redis-server here) hangs, dies and comes back.
+
+Cached reads are served all along and never wait for a publish (it runs in the
+background; the breaker then skips publishing for a cool-down). Misses still load inline.
+When the broker returns, refreshes resume with neither the app nor the worker restarted.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+import redis
+
+from refresher import Loader, Refresher
+from tests.support import fault_loaders as fl
+from tests.support.ageing import age
+from tests.support.keyevents import KeyEvents
+from tests.support.servers import RedisServer, WorkerProcess
+
+PUBLISH_TIMEOUT = 1.5
+COOLDOWN = 1.0
+WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.proc.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
+def cache(redis_url: str, broker: RedisServer) -> Iterator[Refresher]:
+    c = Refresher(redis_url, broker.url, publish_timeout=PUBLISH_TIMEOUT, breaker_cooldown=COOLDOWN)
+    yield c
+    c.close()
+
+
+def read_until(loader: Loader[..., Any], key: str, expected: Any, done: Callable[[], bool],
+               timeout: float = 15.0) -> int:
+    """Read `key` every 10 ms, as traffic would, until `done()`. Every read must be
+    served `expected` from the cache. Returns how many reads it took."""
+    deadline = time.monotonic() + timeout
+    reads = 0
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        assert loader.get(key) == expected
+        reads += 1
+        threading.Event().wait(0.01)
+    return reads
+
+
+def test_reads_are_served_through_a_broker_outage_and_refreshes_resume_after_it(
+    r: redis.Redis, key: str, broker: RedisServer, cache: Refresher,
+    spawn_worker: Callable[..., WorkerProcess], key_events: Callable[..., KeyEvents],
+) -> None:
+    loader, stats = fl.bound_to(fl.steady, cache), cache.stats
+    keys = loader.keys(key)
+    worker = spawn_worker(extra_env={"REFRESHER_BROKER_URL": broker.url})
+    assert worker.log is not None and broker.proc is not None
+    events = key_events(keys.pending)
+    loader.set(key, {"key": key, "call": 0})
+    age(r, keys, 12_000)
+    loader.get(key)
+    worker.log.wait_for(WRITTEN)  # all well: a refresh goes through the broker
+    current = {"key": key, "call": 1}
+    assert loader.get(key) == current
+    age(r, keys, 12_000)  # due for a refresh again ...
+    assert events.wait(keys.pending, "expired")  # ... once the last refresh's marker lapses
+
+    # 1. The broker hangs: the publish takes its whole timeout; the read that asked does not.
+    broker.proc.send_signal(signal.SIGSTOP)
+    started = time.perf_counter()
+    assert loader.get(key) == current
+    read_s = time.perf_counter() - started
+    assert cache.flush(timeout=10)
+    publish_s = time.perf_counter() - started
+    assert stats["publish_failed"] == 1
+    assert publish_s >= PUBLISH_TIMEOUT * 0.9 and read_s < PUBLISH_TIMEOUT / 2, (read_s, publish_s)
+    # The breaker is open: the next reads are served and do not even hand a task over.
+    skipped = stats["publish_skipped"]
+    assert [loader.get(key) for _ in range(5)] == [current] * 5
+    assert stats["publish_skipped"] == skipped + 5
+
+    # 2. The broker dies. Misses still load inline; after each cool-down one read tries again.
+    broker.stop(signal.SIGKILL)
+    assert loader.get(key + "-other") == {"key": key + "-other", "call": 1}
+    reads = read_until(loader, key, current, lambda: stats["publish_failed"] == 2)
+    assert stats["refresh_enqueued"] == 1  # still only the first, pre-outage one
+    assert reads > 2  # many reads, one more publish attempt: the breaker held the rest back
+
+    # 3. The broker is back on the same address: no restart of anything, refreshes resume.
+    broker.start()
+    worker.log.wait_for(rf"Connected to redis://\S*:{broker.port}/", count=2)
+    read_until(loader, key, current, lambda: worker.log is not None and worker.log.count(WRITTEN) == 2)
+    assert stats["refresh_enqueued"] == 2
+    assert loader.get(key) == {"key": key, "call": 2}

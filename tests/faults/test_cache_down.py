@@ -1,0 +1,179 @@
+"""Fault 8: the cache Redis is down, hangs, restarts empty, or is flushed.
+
+Reads raise one exception type, refresher.CacheUnavailable, and never wait longer than
+the socket timeout; with fail_open=True they call the loader directly, coalesced across
+the process's threads. After a restart or a FLUSHALL, the app and a running worker carry
+on without being restarted.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+import redis
+
+from refresher import CacheUnavailable, Loader, Refresher
+from tests.support import fault_loaders as fl
+from tests.support.ageing import age
+from tests.support.servers import RedisServer, WorkerProcess
+
+SOCKET_TIMEOUT = 0.5
+WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
+
+
+@pytest.fixture
+def cache_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop, freeze and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.proc.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
+def cache(cache_server: RedisServer) -> Iterator[Refresher]:
+    c = Refresher(cache_server.url, socket_timeout=SOCKET_TIMEOUT, breaker_cooldown=0.3)
+    yield c
+    c.close()
+
+
+def counted(cache: Refresher, **options: Any) -> tuple[Loader[..., Any], list[int]]:
+    calls: list[int] = []
+
+    @cache.loader(ttl=60, name="faults.t" + uuid.uuid4().hex[:10], **options)
+    def load(n: int) -> dict[str, int]:
+        calls.append(n)
+        return {"n": n, "call": len(calls)}
+
+    return load, calls
+
+
+def timed(op: Callable[[], object]) -> tuple[BaseException | None, float]:
+    started = time.perf_counter()
+    try:
+        op()
+    except BaseException as exc:  # noqa: BLE001 - the test looks at what it was
+        return exc, time.perf_counter() - started
+    return None, time.perf_counter() - started
+
+
+def test_a_stopped_cache_raises_cache_unavailable_for_every_operation(
+    cache_server: RedisServer, cache: Refresher
+) -> None:
+    load, calls = counted(cache)
+    assert load.get(1) == {"n": 1, "call": 1}
+    cache_server.stop()  # connection refused from now on
+    operations: list[Callable[[], object]] = [
+        lambda: load.get(1), lambda: load.get(2), lambda: load.get_many([1, 2]),
+        lambda: load.set(1, {"n": 1}), lambda: load.invalidate(1),
+    ]
+    for op in operations:
+        error, seconds = timed(op)
+        assert isinstance(error, CacheUnavailable), error
+        assert seconds < SOCKET_TIMEOUT
+    assert calls == [1]  # a miss did not call the origin: without fail_open, it raises
+    assert cache.stats["cache_unavailable"] == 5
+
+
+def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
+    cache_server: RedisServer, cache: Refresher
+) -> None:
+    load, calls = counted(cache)
+    assert load.get(1) == {"n": 1, "call": 1}
+    assert cache_server.proc is not None
+    cache_server.proc.send_signal(signal.SIGSTOP)  # accepts connections, never answers
+    try:
+        for n in (1, 2):  # a hit and a miss
+            error, seconds = timed(lambda: load.get(n))
+            assert isinstance(error, CacheUnavailable), error
+            assert SOCKET_TIMEOUT * 0.9 <= seconds < 2 * SOCKET_TIMEOUT, seconds
+    finally:
+        cache_server.proc.send_signal(signal.SIGCONT)
+    # Thawed: the next reads get their own answers, not the late replies to the timed-out ones.
+    assert load.get(2) == {"n": 2, "call": 2}
+    assert load.get(1) == {"n": 1, "call": 1}
+    assert calls == [1, 2]
+
+
+def test_fail_open_calls_the_loader_directly_once_for_all_threads(
+    cache_server: RedisServer, cache: Refresher
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    @cache.loader(ttl=60, name="faults.t" + uuid.uuid4().hex[:10], fail_open=True)
+    def load(n: int) -> dict[str, int]:
+        calls.append(n)
+        entered.set()
+        release.wait(10)
+        return {"n": n}
+
+    cache_server.stop()
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(load.get(7))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    assert entered.wait(10)
+    flight_key = load.keys(7).value
+    deadline = time.monotonic() + 10
+    while cache.flights._flights[flight_key].waiters < 7:  # every other thread joined the call
+        assert time.monotonic() < deadline
+        threading.Event().wait(0.001)
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert results == [{"n": 7}] * 8
+    assert calls == [7]
+    assert cache.stats["cache_unavailable"] == 8
+
+
+def test_the_app_and_a_worker_recover_from_a_cache_restart(
+    redis_server: RedisServer, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    """The session's redis-server is the cache and the broker here: restarted, it comes
+    back empty, and every pooled connection, the worker's included, is broken."""
+    cache = Refresher(redis_server.url, breaker_cooldown=0.3)
+    try:
+        loader, stats = fl.bound_to(fl.steady, cache), cache.stats
+        worker = spawn_worker()
+        assert worker.log is not None
+        assert loader.get(key) == {"key": key, "call": 1}
+
+        redis_server.restart()
+        assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters restarted too)
+        assert stats["miss"] == 2
+        age(r, loader.keys(key), 12_000)
+        assert loader.get(key) == {"key": key, "call": 1}  # asks for a refresh ...
+        assert cache.flush()
+        assert stats["refresh_enqueued"] == 1 and stats["publish_failed"] == 0  # ... on a new connection
+        worker.log.wait_for(r"Connected to redis://", count=2)  # the worker reconnected by itself
+        worker.log.wait_for(WRITTEN)
+        assert loader.get(key) == {"key": key, "call": 2}
+    finally:
+        cache.close()
+
+
+def test_the_app_and_a_worker_recover_from_a_flushall(
+    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    loader, stats = fl.steady, fl.steady.cache.stats
+    worker = spawn_worker()
+    assert worker.log is not None
+    assert loader.get(key) == {"key": key, "call": 1}
+    misses = stats["miss"]
+
+    r.flushall()  # values, markers, the task queue and kombu's bindings: all gone
+    assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters went too)
+    assert stats["miss"] == misses + 1
+    age(r, loader.keys(key), 12_000)
+    assert loader.get(key) == {"key": key, "call": 1}
+    assert loader.cache.flush()
+    worker.log.wait_for(WRITTEN)
+    assert loader.get(key) == {"key": key, "call": 2}
