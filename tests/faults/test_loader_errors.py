@@ -28,7 +28,7 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
     r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
     key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loader, stats = fl.fragile, fl.fragile.cache.stats  # ttl 4 s, no stale_ttl, back-off 0.4 s
+    loader, stats = fl.fragile, fl.fragile.cache.stats  # ttl 4 s, no stale_ttl, back-off 1 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     loader.set(key, old)
@@ -54,7 +54,7 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
 def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
     r: redis.Redis, key: str, key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture
 ) -> None:
-    loader, stats = fl.lenient, fl.lenient.cache.stats  # ttl 4 s, stale_ttl 30 s, back-off 0.4 s
+    loader, stats = fl.lenient, fl.lenient.cache.stats  # ttl 4 s, stale_ttl 30 s, back-off 1 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     loader.set(key, old)
@@ -102,21 +102,21 @@ def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
 def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
     r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
-    """3 reader processes x 2 threads read one key in a loop for 2.4 s while a worker
+    """3 reader processes x 2 threads read one key in a loop for 3 s while a worker
     refreshes it. The value starts in its refresh window (refreshes go to the worker) and
     passes its TTL during the run (readers then retry inline, serving the stale value)."""
-    loader = fl.lenient  # ttl 4 s, window 2 s, stale_ttl 30 s, back-off 0.4 s
+    loader = fl.lenient  # ttl 4 s, window 2 s, stale_ttl 30 s, back-off 1 s
     backoff_s = loader.error_backoff_ms / 1000
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     worker = spawn_worker()
     fl.go_down(key)
 
-    def write_old_value() -> None:  # once every reader is ready: 1 s left in the window
+    def write_old_value() -> None:  # once every reader is ready: 1.5 s left in the window
         loader.set(key, old)
-        backdate(r, keys, 3_000)
+        backdate(r, keys, 2_500)
 
-    seconds = 2.4
+    seconds = 3.0
     reports = run_readers(f"{fl.__name__}.lenient", [key], processes=3, threads=2, seconds=seconds,
                           before_go=write_old_value)
     assert [e for rep in reports for e in rep.errors] == []
@@ -125,7 +125,7 @@ def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
     started = fl.attempts(loader, key)
     gaps = [b - a for a, b in zip(started, started[1:])]
     assert all(gap >= backoff_s * 0.9 for gap in gaps), f"attempts too close: {gaps}"
-    assert 3 <= len(started) <= seconds / backoff_s + 1, started
+    assert 2 <= len(started) <= seconds / backoff_s + 1, started
     # Both kinds of attempt happened: the worker's refreshes, then the readers' stale reloads.
     assert worker.log is not None
     by_worker = worker.log.count(rf"refresh failed for loader {loader.name} key ")

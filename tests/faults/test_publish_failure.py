@@ -20,7 +20,7 @@ from tests.support import fault_loaders as fl
 from tests.support.ageing import age
 from tests.support.servers import RedisServer, free_port
 
-PUBLISH_TIMEOUT = 0.5
+PUBLISH_TIMEOUT = 1.0
 COOLDOWN = 0.3
 
 

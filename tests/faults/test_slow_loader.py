@@ -27,7 +27,7 @@ def test_the_watchdog_keeps_the_lock_while_a_slow_refresh_runs(
     r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
-    loader = fl.slow  # lock_ttl 0.3 s, max_load_time 20 s
+    loader = fl.slow  # lock_ttl 0.6 s, max_load_time 20 s
     keys = loader.keys(key)
     loader.set(key, {"key": key, "call": 0})
     age(r, keys, 12_000)
@@ -37,8 +37,8 @@ def test_the_watchdog_keeps_the_lock_while_a_slow_refresh_runs(
     call = fl.entered(key)
     token = r.get(keys.lock)
     events = key_events(keys.lock)
-    # Six extensions, one every lock_ttl/3: the load has outlived its 0.3 s lock twice over.
-    assert events.wait(keys.lock, "expire", count=6, timeout=3)
+    # Four extensions, one every lock_ttl/3: the load has outlived its 0.6 s lock.
+    assert events.wait(keys.lock, "expire", count=4, timeout=3)
     assert events.count(keys.lock, "expired") == 0
     assert r.get(keys.lock) == token  # the same owner all along
     fl.release(key, call)
@@ -86,7 +86,7 @@ def test_a_worker_paused_past_its_lock_ttl_cannot_overwrite_the_newer_value(
     key_events: Callable[..., KeyEvents],
 ) -> None:
     """The "GC pause" case: SIGSTOP the worker mid-load, so even its watchdog is frozen."""
-    loader = fl.slow  # lock_ttl 0.3 s
+    loader = fl.slow  # lock_ttl 0.6 s
     keys = loader.keys(key)
     worker = spawn_worker()
     assert worker.proc is not None

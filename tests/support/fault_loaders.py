@@ -99,7 +99,7 @@ def steady(key: str) -> dict[str, Any]:
     return origin("faults.steady", key)
 
 
-@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.3, name="faults.slow")
+@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.6, name="faults.slow")
 def slow(key: str) -> dict[str, Any]:
     """A lock shorter than the loads the tests hold open: the watchdog must keep it."""
     return origin("faults.slow", key)
@@ -111,15 +111,15 @@ def capped(key: str) -> dict[str, Any]:
     return origin("faults.capped", key)
 
 
-@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.3, error_backoff=0.4, name="faults.fragile")
+@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.3, error_backoff=1, name="faults.fragile")
 def fragile(key: str) -> dict[str, Any]:
     """No stale_ttl: after a failed refresh the old value lives until its TTL, no longer."""
     return origin("faults.fragile", key)
 
 
-@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.2, error_backoff=0.4, stale_ttl=30, name="faults.lenient")
+@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.2, error_backoff=1, stale_ttl=30, name="faults.lenient")
 def lenient(key: str) -> dict[str, Any]:
-    """stale_ttl=30: served past its TTL while the origin is down, retried every 0.4 s."""
+    """stale_ttl=30: served past its TTL while the origin is down, retried every 1 s."""
     return origin("faults.lenient", key)
 
 
