@@ -37,7 +37,7 @@ together from a barrier.
 
 
 def write(out: Path, machine: Sequence[tuple[str, str]], targets: Table, outcomes: Sequence[Outcome]) -> Path:
-    parts = [INTRO, "## Machine", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in machine), "",
+    parts = [INTRO, "## Machine", "", "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in machine), "",
              "## Targets", "", targets.markdown(), "", "## Results", ""]
     for outcome in outcomes:
         for table in outcome.tables:

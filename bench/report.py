@@ -50,7 +50,7 @@ class Target:
 
 
 def targets_table(targets: Sequence[Target]) -> Table:
-    table = Table("Targets (refresher, default Window policy; ratios from this run)", ["scenario", "target", "measured", "result"])
+    table = Table("Targets: refresher with the default Window policy, ratios from this run", ["scenario", "target", "measured", "result"])
     for t in targets:
         table.add(t.scenario, t.goal, t.measured, t.verdict)
     return table

@@ -8,6 +8,7 @@ and, for each refresh, how long before the current value's expiry it started.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -51,6 +52,20 @@ def refresh_leads_ms(calls: list[tuple[float, float]], ttl: float) -> list[float
     return leads
 
 
+def redundant_reloads(calls: list[tuple[float, float]], ttl: float) -> int:
+    """Reloads that began while another reload of the key was still running, or within
+    10% of the TTL after one had finished: work a single refresher per expiry would not do."""
+    ends = sorted(end for _, end in calls)
+    latest_end = -math.inf  # of the calls begun so far (calls are in start order)
+    count = 0
+    for start, end in calls:
+        finished = bisect.bisect_right(ends, start)
+        if latest_end > start or (finished and start - ends[finished - 1] < 0.1 * ttl):
+            count += 1
+        latest_end = max(latest_end, end)
+    return count
+
+
 def run(ctx: Context) -> HotOutcome:
     s = ctx.scale
     workload = hot()
@@ -58,11 +73,12 @@ def run(ctx: Context) -> HotOutcome:
     table = Table(
         f"2. Hot key: {s.processes} processes x {s.hot_threads} threads read one key for {seconds:g} s "
         f"(TTL {workload.ttl:g} s = {s.hot_periods:g} periods, loader {workload.delay * 1000:.0f} ms)",
-        ["strategy", "origin calls", "background refreshes", "inline loads", "reads",
+        ["strategy", "origin calls", "redundant reloads", "background refreshes", "inline loads", "reads",
          f"reads > {SLOW_S * 1000:.0f} ms", "p50 ms", "p99 ms", "max ms", "refresh lead ms (median)"],
-        notes=["Origin calls include the warm-up load. Background refreshes: refresh tasks published "
-               "(refresher), regeneration threads started (dogpile.cache, probabilistic). Refresh lead: "
-               "how long before the cached value's expiry each reload began (negative: after it)."],
+        notes=["Origin calls include the warm-up load. Redundant reloads began while another reload of the "
+               "key was running or within 10% of the TTL after one finished. Background refreshes: refresh "
+               "tasks published (refresher), regeneration threads started (dogpile.cache, probabilistic). "
+               "Refresh lead: how long before the cached value's expiry each reload began (negative: after it)."],
     )
     leads_table = Table(
         "2b. Refresher Window vs XFetch: how early each refresh began, ms before the value's expiry",
@@ -92,7 +108,7 @@ def run(ctx: Context) -> HotOutcome:
         leads = refresh_leads_ms(calls, workload.ttl)
         p50, p99, worst = latency_ms(latencies)
         slow = sum(1 for x in latencies if x > SLOW_S)
-        table.add(LABELS[name], len(calls), background, inline, len(latencies), slow, p50, p99, worst,
+        table.add(LABELS[name], len(calls), redundant_reloads(calls, workload.ttl), background, inline, len(latencies), slow, p50, p99, worst,
                   statistics.median(leads) if leads else float("nan"))
         series.append(Series(LABELS[name], [start - released for start, _ in calls]))
         measured[name] = {"calls": len(calls), "tasks": background, "inline": inline, "slow": slow, "p99": p99,

@@ -90,8 +90,8 @@ def _finding(profile: Profile, worker_rate: float) -> str:
     return (
         f"**First bottleneck of the refresh path: {first}.** One worker process refreshes "
         f"{worker_rate:,.0f} keys/s ({per_task_ms:.2f} ms per task); refresh_key itself takes "
-        f"{profile.refresh_ms:.2f} ms of that ({inside:.0%}) and the rest ({1 - inside:.0%}) is Celery "
-        "receiving, acknowledging, logging and reporting events for the task message. Inside refresh_key, "
+        f"{profile.refresh_ms:.2f} ms of that ({inside:.0%}); the rest ({1 - inside:.0%}) is spent outside it, "
+        "in Celery's handling of each task message. Inside refresh_key, "
         f"{profile.socket_share:.0%} of the time is waiting on Redis over {profile.round_trips:.1f} round "
         f"trips per refresh; the largest single step is {profile.top_step} ({profile.top_share:.0%})."
     )
