@@ -28,11 +28,11 @@ FULL = Scale()
 # than the 100 ms load, so every refresh would let the value expire while it runs.
 QUICK = Scale(
     hot_periods=1.5,
-    hit_reads=4_000,
-    hit_rounds=8,
+    hit_reads=3_000,
+    hit_rounds=6,
     bulk_rounds=8,
     many_keys=10_000,
-    drain_seconds=2.0,
+    drain_seconds=1.5,
     memory_sample=200,
     profile_keys=300,
 )

@@ -73,7 +73,7 @@ def run(ctx: Context) -> HotOutcome:
     table = Table(
         f"2. Hot key: {s.processes} processes x {s.hot_threads} threads read one key for {seconds:g} s "
         f"(TTL {workload.ttl:g} s = {s.hot_periods:g} periods, loader {workload.delay * 1000:.0f} ms)",
-        ["strategy", "origin calls", "redundant reloads", "background refreshes", "inline loads", "reads",
+        ["strategy", "origin calls", "redundant reloads", "background refreshes", "inline loads", "reads", "errors",
          f"reads > {SLOW_S * 1000:.0f} ms", "p50 ms", "p99 ms", "max ms", "refresh lead ms (median)"],
         notes=["Origin calls include the warm-up load. Redundant reloads began while another reload of the "
                "key was running or within 10% of the TTL after one finished. Background refreshes: refresh "
@@ -108,8 +108,8 @@ def run(ctx: Context) -> HotOutcome:
         leads = refresh_leads_ms(calls, workload.ttl)
         p50, p99, worst = latency_ms(latencies)
         slow = sum(1 for x in latencies if x > SLOW_S)
-        table.add(LABELS[name], len(calls), redundant_reloads(calls, workload.ttl), background, inline, len(latencies), slow, p50, p99, worst,
-                  statistics.median(leads) if leads else float("nan"))
+        table.add(LABELS[name], len(calls), redundant_reloads(calls, workload.ttl), background, inline,
+                  len(latencies), len(errors), slow, p50, p99, worst, statistics.median(leads) if leads else float("nan"))
         series.append(Series(LABELS[name], [start - released for start, _ in calls]))
         measured[name] = {"calls": len(calls), "tasks": background, "inline": inline, "slow": slow, "p99": p99,
                           "written": ctx.worker_count(WRITTEN) - written_before}
