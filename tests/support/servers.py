@@ -89,7 +89,11 @@ class RedisServer:
         )
         assert self.proc.stdout is not None
         self.log = LogWatcher(self.proc.stdout, f"[redis:{self.port}] ")
-        self.log.wait_for("Ready to accept connections", timeout=10)
+        try:
+            self.log.wait_for("Ready to accept connections", timeout=10)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -128,7 +132,11 @@ class WorkerProcess:
                                      stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
         self.log = LogWatcher(self.proc.stdout, "[worker] ")
-        self.log.wait_for(r"@\S+ ready\.", timeout=30)
+        try:
+            self.log.wait_for(r"@\S+ ready\.", timeout=30)
+        except BaseException:
+            self.stop()  # never leave a half-started worker behind
+            raise
         return self
 
     def kill(self) -> None:
