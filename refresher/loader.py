@@ -8,12 +8,11 @@ other processes sleep on the key's signal channel until the value lands.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, NamedTuple, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -21,7 +20,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.envelope import CorruptEnvelope, Envelope
 from refresher.errors import CacheUnavailable, LoadFailed
-from refresher.keys import Keys, canonical_json, check_name
+from refresher.calls import Call, Calls
+from refresher.keys import Keys, check_name
 from refresher.lock import Lock
 from refresher.options import Settings
 from refresher.policy import Verdict, decide
@@ -37,6 +37,7 @@ log = logging.getLogger("refresher")
 BACKOFF = b"backoff"  # pending-marker value after a failed refresh: no new attempt until it expires
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 SERVABLE = (Verdict.FRESH, Verdict.REFRESH)
+ASKED_SIZE = 4096
 
 
 class _Nothing:
@@ -48,14 +49,6 @@ NOTHING = _Nothing()
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class Call(NamedTuple):
-    """One call's arguments in canonical form, and the keys they map to."""
-
-    args: list[Any]
-    kwargs: dict[str, Any]
-    keys: Keys
 
 
 class _Retry(Exception):
@@ -75,13 +68,10 @@ class Loader(Generic[P, R]):
         self.lock_ttl_ms = settings.lock_ttl_ms
         self.max_load_ms = settings.max_load_ms
         self.error_backoff_ms = settings.error_backoff_ms
-        self._signature = inspect.signature(fn)
-        params = list(self._signature.parameters.values())
-        simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-        # With only plain parameters, a call that passes all of them positionally is
-        # already canonical; skipping inspect's binding keeps the hit path cheap.
-        self._positional_arity = len(params) if simple else -1
-        self._keyword_form = any(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
+        self.call = Calls(fn, cache.namespace, self.name)
+        # Refreshes this process has already asked for: value key -> (the written_ms of
+        # the value it was asked for, until when). Saves in-window readers a SET NX each.
+        self._asked: dict[str, tuple[int, float]] = {}
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -96,24 +86,25 @@ class Loader(Generic[P, R]):
         if not self.cache.publisher.started:
             self.cache.publisher.start()
         try:
-            raw, pending = self.cache.store.read(call.keys)
+            raw = cast(bytes | None, self.cache.redis.get(call.keys.value))
         except _UNAVAILABLE as exc:
             return self._cache_down(call, exc)
+        return self._serve(call, raw, now_ms())
+
+    def _serve(self, call: Call, raw: bytes | None, now: int) -> R:
+        """Everything after the read: a hit returns at once, the rest go to the miss path."""
         envelope = self._parse(raw)
-        verdict = decide(envelope, now_ms(), self.policy)
+        verdict = decide(envelope, now, self.policy)
         if envelope is not None and verdict in SERVABLE and not isinstance(value := self._value_of(envelope), _Nothing):
             self.cache.stats.incr("hit")
             if verdict is Verdict.REFRESH:
-                if pending is None:
-                    self._ask_for_refresh(call, envelope)
-                else:
-                    self.cache.stats.incr("refresh_deduplicated")
-            return value
-        stale = envelope if verdict is Verdict.STALE else None
-        if stale is not None and pending == BACKOFF and not isinstance(value := self._value_of(stale), _Nothing):
-            self.cache.stats.incr("stale_served")  # the origin failed lately: don't try again yet
+                self._ask_for_refresh(call, envelope)
             return value
         try:
+            stale = envelope if verdict is Verdict.STALE else None
+            if stale is not None and self._backing_off(call) and not isinstance(value := self._value_of(stale), _Nothing):
+                self.cache.stats.incr("stale_served")  # the origin failed lately: don't try again yet
+                return value
             return self._load(call, stale)
         except _UNAVAILABLE as exc:
             return self._cache_down(call, exc)
@@ -131,22 +122,11 @@ class Loader(Generic[P, R]):
         if not self.cache.publisher.started:
             self.cache.publisher.start()
         try:
-            found = cast(list[bytes | None], self.cache.redis.mget([k for c in calls for k in (c.keys.value, c.keys.pending)]))
+            found = cast(list[bytes | None], self.cache.redis.mget([c.keys.value for c in calls]))
         except _UNAVAILABLE as exc:
             return [self._cache_down(call, exc) for call in calls]
         now = now_ms()
-        values: list[R] = []
-        for i, call in enumerate(calls):
-            envelope, pending = self._parse(found[2 * i]), found[2 * i + 1]
-            verdict = decide(envelope, now, self.policy)
-            if envelope is not None and verdict in SERVABLE and not isinstance(value := self._value_of(envelope), _Nothing):
-                self.cache.stats.incr("hit")
-                if verdict is Verdict.REFRESH and pending is None:
-                    self._ask_for_refresh(call, envelope)
-                values.append(value)
-            else:
-                values.append(self.get(*call.args, **call.kwargs))
-        return values
+        return [self._serve(call, raw, now) for call, raw in zip(calls, found)]
 
     def set(self, *args: Any, **kwargs: Any) -> None:
         """`load_user.set(1001, value)`: store a value you already have. Any load or
@@ -179,26 +159,6 @@ class Loader(Generic[P, R]):
         return self.call(args, kwargs).keys
 
     # -- arguments and values ------------------------------------------------------
-
-    def call(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
-        """Canonical arguments: f(1) and f(user_id=1) give the same key, 1 and "1" do not."""
-        if not kwargs and len(args) == self._positional_arity:
-            bound_args, bound_kwargs = list(args), {}
-        else:
-            try:
-                bound = self._signature.bind(*args, **kwargs)
-            except TypeError as exc:
-                raise TypeError(f"loader {self.name!r}: {exc}") from None
-            bound.apply_defaults()
-            bound_args, bound_kwargs = list(bound.args), dict(bound.kwargs)
-        canonical: Any = [bound_args, bound_kwargs] if self._keyword_form else bound_args
-        try:
-            args_json = canonical_json(canonical)
-            if any(not isinstance(a, (int, str, float, type(None))) for a in bound_args) or bound_kwargs:
-                _check_round_trip(canonical, args_json)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
-        return Call(bound_args, bound_kwargs, Keys.build(self.cache.namespace, self.name, args_json))
 
     def _encode(self, value: Any) -> bytes:
         try:
@@ -248,6 +208,11 @@ class Loader(Generic[P, R]):
     def _ask_for_refresh(self, call: Call, envelope: Envelope) -> None:
         """Publish one refresh task per key per marker lifetime, from whichever reader
         claims the marker first. Never raises: the caller has a value to serve."""
+        key = call.keys.value
+        asked = self._asked.get(key)
+        if asked is not None and asked[0] == envelope.written_ms and asked[1] > time.monotonic():
+            self.cache.stats.incr("refresh_deduplicated")
+            return
         publisher = self.cache.publisher
         if not publisher.available():
             self.cache.stats.incr("publish_skipped")
@@ -256,15 +221,30 @@ class Loader(Generic[P, R]):
         # re-arms the marker to the lock's TTL (see refresh.py).
         marker = Lock(self.cache.redis, call.keys.pending, self.lock_ttl_ms + int(publisher.timeout * 1000))
         try:
-            if not marker.acquire():
-                self.cache.stats.incr("refresh_deduplicated")
-                return
+            claimed = marker.acquire()
         except RedisError as exc:
-            log.warning("refresher: could not mark %s for refresh: %s", call.keys.value, exc)
+            log.warning("refresher: could not mark %s for refresh: %s", key, exc)
             return
-        expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
-        if not publisher.submit(self.name, call.args, call.kwargs, expires_s, on_failure=marker.release):
+        if len(self._asked) >= ASKED_SIZE:
+            self._asked.clear()
+        # Remembered for lock_ttl, never longer than the marker can live once a worker
+        # holds it: after a crash the next read here asks again within lock_ttl.
+        self._asked[key] = (envelope.written_ms, time.monotonic() + self.lock_ttl_ms / 1000)
+        if not claimed:
+            self.cache.stats.incr("refresh_deduplicated")
+            return
+
+        def unclaim() -> None:
+            self._asked.pop(key, None)
             marker.release()
+
+        expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
+        if not publisher.submit(self.name, call.args, call.kwargs, expires_s, on_failure=unclaim):
+            unclaim()
+
+    def _backing_off(self, call: Call) -> bool:
+        """A failed load set the key's back-off: serve what we have, don't try again yet."""
+        return self.cache.redis.get(call.keys.pending) == BACKOFF
 
     # -- the miss path ---------------------------------------------------------------
 
@@ -410,18 +390,3 @@ class Loader(Generic[P, R]):
         log.warning("refresher: cache Redis unavailable (%s); calling %s directly", exc, self.name)
         value, _ = self.cache.flights.do(call.keys.value, lambda: self.fn(*call.args, **call.kwargs))
         return value  # type: ignore[no-any-return]
-
-
-def _check_round_trip(canonical: Any, args_json: str) -> None:
-    """JSON turns tuples into lists and int dict keys into strings; refuse the second, or
-    {1: x} and {"1": x} would share a key and a worker would call the loader differently."""
-    if _normalise(canonical) != json.loads(args_json):
-        raise TypeError("dict keys must be strings")
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
-    return value
