@@ -1,7 +1,7 @@
 """The loader handle (`load_user.get(1001)`) and the read path behind it.
 
-A hit is one MGET (value and pending marker). A hit inside the refresh window also asks a
-worker for a refresh, once per key however many readers see it. A miss loads inline:
+A hit is one GET. A hit inside the refresh window also asks a worker for a refresh, once
+per key however many readers see it: a per-process memo, then a SET NX pending marker. A miss loads inline:
 one caller per process (singleflight), one process per key (an owned lock), and the
 other processes sleep on the key's signal channel until the value lands.
 """
