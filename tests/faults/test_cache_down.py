@@ -19,7 +19,7 @@ import redis
 
 from refresher import CacheUnavailable, Loader, Refresher
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
+from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, WorkerProcess
 
 SOCKET_TIMEOUT = 0.5
@@ -149,7 +149,7 @@ def test_the_app_and_a_worker_recover_from_a_cache_restart(
         redis_server.restart()
         assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters restarted too)
         assert stats["miss"] == 2
-        age(r, loader.keys(key), 12_000)
+        expire_in(r, loader.keys(key), 20_000)
         assert loader.get(key) == {"key": key, "call": 1}  # asks for a refresh ...
         assert cache.flush()
         assert stats["refresh_enqueued"] == 1 and stats["publish_failed"] == 0  # ... on a new connection
@@ -172,7 +172,7 @@ def test_the_app_and_a_worker_recover_from_a_flushall(
     r.flushall()  # values, markers, the task queue and kombu's bindings: all gone
     assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters went too)
     assert stats["miss"] == misses + 1
-    age(r, loader.keys(key), 12_000)
+    expire_in(r, loader.keys(key), 20_000)
     assert loader.get(key) == {"key": key, "call": 1}
     assert loader.cache.flush()
     worker.log.wait_for(WRITTEN)

@@ -15,7 +15,7 @@ import redis
 from refresher.envelope import Envelope
 from refresher.loader import Loader
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
+from tests.support.ageing import expire_in
 from tests.support.servers import WorkerProcess
 
 SUPERSEDED = r"refresher\.refresh\[\S+\] succeeded in \S+ 'superseded'"
@@ -44,9 +44,9 @@ def test_a_change_during_a_worker_refresh_wins(
 ) -> None:
     loader = fl.steady
     keys = loader.keys(key)
-    loader.set(key, {"key": key, "call": 0})
-    age(r, keys, 12_000)
     worker = spawn_worker()
+    loader.set(key, {"key": key, "call": 0})
+    expire_in(r, keys, 20_000)
     fl.hold(key)
     loader.get(key)  # asks for the refresh
     call = fl.entered(key)  # the worker has read the origin's old state

@@ -18,7 +18,7 @@ import redis
 from refresher.loader import BACKOFF
 from tests.conftest import TaskLog
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age, backdate
+from tests.support.ageing import age, expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.readers import run_readers
 from tests.support.servers import WorkerProcess
@@ -28,12 +28,11 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
     r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
     key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loader, stats = fl.fragile, fl.fragile.cache.stats  # ttl 4 s, no stale_ttl, back-off 1 s
+    loader, stats = fl.fragile, fl.fragile.cache.stats  # no stale_ttl, back-off 1 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     loader.set(key, old)
-    backdate(r, keys, 2_500)  # in the refresh window, 1.5 s before it expires
-    events = key_events(keys.value)
+    expire_in(r, keys, 20_000)  # in the refresh window
     fl.go_down(key)
     failed = stats["refresh_failed"]
 
@@ -45,7 +44,9 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
     assert r.get(keys.pending) == BACKOFF
     assert loader.get(key) == old  # still served after the failure
 
-    assert events.wait(keys.value, "expired", timeout=3)  # its TTL is up, and there is no stale_ttl
+    events = key_events(keys.value)
+    expire_in(r, keys, 300, hard=True)  # fast-forward to its TTL
+    assert events.wait(keys.value, "expired", timeout=3)  # gone, since there is no stale_ttl
     with pytest.raises(ConnectionError, match="origin down"):
         loader.get(key)  # nothing left to serve: the caller sees the origin's error
     assert fl.calls(loader, key) == 2
@@ -54,11 +55,11 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
 def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
     r: redis.Redis, key: str, key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture
 ) -> None:
-    loader, stats = fl.lenient, fl.lenient.cache.stats  # ttl 4 s, stale_ttl 30 s, back-off 1 s
+    loader, stats = fl.patient, fl.patient.cache.stats  # stale_ttl 30 s, back-off 10 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     loader.set(key, old)
-    backdate(r, keys, 5_000)  # a second past its TTL
+    expire_in(r, keys, -1_000)  # a second past its TTL
     fl.go_down(key)
     events = key_events(keys.pending)
     before = stats.snapshot()
@@ -75,7 +76,8 @@ def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
     assert after.get("load_failed", 0) - before.get("load_failed", 0) == 1
 
     fl.come_back(key)
-    assert events.wait(keys.pending, "expired", timeout=3)  # the back-off is over
+    r.pexpire(keys.pending, 1)  # fast-forward to the end of the 10 s back-off
+    assert events.wait(keys.pending, "expired", timeout=3)
     assert loader.get(key) == {"key": key, "call": 2}  # the next read reloads it
     assert loader.get(key) == {"key": key, "call": 2}
     assert fl.calls(loader, key) == 2
@@ -102,21 +104,21 @@ def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
 def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
     r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
-    """3 reader processes x 2 threads read one key in a loop for 3 s while a worker
+    """3 reader processes x 2 threads read one key in a loop for 4 s while a worker
     refreshes it. The value starts in its refresh window (refreshes go to the worker) and
     passes its TTL during the run (readers then retry inline, serving the stale value)."""
-    loader = fl.lenient  # ttl 4 s, window 2 s, stale_ttl 30 s, back-off 1 s
+    loader = fl.lenient  # ttl 8 s, window 4 s, stale_ttl 30 s, back-off 1 s
     backoff_s = loader.error_backoff_ms / 1000
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     worker = spawn_worker()
     fl.go_down(key)
 
-    def write_old_value() -> None:  # once every reader is ready: 1.5 s left in the window
+    def write_old_value() -> None:  # once every reader is ready: 2.5 s left in the window
         loader.set(key, old)
-        backdate(r, keys, 2_500)
+        expire_in(r, keys, 2_500)
 
-    seconds = 3.0
+    seconds = 4.0
     reports = run_readers(f"{fl.__name__}.lenient", [key], processes=3, threads=2, seconds=seconds,
                           before_go=write_old_value)
     assert [e for rep in reports for e in rep.errors] == []

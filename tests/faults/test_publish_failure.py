@@ -17,7 +17,7 @@ import redis
 
 from refresher import Refresher
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
+from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, free_port
 
 PUBLISH_TIMEOUT = 1.0
@@ -52,7 +52,7 @@ def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     loader.set(key, old)
-    age(r, keys, 12_000)
+    expire_in(r, keys, 20_000)
 
     with caplog.at_level(logging.WARNING, logger="refresher"):
         started = time.monotonic()
@@ -88,7 +88,7 @@ def test_a_failed_publish_never_frees_a_marker_another_reader_holds(
     loader = fl.bound_to(fl.steady, cache)
     keys = loader.keys(key)
     loader.set(key, {"key": key, "call": 0})
-    age(r, keys, 12_000)
+    expire_in(r, keys, 20_000)
     broker = RedisServer(broker_port)
     broker.start()
     assert broker.proc is not None

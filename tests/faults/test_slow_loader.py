@@ -15,7 +15,7 @@ import redis
 
 from refresher.lock import Lock
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
+from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.servers import WorkerProcess
 
@@ -29,9 +29,9 @@ def test_the_watchdog_keeps_the_lock_while_a_slow_refresh_runs(
 ) -> None:
     loader = fl.slow  # lock_ttl 0.6 s, max_load_time 20 s
     keys = loader.keys(key)
-    loader.set(key, {"key": key, "call": 0})
-    age(r, keys, 12_000)
     worker = spawn_worker()
+    loader.set(key, {"key": key, "call": 0})
+    expire_in(r, keys, 20_000)
     fl.hold(key)
     loader.get(key)
     call = fl.entered(key)

@@ -13,7 +13,7 @@ import redis
 
 from refresher.options import Options
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
+from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.servers import WorkerProcess
 
@@ -24,12 +24,12 @@ def test_a_worker_killed_mid_load_leaves_nothing_stuck(
     r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
-    loader, stats = fl.steady, fl.steady.cache.stats  # ttl 20 s, window 10 s, lock_ttl 1 s
+    loader, stats = fl.steady, fl.steady.cache.stats  # ttl 60 s, window 30 s, lock_ttl 1 s
     keys = loader.keys(key)
+    doomed = spawn_worker()
     old = {"key": key, "call": 0}
     loader.set(key, old)
-    age(r, keys, 12_000)  # inside the window, 8 s before it expires
-    doomed = spawn_worker()
+    expire_in(r, keys, 20_000)  # inside the window, 20 s before it expires
     fl.hold(key)
 
     assert loader.get(key) == old  # served, and a refresh is asked for
@@ -48,6 +48,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_stuck(
     assert events.wait(keys.pending, "expired", timeout=3)
 
     enqueued = stats["refresh_enqueued"]
+    expire_in(r, keys, 20_000)  # still in the window, however long the rescuer took to start
     assert loader.get(key) == old  # the next read in the window asks again ...
     assert loader.cache.flush()
     assert stats["refresh_enqueued"] == enqueued + 1

@@ -3,6 +3,8 @@ its TTL at once instead of sleeping."""
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from refresher.envelope import Envelope
@@ -23,14 +25,16 @@ def into_window(r: redis.Redis, keys: Keys) -> Envelope:
     return age(r, keys, int(ttl_ms * 0.95))
 
 
-def backdate(r: redis.Redis, keys: Keys, ms: int) -> Envelope:
-    """Like `age`, but the key's Redis TTL shrinks by `ms` too, as if the value really had
-    been written `ms` earlier: its hard expiry (TTL + stale_ttl) then comes on time."""
+def expire_in(r: redis.Redis, keys: Keys, ms: int, hard: bool = False) -> Envelope:
+    """Rewrite the value's header so that its TTL runs out `ms` from now (negative: it
+    ran out that long ago). Placing a value relative to now, right before the read that
+    needs it, keeps a test right however long its earlier steps took. With `hard`, the
+    key itself also vanishes from Redis then (its stale_ttl included), as it really would."""
     raw = r.get(keys.value)
     assert raw is not None, f"nothing stored at {keys.value}"
     current = Envelope.from_bytes(raw)
-    older = current._replace(written_ms=current.written_ms - ms)
-    left = int(r.pttl(keys.value)) - ms
-    assert left > 0, f"{keys.value} would already be gone"
-    r.set(keys.value, older.to_bytes(), px=left)
-    return older
+    placed = current._replace(written_ms=int(time.time() * 1000) + ms - current.ttl_ms)
+    px = ms + current.stale_ms if hard else int(r.pttl(keys.value))
+    assert px > 0, f"{keys.value} would already be gone"
+    r.set(keys.value, placed.to_bytes(), px=px)
+    return placed

@@ -89,41 +89,41 @@ def bound_to(loader: Loader[..., Any], other: Refresher) -> Loader[..., Any]:
 
 
 # -- the loaders ---------------------------------------------------------------------
-# Their TTLs are long enough that nothing expires by accident during a test; a test
-# moves a value into its window or past its TTL with tests.support.ageing.
+# Long TTLs and wide windows, so that nothing expires by accident however slowly a test
+# runs; a test places a value in its window or past its TTL with ageing.expire_in.
 
 
-@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=1, name="faults.steady")
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=1, name="faults.steady")
 def steady(key: str) -> dict[str, Any]:
-    """Window 10 s, lock 1 s: a killed worker's lock lapses quickly."""
+    """Window 30 s, lock 1 s: a killed worker's lock lapses quickly."""
     return origin("faults.steady", key)
 
 
-@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.6, name="faults.slow")
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.6, name="faults.slow")
 def slow(key: str) -> dict[str, Any]:
     """A lock shorter than the loads the tests hold open: the watchdog must keep it."""
     return origin("faults.slow", key)
 
 
-@cache.loader(ttl=20, refresh_window=0.5, lock_ttl=0.3, max_load_time=0.6, name="faults.capped")
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.3, max_load_time=0.6, name="faults.capped")
 def capped(key: str) -> dict[str, Any]:
     """The watchdog gives up after 0.6 s: a load held longer loses its lock."""
     return origin("faults.capped", key)
 
 
-@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.3, error_backoff=1, name="faults.fragile")
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.3, error_backoff=1, name="faults.fragile")
 def fragile(key: str) -> dict[str, Any]:
     """No stale_ttl: after a failed refresh the old value lives until its TTL, no longer."""
     return origin("faults.fragile", key)
 
 
-@cache.loader(ttl=4, refresh_window=0.5, lock_ttl=0.2, error_backoff=1, stale_ttl=30, name="faults.lenient")
+@cache.loader(ttl=8, refresh_window=0.5, lock_ttl=0.2, error_backoff=1, stale_ttl=30, name="faults.lenient")
 def lenient(key: str) -> dict[str, Any]:
-    """stale_ttl=30: served past its TTL while the origin is down, retried every 1 s."""
+    """Window 4 s, stale_ttl 30 s, retried at most every 1 s while the origin is down."""
     return origin("faults.lenient", key)
 
 
-@cache.loader(ttl=60, error_backoff=10, name="faults.patient")
+@cache.loader(ttl=60, error_backoff=10, stale_ttl=30, name="faults.patient")
 def patient(key: str) -> dict[str, Any]:
     """A back-off far longer than any test step, for asserting what happens inside it."""
     return origin("faults.patient", key)
