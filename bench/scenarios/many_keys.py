@@ -21,7 +21,7 @@ from typing import Any, cast
 from tests.support.servers import WorkerProcess
 
 from bench import origin
-from bench.context import Context
+from bench.context import SUCCEEDED, WRITTEN, Context
 from bench.readers import Job
 from bench.refresh_profile import Profile, profile_refreshes
 from bench.report import Table
@@ -29,6 +29,7 @@ from bench.scenarios import Outcome
 from bench.strategies import LABELS, NAMES, build
 from bench.workloads import MANY
 
+TASK_ENDED = SUCCEEDED + "|" + r"refresher\.refresh\[\S+\] raised"
 SETTLE_S = 0.3  # after the workers are ready, before the measured interval begins
 PUBLISH_BATCH = 1000
 
@@ -45,8 +46,9 @@ def run(ctx: Context) -> Outcome:
 
     throughput = Table(
         f"4a. Many keys: {s.many_keys:,} keys, refresh throughput of `celery -A workers worker -P solo`",
-        ["step", "processes", "keys or tasks", "seconds", "per second"],
-        notes=["Load: first reads through the miss path (lock, loader, commit) by "
+        ["step", "processes", "keys or tasks", "errors", "seconds", "per second"],
+        notes=["Errors: reads that raised, or worker tasks that ended without writing a value. "
+               "Load: first reads through the miss path (lock, loader, commit) by "
                f"{s.processes} reader processes x {s.load_threads} threads. Publish: reads inside the "
                "refresh window, each asking for one refresh task, no worker running. Worker rates are "
                f"measured over {s.drain_seconds:g} s of draining that backlog."],
@@ -54,23 +56,23 @@ def run(ctx: Context) -> Outcome:
     t0 = time.monotonic()
     reports, _ = ctx.pool.run([Job(spec, share, s.load_threads) for share in shares])
     loaded_s = time.monotonic() - t0
-    _report_errors("load", reports)
-    throughput.add("load (miss path)", s.processes, s.many_keys, loaded_s, s.many_keys / loaded_s)
+    errors = _report_errors("load", reports)
+    throughput.add("load (miss path)", s.processes, s.many_keys - errors, errors, loaded_s, s.many_keys / loaded_s)
 
     # Every key's window is open once the last one loaded is old enough.
     time.sleep((loader.settings.ttl_ms - loader.settings.window_ms) / 1000 + 0.1)
     t0 = time.monotonic()
     reports, _ = ctx.pool.run([Job(spec, share, 1, batch=PUBLISH_BATCH) for share in shares])
     published_s = time.monotonic() - t0
-    _report_errors("publish", reports)
+    errors = _report_errors("publish", reports)
     tasks = sum(r.counters.get("background", 0) for r in reports)
-    throughput.add("publish refresh tasks", s.processes, tasks, published_s, tasks / published_s)
+    throughput.add("publish refresh tasks", s.processes, tasks, errors, published_s, tasks / published_s)
 
     rates = {}
     for workers in (1, 2):
-        rates[workers], refreshed, elapsed = _drain(ctx, workers, s.drain_seconds)
+        rates[workers], refreshed, unwritten, elapsed = _drain(ctx, workers, s.drain_seconds)
         throughput.add(f"worker refreshes ({workers} worker process{'es' if workers > 1 else ''})",
-                       workers, refreshed, elapsed, rates[workers])
+                       workers, refreshed, unwritten, elapsed, rates[workers])
     left = ctx.control.llen(loader.cache.queue)
     throughput.notes.append(f"{left:,} tasks were still queued after the measurements (purged); "
                             f"2 workers / 1 worker = {rates[2] / rates[1]:.2f}x on {os.cpu_count()} CPUs.")
@@ -97,8 +99,9 @@ def _finding(profile: Profile, worker_rate: float) -> str:
     )
 
 
-def _drain(ctx: Context, workers: int, seconds: float) -> tuple[float, int, float]:
-    """Start `workers` worker processes on the backlog; refreshes/s over `seconds` once all are up."""
+def _drain(ctx: Context, workers: int, seconds: float) -> tuple[float, int, int, float]:
+    """Start `workers` worker processes on the backlog; refreshes/s over `seconds` once all
+    are up, and how many of their tasks did not end in a written value."""
     procs = [WorkerProcess(ctx.redis_url, loaders="bench.loaders", pool="solo") for _ in range(workers)]
     starters = [threading.Thread(target=p.start) for p in procs]
     for t in starters:
@@ -113,7 +116,9 @@ def _drain(ctx: Context, workers: int, seconds: float) -> tuple[float, int, floa
     finally:
         for p in procs:
             p.stop()
-    return refreshed / elapsed, refreshed, elapsed
+    finished = sum(p.log.count(TASK_ENDED) for p in procs if p.log is not None)
+    written = sum(p.log.count(WRITTEN) for p in procs if p.log is not None)
+    return refreshed / elapsed, refreshed, finished - written, elapsed
 
 
 def _memory(ctx: Context, loaded: tuple[str, ...]) -> Table:
@@ -144,7 +149,9 @@ def _memory(ctx: Context, loaded: tuple[str, ...]) -> Table:
     return table
 
 
-def _report_errors(step: str, reports: list[Any]) -> None:
+def _report_errors(step: str, reports: list[Any]) -> int:
+    """Print the first error of a step in full; return how many there were."""
     errors = [e for r in reports for e in r.errors]
     if errors:
         print(f"many keys/{step}: {len(errors)} errors, the first:\n{errors[0]}", file=sys.stderr)
+    return len(errors)
