@@ -61,7 +61,7 @@ def test_the_four_services_and_how_they_are_built(compose: dict[str, Any]) -> No
         assert (ROOT / context).resolve() == ROOT, name
         assert services[name]["environment"]["REFRESHER_REDIS_URL"] == REDIS_IN_COMPOSE, name
         assert "redis" in services[name]["depends_on"], name
-    assert command(services["worker"]) == ["celery", "-A", "workers", "worker", "-l", "info"]
+    assert command(services["worker"]) == ["celery", "-A", "workers", "worker", "-l", "info", "-E"]
     assert services["worker"]["environment"]["REFRESHER_LOADERS"] == "examples.loaders"
     assert command(services["flower"]) == ["celery", "-A", "workers", "flower", "--port=5555"]
     assert [published(p) for p in services["flower"]["ports"]] == [(5555, 5555)]

@@ -120,7 +120,7 @@ class WorkerProcess:
         )
         self.env.update(extra_env or {})
         self.args = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info",
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", "-E",
             "-P", pool, "-c", str(concurrency), "--without-mingle", "--without-gossip", "--without-heartbeat",
             "-n", f"worker{free_port()}@%h",
         ]
