@@ -50,18 +50,21 @@ class Store:
     end
     redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
     redis.call('DEL', KEYS[2])
+    redis.call('DEL', KEYS[3])
     redis.call('PUBLISH', ARGV[5], 'v' .. ARGV[3])
     return 1
     """
 
     def commit(self, keys: Keys, token: str, envelope: Envelope, px: int) -> Commit:
         """Write a loaded value only if we still own the lock and nobody has set or
-        invalidated the key since we read it; then free the lock and wake the waiters.
+        invalidated the key since we read it; then free the lock, clear the pending marker
+        (the refresh it stood for is done, and a success ends any back-off) and wake the
+        waiters.
 
         Foreign bytes at the key carry no generation and are overwritten.
         """
         result = self._commit(
-            keys=[keys.value, keys.lock],
+            keys=[keys.value, keys.lock, keys.pending],
             args=[token, envelope.generation, envelope.to_bytes(), px, keys.signal],
         )
         return Commit(int(result))
