@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import secrets
 import threading
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
 from redis import Redis
+from redis.commands.core import Script
 
 TOKEN_BYTES = 16
 
@@ -29,8 +31,7 @@ class Lock:
         self.companions = companions  # keys whose TTL follows the lock's while we own it
         self.ttl_ms = ttl_ms
         self.token = new_token()
-        self._release = redis.register_script(self.RELEASE)
-        self._extend = redis.register_script(self.EXTEND)
+        self._release, self._extend = _scripts(redis)
 
     def acquire(self) -> bool:
         return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
@@ -91,3 +92,14 @@ class Lock:
                     return
             except Exception:  # a blip must not kill the watchdog's caller; the TTL still bounds the lock
                 return
+
+
+_registered: weakref.WeakKeyDictionary[Redis, tuple[Script, Script]] = weakref.WeakKeyDictionary()
+
+
+def _scripts(redis: Redis) -> tuple[Script, Script]:
+    """The release and extend scripts, registered once per client rather than per lock."""
+    scripts = _registered.get(redis)
+    if scripts is None:
+        scripts = _registered[redis] = (redis.register_script(Lock.RELEASE), redis.register_script(Lock.EXTEND))
+    return scripts
