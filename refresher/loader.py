@@ -89,19 +89,30 @@ class Loader(Generic[P, R]):
             raw = cast(bytes | None, self.cache.redis.get(call.keys.value))
         except _UNAVAILABLE as exc:
             return self._cache_down(call, exc)
-        return self._serve(call, raw, now_ms())
+        value = self._hit(call, raw, now_ms())
+        if isinstance(value, _Nothing):
+            return self._miss(call, raw)
+        self.cache.stats.incr("hit")
+        return value
 
-    def _serve(self, call: Call, raw: bytes | None, now: int) -> R:
-        """Everything after the read: a hit returns at once, the rest go to the miss path."""
+    def _hit(self, call: Call, raw: bytes | None, now: int) -> R | _Nothing:
+        """The value, if what was read can be served as it is (asking for a refresh when
+        it is in its window); NOTHING sends the caller down the miss path."""
         envelope = self._parse(raw)
+        if envelope is None:
+            return NOTHING
         verdict = decide(envelope, now, self.policy)
-        if envelope is not None and verdict in SERVABLE and not isinstance(value := self._value_of(envelope), _Nothing):
-            self.cache.stats.incr("hit")
-            if verdict is Verdict.REFRESH:
-                self._ask_for_refresh(call, envelope)
-            return value
+        if verdict not in SERVABLE:
+            return NOTHING
+        value = self._value_of(envelope)
+        if verdict is Verdict.REFRESH and not isinstance(value, _Nothing):
+            self._ask_for_refresh(call, envelope)
+        return value
+
+    def _miss(self, call: Call, raw: bytes | None) -> R:
+        envelope = self._parse(raw, quiet=True)
         try:
-            stale = envelope if verdict is Verdict.STALE else None
+            stale = envelope if envelope is not None and decide(envelope, now_ms(), self.policy) is Verdict.STALE else None
             if stale is not None and self._backing_off(call) and not isinstance(value := self._value_of(stale), _Nothing):
                 self.cache.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
@@ -126,7 +137,17 @@ class Loader(Generic[P, R]):
         except _UNAVAILABLE as exc:
             return [self._cache_down(call, exc) for call in calls]
         now = now_ms()
-        return [self._serve(call, raw, now) for call, raw in zip(calls, found)]
+        values: list[R] = []
+        hits = 0
+        for call, raw in zip(calls, found):
+            value = self._hit(call, raw, now)
+            if isinstance(value, _Nothing):
+                value = self._miss(call, raw)
+            else:
+                hits += 1
+            values.append(value)
+        self.cache.stats.incr("hit", hits)  # once per batch, not once per key
+        return values
 
     def set(self, *args: Any, **kwargs: Any) -> None:
         """`load_user.set(1001, value)`: store a value you already have. Any load or
