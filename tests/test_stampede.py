@@ -43,8 +43,9 @@ def test_readers_in_the_window_publish_exactly_one_task(r: redis.Redis) -> None:
 
 
 def test_hot_key_is_refreshed_ahead_and_no_reader_waits(r: redis.Redis, worker_process: WorkerProcess) -> None:
-    """3 processes x 4 threads read one key for 3.2 TTL periods (TTL 2 s, the default
-    10% window, loader 100 ms) while a real `celery -A workers worker` refreshes it."""
+    """3 processes x 4 threads read one key for 3.2 TTL periods (TTL 2 s, a 20% window
+    for headroom on a busy 2-core machine, loader 100 ms) while a real
+    `celery -A workers worker` refreshes it."""
     periods = 3.2
     reports = run_readers("tests.support.loaders.hot", ["k"], processes=3, threads=4, seconds=2 * periods,
                           before_go=lambda: loaders.hot.get("k"))  # warm-up

@@ -30,7 +30,7 @@ def slow_user(user_id: int) -> dict[str, Any]:
     return {"id": user_id, "name": f"user {user_id}"}
 
 
-@cache.loader(ttl=2, name="tests.hot")
+@cache.loader(ttl=2, refresh_window=0.2, name="tests.hot")
 def hot(key: str) -> dict[str, Any]:
     count_call("hot")
     time.sleep(0.1)

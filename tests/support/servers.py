@@ -133,7 +133,7 @@ class WorkerProcess:
         assert self.proc.stdout is not None
         self.log = LogWatcher(self.proc.stdout, "[worker] ")
         try:
-            self.log.wait_for(r"@\S+ ready\.", timeout=30)
+            self.log.wait_for(r"@\S+ ready\.", timeout=60)
         except BaseException:
             self.stop()  # never leave a half-started worker behind
             raise
