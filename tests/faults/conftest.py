@@ -3,6 +3,7 @@ events to wait on instead of sleeping through TTLs."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from typing import Any, Callable, Iterator
 
@@ -10,7 +11,7 @@ import pytest
 import redis
 
 from tests.support.keyevents import KeyEvents
-from tests.support.servers import WorkerProcess
+from tests.support.servers import RedisServer, WorkerProcess
 
 FAULT_LOADERS = "tests.support.fault_loaders"
 
@@ -51,3 +52,14 @@ def key_events(r: redis.Redis) -> Iterator[Callable[..., KeyEvents]]:
     for events in opened:
         events.close()
     r.config_set("notify-keyspace-events", "")
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, freeze (SIGSTOP) and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.proc.send_signal(signal.SIGCONT)
+    server.stop()

@@ -27,13 +27,8 @@ WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
 
 @pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)
-    server.stop()
+def broker(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 @pytest.fixture

@@ -27,14 +27,8 @@ WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
 
 @pytest.fixture
-def cache_server() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to stop, freeze and restart."""
-    server = RedisServer()
-    server.start()
-    yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)
-    server.stop()
+def cache_server(own_redis: RedisServer) -> RedisServer:
+    return own_redis
 
 
 @pytest.fixture
