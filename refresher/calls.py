@@ -43,7 +43,7 @@ class Calls:
         if not kwargs and len(args) == self._positional_arity:
             # Remembered only for int and str arguments: tuples of those are equal exactly
             # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
-            if all(type(a) is int or type(a) is str for a in args):
+            if _rememberable(args):
                 recent = self._recent.get(args := tuple(args))
                 if recent is None:
                     if len(self._recent) >= CACHE_SIZE:
@@ -67,6 +67,13 @@ class Calls:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
         return Call(args, kwargs, Keys.build(self.namespace, self.name, args_json))
+
+
+def _rememberable(args: tuple[Any, ...] | list[Any]) -> bool:
+    for a in args:  # a loop, not all(...): this runs on every hit
+        if type(a) is not int and type(a) is not str:
+            return False
+    return True
 
 
 def _check_round_trip(canonical: Any, args_json: str) -> None:
