@@ -33,7 +33,7 @@ bench-quick: install redis
 	$(BIN)/python -m bench --quick
 
 worker: install
-	REFRESHER_LOADERS=$${REFRESHER_LOADERS:-examples.loaders} $(BIN)/celery -A workers worker -l info
+	REFRESHER_LOADERS=$${REFRESHER_LOADERS:-examples.loaders} $(BIN)/celery -A workers worker -l info -E
 
 flower: install
 	$(BIN)/celery -A workers flower
