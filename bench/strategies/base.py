@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import redis
@@ -36,3 +37,44 @@ class BulkStrategy(Strategy, Protocol):
     """A strategy with a many-keys read (not every pattern has one)."""
 
     def get_many(self, keys: Sequence[str]) -> list[Any]: ...
+
+
+class Counted:
+    """What the comparison strategies share: counted loads, background threads to wait
+    for, and a client to close. `stored_key` is the key itself unless overridden."""
+
+    redis: redis.Redis
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = {"background": 0, "inline": 0}
+        self._threads: list[threading.Thread] = []
+
+    def warm(self) -> None:
+        self.redis.ping()
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self._counts[kind] += 1
+
+    def _start(self, target: Any) -> None:
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        with self._lock:
+            self._threads.append(thread)
+
+    def stored_key(self, key: str) -> str:
+        return key
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def flush(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join()
+
+    def close(self) -> None:
+        self.redis.close()

@@ -16,16 +16,16 @@ from typing import Any, Callable, Sequence
 import redis
 from dogpile.cache import make_region
 
+from bench.strategies.base import Counted
+
 LOCK_TIMEOUT_S = 10
 
 
-class DogpileCache:
+class DogpileCache(Counted):
 
     def __init__(self, url: str, load: Callable[[str], Any], ttl: float) -> None:
+        super().__init__()
         self.load = load
-        self._lock = threading.Lock()
-        self._counts = {"background": 0, "inline": 0}
-        self._threads: list[threading.Thread] = []
         self._background = threading.local()
         self.region = make_region(
             async_creation_runner=self._regenerate_in_thread,
@@ -54,18 +54,12 @@ class DogpileCache:
             finally:
                 mutex.release()
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        with self._lock:
-            self._threads.append(thread)
+        self._start(run)
 
     def _create(self, key: str) -> Any:
         if not getattr(self._background, "active", False):
             self._count("inline")
         return self.load(key)
-
-    def warm(self) -> None:
-        self.redis.ping()
 
     def get(self, key: str) -> Any:
         return self.region.get_or_create(key, lambda: self._create(key))
@@ -75,20 +69,3 @@ class DogpileCache:
 
     def stored_key(self, key: str) -> str:
         return f"dogpile:{key}"
-
-    def _count(self, kind: str) -> None:
-        with self._lock:
-            self._counts[kind] += 1
-
-    def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def flush(self) -> None:
-        with self._lock:
-            threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join()
-
-    def close(self) -> None:
-        self.redis.close()

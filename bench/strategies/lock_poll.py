@@ -7,28 +7,25 @@ plain DEL; everybody else polls GET every 100 ms, up to 50 times, then loads its
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any, Callable, cast
 
 import redis
+
+from bench.strategies.base import Counted
 
 POLL_S = 0.1
 POLLS = 50
 LOCK_TTL_S = 10
 
 
-class LockPoll:
+class LockPoll(Counted):
 
     def __init__(self, client: redis.Redis, load: Callable[[str], Any], ttl: float) -> None:
+        super().__init__()
         self.redis = client
         self.load = load
         self.px = int(ttl * 1000)
-        self._lock = threading.Lock()
-        self._inline = 0
-
-    def warm(self) -> None:
-        self.redis.ping()
 
     def get(self, key: str) -> Any:
         raw = cast(bytes | None, self.redis.get(key))
@@ -50,18 +47,5 @@ class LockPoll:
         return self._load(key)
 
     def _load(self, key: str) -> Any:
-        with self._lock:
-            self._inline += 1
+        self._count("inline")
         return self.load(key)
-
-    def stored_key(self, key: str) -> str:
-        return key
-
-    def counters(self) -> dict[str, int]:
-        return {"background": 0, "inline": self._inline}
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.redis.close()

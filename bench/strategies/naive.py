@@ -7,23 +7,20 @@ TTLs are set in milliseconds (PX) so sub-second and fractional TTLs stay exact.
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Callable, Sequence, cast
 
 import redis
 
+from bench.strategies.base import Counted
 
-class Naive:
+
+class Naive(Counted):
 
     def __init__(self, client: redis.Redis, load: Callable[[str], Any], ttl: float) -> None:
+        super().__init__()
         self.redis = client
         self.load = load
         self.px = int(ttl * 1000)
-        self._lock = threading.Lock()
-        self._inline = 0
-
-    def warm(self) -> None:
-        self.redis.ping()
 
     def get(self, key: str) -> Any:
         raw = cast(bytes | None, self.redis.get(key))
@@ -39,18 +36,5 @@ class Naive:
     def _fill(self, key: str) -> Any:
         value = self.load(key)
         self.redis.set(key, json.dumps(value, separators=(",", ":")), px=self.px)
-        with self._lock:
-            self._inline += 1
+        self._count("inline")
         return value
-
-    def stored_key(self, key: str) -> str:
-        return key
-
-    def counters(self) -> dict[str, int]:
-        return {"background": 0, "inline": self._inline}
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.redis.close()

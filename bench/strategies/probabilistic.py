@@ -10,26 +10,22 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from typing import Any, Callable, cast
 
 import redis
 
+from bench.strategies.base import Counted
+
 WINDOW = 0.1
 
 
-class Probabilistic:
+class Probabilistic(Counted):
 
     def __init__(self, client: redis.Redis, load: Callable[[str], Any], ttl: float) -> None:
+        super().__init__()
         self.redis = client
         self.load = load
         self.ttl_ms = int(ttl * 1000)
-        self._lock = threading.Lock()
-        self._counts = {"background": 0, "inline": 0}
-        self._threads: list[threading.Thread] = []
-
-    def warm(self) -> None:
-        self.redis.ping()
 
     def get(self, key: str) -> Any:
         raw = cast(bytes | None, self.redis.get(key))
@@ -47,30 +43,7 @@ class Probabilistic:
 
     def _refresh_async(self, key: str) -> None:
         self._count("background")
-        thread = threading.Thread(target=lambda: self._store(key, self.load(key)), daemon=True)
-        thread.start()
-        with self._lock:
-            self._threads.append(thread)
+        self._start(lambda: self._store(key, self.load(key)))
 
     def _store(self, key: str, value: Any) -> None:
         self.redis.set(key, json.dumps({"value": value}, separators=(",", ":")), px=self.ttl_ms)
-
-    def _count(self, kind: str) -> None:
-        with self._lock:
-            self._counts[kind] += 1
-
-    def stored_key(self, key: str) -> str:
-        return key
-
-    def counters(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
-    def flush(self) -> None:
-        with self._lock:
-            threads, self._threads = self._threads, []
-        for thread in threads:
-            thread.join()
-
-    def close(self) -> None:
-        self.redis.close()
