@@ -2,19 +2,25 @@
 
 An envelope is a short ASCII header followed by the codec's bytes:
 
-    r1|<generation>|<kind>|<written_ms>|<ttl_ms>|<stale_ms>|<delta_ms>|<payload>
+    r1|<version>|<kind>|<written_ms>|<ttl_ms>|<stale_ms>|<delta_ms>|<payload>
 
 The header carries everything the read path needs (so a hit is one GET, no TTL call),
-and its generation sits where a Lua script can read it with one pattern match, whatever
-codec the payload uses.
+and its version sits where a Lua script can read it with one pattern match (or a
+GETRANGE of the first bytes), whatever codec the payload uses.
+
+The version names one write: every write draws a fresh random 63-bit number, so a
+version never comes back for a key, not after the value expires, is evicted or flushed.
+A writer is fenced by comparing the exact version it read with the one stored now.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any, NamedTuple, Protocol
 
 MAGIC = b"r1"
+NOTHING_READ = 0  # the version a writer "read" when there was no value at all
 VALUE = b"v"
 TOMBSTONE = b"t"
 
@@ -42,6 +48,11 @@ class JsonCodec:
         return self._decoder.decode(data.decode())
 
 
+def new_version() -> int:
+    """A version no earlier write of any key has had (with odds of 2**-63 per pair)."""
+    return secrets.randbits(63) or 1
+
+
 class CorruptEnvelope(ValueError):
     """Bytes at a cache key that this library did not write, or cannot read back."""
 
@@ -50,7 +61,7 @@ class Envelope(NamedTuple):
     """One stored value. `payload` stays encoded until somebody needs the value.
     A NamedTuple because the hit path builds one per read."""
 
-    generation: int
+    version: int
     written_ms: int
     ttl_ms: int
     stale_ms: int
@@ -62,12 +73,12 @@ class Envelope(NamedTuple):
     def expires_ms(self) -> int:
         return self.written_ms + self.ttl_ms
 
-    def header_tail(self) -> bytes:
-        """Everything after the generation: the Lua script that bumps the generation on
-        `set` and `invalidate` glues the new number in front of it."""
+    def to_bytes(self) -> bytes:
         kind = TOMBSTONE if self.tombstone else VALUE
         return b"|".join(
             (
+                MAGIC,
+                b"%d" % self.version,
                 kind,
                 b"%d" % self.written_ms,
                 b"%d" % self.ttl_ms,
@@ -77,15 +88,12 @@ class Envelope(NamedTuple):
             )
         )
 
-    def to_bytes(self) -> bytes:
-        return b"%s|%d|%s" % (MAGIC, self.generation, self.header_tail())
-
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
         try:
-            magic, generation, kind, written, ttl, stale, delta, payload = data.split(b"|", 7)
+            magic, version, kind, written, ttl, stale, delta, payload = data.split(b"|", 7)
             # tuple.__new__ skips NamedTuple's keyword handling: this runs once per read.
-            envelope = _new(cls, (int(generation), int(written), int(ttl), int(stale), int(delta), payload, kind == TOMBSTONE))
+            envelope = _new(cls, (int(version), int(written), int(ttl), int(stale), int(delta), payload, kind == TOMBSTONE))
         except ValueError as exc:  # the wrong number of fields, or one that is not a number
             raise CorruptEnvelope(f"not a refresher envelope: {exc}") from None
         if magic != MAGIC or (kind != VALUE and kind != TOMBSTONE):

@@ -18,14 +18,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.envelope import CorruptEnvelope, Envelope
+from refresher.envelope import NOTHING_READ, CorruptEnvelope, Envelope, new_version
 from refresher.errors import CacheUnavailable, LoadFailed
 from refresher.calls import Call, Calls
 from refresher.keys import Keys, check_name
 from refresher.lock import Lock
 from refresher.options import Settings
 from refresher.policy import Verdict, decide
-from refresher.store import FAILED, FILLED, RETRY, Commit
+from refresher.store import FAILED, FILLED, RETRY, Claim, Commit
 
 if TYPE_CHECKING:
     from refresher.client import Refresher
@@ -69,8 +69,8 @@ class Loader(Generic[P, R]):
         self.max_load_ms = settings.max_load_ms
         self.error_backoff_ms = settings.error_backoff_ms
         self.call = Calls(fn, cache.namespace, self.name)
-        # Refreshes this process has already asked for: value key -> (the written_ms of
-        # the value it was asked for, until when). Saves in-window readers a SET NX each.
+        # Refreshes this process has already asked for: value key -> (the version of the
+        # value it was asked for, until when). Saves in-window readers a claim each.
         self._asked: dict[str, tuple[int, float]] = {}
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -155,16 +155,18 @@ class Loader(Generic[P, R]):
         if not args:
             raise TypeError(f"loader {self.name!r}: set() needs the arguments and then the value")
         call = self.call(args[:-1], kwargs)
-        envelope = self._envelope(self._encode(args[-1]), generation=0, delta_ms=0)
-        self._replace(call, envelope, envelope.ttl_ms + self.stale_ms)
+        envelope = self._envelope(self._encode(args[-1]), delta_ms=0)
+        # Kept in Redis (unservable once past its TTL) for as long as a load that began
+        # before it can still try to commit, so that load finds this version and is refused.
+        self._replace(call, envelope, max(envelope.ttl_ms + self.stale_ms, self.max_load_ms + self.lock_ttl_ms))
 
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
         """Drop the value; the next read loads it again. A load already in flight for
         this key is refused when it tries to write, so it cannot bring the old data back."""
         call = self.call(args, kwargs)
-        tombstone = Envelope(0, now_ms(), 0, 0, 0, b"", tombstone=True)
-        # The tombstone outlives any lock taken before it, so its generation is what
-        # every writer that started earlier is checked against.
+        tombstone = Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True)
+        # The tombstone outlives any lock taken before it, so its version is what every
+        # writer that started earlier is checked against.
         self._replace(call, tombstone, self.max_load_ms + self.lock_ttl_ms)
 
     def _replace(self, call: Call, envelope: Envelope, px: int) -> None:
@@ -187,11 +189,11 @@ class Loader(Generic[P, R]):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"loader {self.name!r}: the value cannot be encoded: {exc}") from None
 
-    def _envelope(self, payload: bytes, generation: int, delta_ms: int) -> Envelope:
+    def _envelope(self, payload: bytes, delta_ms: int) -> Envelope:
         ttl_ms = self.ttl_ms
         if self.settings.ttl_jitter:
             ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
-        return Envelope(generation, now_ms(), ttl_ms, self.stale_ms, max(0, delta_ms), payload)
+        return Envelope(new_version(), now_ms(), ttl_ms, self.stale_ms, max(0, delta_ms), payload)
 
     def _parse(self, raw: bytes | None, quiet: bool = False) -> Envelope | None:
         if raw is None:
@@ -231,7 +233,7 @@ class Loader(Generic[P, R]):
         claims the marker first. Never raises: the caller has a value to serve."""
         key = call.keys.value
         asked = self._asked.get(key)
-        if asked is not None and asked[0] == envelope.written_ms and asked[1] > time.monotonic():
+        if asked is not None and asked[0] == envelope.version and asked[1] > time.monotonic():
             self.cache.stats.incr("refresh_deduplicated")
             return
         publisher = self.cache.publisher
@@ -242,7 +244,7 @@ class Loader(Generic[P, R]):
         # re-arms the marker to the lock's TTL (see refresh.py).
         marker = Lock(self.cache.redis, call.keys.pending, self.lock_ttl_ms + int(publisher.timeout * 1000))
         try:
-            claimed = marker.acquire()
+            claim = self.cache.store.claim_refresh(call.keys, envelope.version, marker.token, marker.ttl_ms)
         except RedisError as exc:
             log.warning("refresher: could not mark %s for refresh: %s", key, exc)
             return
@@ -250,8 +252,8 @@ class Loader(Generic[P, R]):
             self._asked.clear()
         # Remembered for lock_ttl, never longer than the marker can live once a worker
         # holds it: after a crash the next read here asks again within lock_ttl.
-        self._asked[key] = (envelope.written_ms, time.monotonic() + self.lock_ttl_ms / 1000)
-        if not claimed:
+        self._asked[key] = (envelope.version, time.monotonic() + self.lock_ttl_ms / 1000)
+        if claim is not Claim.CLAIMED:
             self.cache.stats.incr("refresh_deduplicated")
             return
 
@@ -260,7 +262,7 @@ class Loader(Generic[P, R]):
             marker.release()
 
         expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
-        if not publisher.submit(self.name, call.args, call.kwargs, expires_s, on_failure=unclaim):
+        if not publisher.submit(self.name, call.args, call.kwargs, envelope.version, expires_s, on_failure=unclaim):
             unclaim()
 
     def _backing_off(self, call: Call) -> bool:
@@ -308,15 +310,15 @@ class Loader(Generic[P, R]):
             lock.release()
             return self._serve_stale(stale)
         envelope = self._parse(raw, quiet=True)
-        generation = envelope.generation if envelope is not None else 0
-        value, _ = self.load_and_commit(call, lock, generation, started_ms=now_ms(), back_off=stale is not None)
+        seen = envelope.version if envelope is not None else NOTHING_READ
+        value, _ = self.load_and_commit(call, lock, seen, started_ms=now_ms(), back_off=stale is not None)
         return value
 
     def load_and_commit(
-        self, call: Call, lock: Lock, generation: int, started_ms: int, *, back_off: bool
+        self, call: Call, lock: Lock, seen: int, started_ms: int, *, back_off: bool
     ) -> tuple[R, Commit | str]:
         """Run the loader under `lock` (kept alive by a bounded watchdog) and write the
-        result if the lock and the generation still hold. Waiters are always told how it
+        result if we still hold the lock and the value is still the version `seen`. Waiters are always told how it
         went; the loader's own exception is re-raised to our caller, after the key's
         back-off is set if `back_off` (there is an old value to serve meanwhile)."""
         signal = call.keys.signal
@@ -336,7 +338,7 @@ class Loader(Generic[P, R]):
             lock.release(signal, RETRY)
             raise
         self.cache.stats.incr("load")
-        envelope = self._envelope(payload, generation, now_ms() - started_ms)
+        envelope = self._envelope(payload, now_ms() - started_ms)
         if len(payload) > self.settings.max_value_bytes:
             log.warning(
                 "refresher: %s is %d bytes, over max_value_bytes=%d; served but not cached",
@@ -346,7 +348,7 @@ class Loader(Generic[P, R]):
             lock.release(signal, FILLED + envelope.to_bytes())
             return value, "too_large"
         try:
-            outcome = self.cache.store.commit(call.keys, lock.token, envelope, envelope.ttl_ms + self.stale_ms)
+            outcome = self.cache.store.commit(call.keys, lock.token, seen, envelope, envelope.ttl_ms + self.stale_ms)
         except RedisError as exc:
             log.warning("refresher: loaded %s but could not store it: %s", call.keys.value, exc)
             return value, "not_stored"

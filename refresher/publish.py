@@ -89,7 +89,7 @@ class Publisher:
         """False while the breaker is open after a failed publish."""
         return time.monotonic() >= self._open_until
 
-    def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], expires_s: float,
+    def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], seen: int, expires_s: float,
                on_failure: Callable[[], object]) -> bool:
         """Queue a refresh task for publishing; False (and nothing queued) if the breaker
         is open or the backlog is full."""
@@ -100,7 +100,7 @@ class Publisher:
         with self._idle:
             self._unfinished += 1
         try:
-            self._jobs.put_nowait(_Job(loader, args, kwargs, time.time(), expires_s, on_failure))
+            self._jobs.put_nowait(_Job(loader, args, kwargs, time.time(), seen, expires_s, on_failure))
         except queue_module.Full:
             self._done()
             self.stats.incr("publish_dropped")
@@ -160,7 +160,7 @@ class Publisher:
         try:
             self.app.send_task(
                 REFRESH_TASK,
-                args=[job.loader, job.args, job.kwargs, job.enqueued_at],
+                args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen],
                 queue=self.queue,
                 expires=job.expires_s,
                 retry=False,
@@ -203,5 +203,6 @@ class _Job(NamedTuple):
     args: list[Any]
     kwargs: dict[str, Any]
     enqueued_at: float
+    seen: int  # the version of the value the reader saw: the one to replace
     expires_s: float
     on_failure: Callable[[], object]

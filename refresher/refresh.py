@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from refresher import registry
-from refresher.envelope import CorruptEnvelope, Envelope
+from refresher.envelope import NOTHING_READ, CorruptEnvelope, Envelope
 from refresher.loader import BACKOFF
 from refresher.lock import Lock
 from refresher.store import Commit
@@ -14,7 +14,7 @@ from refresher.store import Commit
 log = logging.getLogger("refresher")
 
 
-def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float) -> str:
+def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
     """Refresh the value of loader `name` for these arguments, at most once however often
     the task is delivered. Returns what happened, which Flower shows as the task's result.
 
@@ -22,9 +22,11 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
        loading: drop this task.
     2. If the key is backing off after a failure, drop this task too: it was queued or
        redelivered before the failure, and the origin gets one attempt per back-off.
-    3. If the value was written after this task was enqueued, it is already new: stop.
+    3. If the value is no longer the version `seen` that the reader asked to replace, it
+       has been rewritten since (by a refresh, set or invalidate): stop. A task without
+       `seen` (sent by hand) stops if the value was written after it was enqueued.
     4. Call the loader under the lock (kept alive by the watchdog) and commit only if
-       the lock and the generation still hold.
+       the lock still holds and the value is still the version read in step 3.
     On a loader error the old value stays servable and the key is held off for
     `error_backoff`, so a failing origin gets one attempt per key per back-off period.
     """
@@ -48,13 +50,14 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
         current = Envelope.from_bytes(raw) if raw is not None else None
     except CorruptEnvelope:
         current = None
-    if current is not None and current.written_ms >= started_ms:
+    if current is not None and (current.version != seen if seen is not None else current.written_ms >= started_ms):
         lock.release()
         stats.incr("refresh_unneeded")
         return "fresh"
-    generation = current.generation if current is not None else 0
     try:
-        _, outcome = loader.load_and_commit(call, lock, generation, started_ms, back_off=True)
+        _, outcome = loader.load_and_commit(
+            call, lock, current.version if current is not None else NOTHING_READ, started_ms, back_off=True
+        )
     except Exception as exc:
         stats.incr("refresh_failed")
         log.error(

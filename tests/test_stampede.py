@@ -62,5 +62,10 @@ def test_hot_key_is_refreshed_ahead_and_no_reader_waits(r: redis.Redis, worker_p
     worker_process.log.wait_for(r"refresher\.refresh\[\S+\] succeeded", count=enqueued)
     assert worker_process.log.count(r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'") == enqueued
     assert loaders.calls("hot") == 1 + enqueued
+    # at most one load per key per window: a value is due again only once it has aged
+    # 80% of its TTL, so two loads closer than that refreshed one value twice
+    starts = loaders.call_times("hot")
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert min(gaps) > 2 * 0.8 - 0.3, gaps
     # the values really changed: readers saw refreshed data
     assert len({v["loaded_at"] for rep in reports for v in rep.values}) >= 3

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.envelope import Envelope
+from refresher.envelope import NOTHING_READ, Envelope
 from refresher.lock import Lock
 from refresher.loader import BACKOFF, Loader
 from refresher.store import Commit
@@ -41,11 +41,12 @@ def make_loader(cache: Refresher, delay: float = 0.0, fail: bool = False, **opti
     return load, calls
 
 
-def send(cache: Refresher, loader: Loader[..., Any], *args: Any, enqueued_at: float | None = None) -> None:
+def send(cache: Refresher, loader: Loader[..., Any], *args: Any, enqueued_at: float, seen: int | None) -> None:
+    """A refresh task as a reader publishes it (asking to replace version `seen`), or
+    as one sent by hand (seen=None: refreshed unless written after `enqueued_at`)."""
     call = loader.call(args, {})
     cache.publisher.app.send_task(
-        "refresher.refresh", args=[loader.name, call.args, call.kwargs, enqueued_at or time.time()],
-        queue=cache.queue,
+        "refresher.refresh", args=[loader.name, call.args, call.kwargs, enqueued_at, seen], queue=cache.queue,
     )
 
 
@@ -68,15 +69,18 @@ def test_the_same_refresh_delivered_twice_at_once_loads_once(
 ) -> None:
     load, calls = make_loader(cache, delay=0.3)
     load.get(2)
-    into_window(r, load.keys(2))
+    seen = into_window(r, load.keys(2)).version
     enqueued = time.time()
-    send(cache, load, 2, enqueued_at=enqueued)
-    send(cache, load, 2, enqueued_at=enqueued)
+    send(cache, load, 2, enqueued_at=enqueued, seen=seen)
+    send(cache, load, 2, enqueued_at=enqueued, seen=seen)
     assert sorted(map(str, tasks_done.wait(2))) == ["deduplicated", "written"]
     assert calls == [2, 2]
-    # delivered again after the refresh landed: the value is newer than the task
-    send(cache, load, 2, enqueued_at=enqueued)
+    # delivered again after the refresh landed: the version it asked to replace is gone
+    send(cache, load, 2, enqueued_at=enqueued, seen=seen)
     assert tasks_done.wait(3)[-1] == "fresh"
+    # sent by hand with no version, before the refresh landed: the value is newer
+    send(cache, load, 2, enqueued_at=enqueued, seen=None)
+    assert tasks_done.wait(4)[-1] == "fresh"
     assert calls == [2, 2]
 
 
@@ -124,11 +128,11 @@ def test_only_the_owner_releases_or_commits(cache: Refresher, r: redis.Redis) ->
     assert first.release() is False
     assert not first.extend()
     late = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"late"')
-    assert cache.store.commit(keys, first.token, late, 60_000) is Commit.LOST_LOCK
+    assert cache.store.commit(keys, first.token, NOTHING_READ, late, 60_000) is Commit.LOST_LOCK
     assert r.get(keys.lock) == second.token.encode()
     assert r.get(keys.value) is None
     fresh = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"fresh"')
-    assert cache.store.commit(keys, second.token, fresh, 60_000) is Commit.WRITTEN
+    assert cache.store.commit(keys, second.token, NOTHING_READ, fresh, 60_000) is Commit.WRITTEN
     assert r.get(keys.lock) is None
 
 
@@ -153,3 +157,31 @@ def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(r: redis.Redis) -
         while r.exists(lock2.key):  # the watchdog gives up after max_hold: the lock lapses
             assert time.monotonic() < deadline
     assert time.monotonic() < deadline
+
+
+def test_a_reader_whose_view_predates_a_commit_asks_for_no_second_refresh(
+    cache: Refresher, redis_url: str, r: redis.Redis, tasks_done: TaskLog, worker: object
+) -> None:
+    """Issue 7: a reader reads the old value in its window; a worker commits the new one
+    (which clears the pending marker); only then does that reader claim the marker and
+    publish. One origin call for the window, whichever side the late claim reaches."""
+    load, calls = make_loader(cache)
+    load.get(6)
+    stale_view = into_window(r, load.keys(6))  # what a reader in another process has read
+    load.get(6)  # a reader asks; the worker refreshes
+    assert tasks_done.wait(1) == ["written"]
+    assert r.get(load.keys(6).pending) is None  # the commit cleared the marker
+
+    other = Refresher(redis_url)  # the stale reader's process: its own per-process memo
+    try:
+        late = other.loader(ttl=60, name=load.name)(load.fn)
+        late._ask_for_refresh(late.call((6,), {}), stale_view)
+        assert other.flush()
+        assert other.stats["refresh_enqueued"] == 0 and other.stats["refresh_deduplicated"] == 1
+        assert r.get(load.keys(6).pending) is None
+    finally:
+        other.close()
+    # the same late request, had it been published before the commit: the worker drops it
+    send(cache, load, 6, enqueued_at=time.time(), seen=stale_view.version)
+    assert tasks_done.wait(2)[-1] == "fresh"
+    assert calls == [6, 6]

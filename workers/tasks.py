@@ -14,10 +14,10 @@ log = logging.getLogger("refresher")
 
 
 @app.task(name=REFRESH_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
-def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float) -> str:
+def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
     """No Celery retries: a failed refresh backs off through the key's pending marker."""
     try:
-        return refresh_key(name, args, kwargs, enqueued_at)
+        return refresh_key(name, args, kwargs, enqueued_at, seen)
     except (UnknownLoader, TypeError) as exc:
         log.error("refresher: rejected a refresh task: %s", exc)
         return "rejected"

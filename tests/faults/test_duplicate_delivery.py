@@ -11,7 +11,6 @@ from typing import Callable
 import redis
 
 from tests.support import fault_loaders as fl
-from tests.support.ageing import age
 from tests.support.servers import WorkerProcess
 
 TASK = r"refresher\.refresh\[{id}\] succeeded in \S+ '{result}'"
@@ -22,21 +21,21 @@ def test_a_task_delivered_twice_at_once_and_once_more_later_loads_once(
 ) -> None:
     loader = fl.steady
     loader.set(key, {"key": key, "call": 0})
-    age(r, loader.keys(key), 1_000)  # older than the task: the task has work to do
     worker = spawn_worker(concurrency=2)
     assert worker.log is not None
-    task_id, enqueued_at = str(uuid.uuid4()), time.time()  # one message, delivered twice
+    # one message (asking to replace the version stored now), delivered twice
+    task_id, enqueued_at, seen = str(uuid.uuid4()), time.time(), fl.stored_version(loader, key)
     fl.hold(key)
-    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
+    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at, seen=seen)
     call = fl.entered(key)
-    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
+    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at, seen=seen)
     # The second copy ran while the first was still inside the loader: it found the lock taken.
     worker.log.wait_for(TASK.format(id=task_id, result="deduplicated"))
     fl.release(key, call)
     worker.log.wait_for(TASK.format(id=task_id, result="written"))
 
-    # Redelivered after the refresh landed: the value is newer than the task, nothing to do.
-    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
+    # Redelivered after the refresh landed: the version it asked to replace is gone.
+    fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at, seen=seen)
     worker.log.wait_for(TASK.format(id=task_id, result="fresh"))
     assert worker.log.count(TASK.format(id=task_id, result=r"\w+")) == 3
     assert fl.calls(loader, key) == 1

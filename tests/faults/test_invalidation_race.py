@@ -1,7 +1,7 @@
 """Fault 3: `set` or `invalidate` while a load of the same key is in flight.
 
 The in-flight result was read from the origin before the change, so it must never land
-over it: the commit script sees the generation moved and refuses (SUPERSEDED).
+over it: the commit script sees the version it read replaced and refuses (SUPERSEDED).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from refresher.envelope import Envelope
 from refresher.loader import Loader
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
+from tests.support.keyevents import KeyEvents
 from tests.support.servers import WorkerProcess
 
 SUPERSEDED = r"refresher\.refresh\[\S+\] succeeded in \S+ 'superseded'"
@@ -46,7 +47,7 @@ def test_a_change_during_a_worker_refresh_wins(
     keys = loader.keys(key)
     worker = spawn_worker()
     loader.set(key, {"key": key, "call": 0})
-    expire_in(r, keys, 20_000)
+    before = expire_in(r, keys, 20_000)
     fl.hold(key)
     loader.get(key)  # asks for the refresh
     call = fl.entered(key)  # the worker has read the origin's old state
@@ -56,7 +57,7 @@ def test_a_change_during_a_worker_refresh_wins(
     assert worker.log is not None
     worker.log.wait_for(SUPERSEDED)
     stored = Envelope.from_bytes(r.get(keys.value) or b"")
-    assert stored.generation == 2 and stored.tombstone == (action == "invalidate")
+    assert stored.version != before.version and stored.tombstone == (action == "invalidate")
     after_change(loader, key, action, calls_before=1)
 
 
@@ -78,4 +79,31 @@ def test_a_change_during_an_inline_load_wins(r: redis.Redis, key: str, action: s
     assert reader == [{"key": key, "call": 1}]
     assert loader.cache.stats["commit_superseded"] == superseded + 1
     assert r.get(keys.lock) is None
+    after_change(loader, key, action, calls_before=1)
+
+
+@pytest.mark.parametrize("action", ["set", "invalidate"])
+def test_a_change_after_the_value_expired_mid_refresh_still_wins(
+    r: redis.Redis, key: str, action: str, spawn_worker: Callable[..., WorkerProcess],
+    key_events: Callable[..., KeyEvents],
+) -> None:
+    """Issue 7: set, a refresh starts (it read that value), the value expires, set (or
+    invalidate) again, then the refresh commits. The version it read is not the one
+    stored now, even though the key was empty in between: the commit is refused."""
+    loader = fl.steady
+    keys = loader.keys(key)
+    worker = spawn_worker()
+    events = key_events(keys.value)
+    loader.set(key, {"key": key, "call": 0})
+    expire_in(r, keys, 20_000)
+    fl.hold(key)
+    loader.get(key)  # asks for the refresh
+    call = fl.entered(key)  # the worker has read the value and the origin's old state
+
+    r.pexpire(keys.value, 1)
+    assert events.wait(keys.value, "expired")
+    change(loader, key, action)
+    fl.release(key, call)
+    assert worker.log is not None
+    worker.log.wait_for(SUPERSEDED)
     after_change(loader, key, action, calls_before=1)

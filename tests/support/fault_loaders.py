@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from refresher import Loader, Refresher
+from refresher.envelope import NOTHING_READ, Envelope
 from refresher.publish import REFRESH_TASK
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
@@ -72,12 +73,19 @@ def attempts(loader: Loader[..., Any], key: str) -> list[float]:
     return [float(t) for t in control.lrange(f"faults:attempts:{loader.name}:{key}", 0, -1)]
 
 
+def stored_version(loader: Loader[..., Any], key: str) -> int:
+    raw = control.get(loader.keys(key).value)
+    return Envelope.from_bytes(raw).version if raw is not None else NOTHING_READ
+
+
 def send_refresh(loader: Loader[..., Any], key: str, task_id: str | None = None,
-                 enqueued_at: float | None = None) -> None:
-    """Publish a refresh task by hand, as a duplicate or redelivered message would arrive."""
+                 enqueued_at: float | None = None, seen: int | None = None) -> None:
+    """Publish a refresh task by hand, as a duplicate or redelivered message would arrive:
+    asking to replace version `seen` (default: the version stored now, as a reader would)."""
     call = loader.call((key,), {})
     loader.cache.publisher.app.send_task(
-        REFRESH_TASK, args=[loader.name, call.args, call.kwargs, enqueued_at or time.time()],
+        REFRESH_TASK, args=[loader.name, call.args, call.kwargs, enqueued_at or time.time(),
+                                   stored_version(loader, key) if seen is None else seen],
         queue=loader.cache.queue, task_id=task_id,
     )
 

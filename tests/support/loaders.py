@@ -17,10 +17,16 @@ control = redis.Redis.from_url(cache.redis_url)
 
 def count_call(name: str) -> None:
     control.incr(f"test:calls:{name}")
+    control.rpush(f"test:call_times:{name}", repr(time.time()))
 
 
 def calls(name: str) -> int:
     return int(control.get(f"test:calls:{name}") or 0)
+
+
+def call_times(name: str) -> list[float]:
+    """When each call started, in order, from every process."""
+    return [float(t) for t in control.lrange(f"test:call_times:{name}", 0, -1)]
 
 
 @cache.loader(ttl=30, name="tests.slow_user")
