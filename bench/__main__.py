@@ -1,4 +1,6 @@
-"""`python -m bench [--quick] [--out DIR]`: run every scenario, print the tables, write the docs."""
+"""`python -m bench [--quick] [--out DIR] [--only SCENARIO [--runs N]]`: run every scenario, print
+the tables, write the docs. `--only` runs one scenario, `--runs` times, and prints its tables;
+`--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest."""
 
 from __future__ import annotations
 
@@ -8,18 +10,21 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import redis
 
-from bench import docs, machine
+from bench import docs, machine, runs
 from bench.context import Context
 from bench.plot import hot_key_png
 from bench.readers import ReaderPool
 from bench.report import targets_table
-from bench.scale import FULL, QUICK
+from bench.scale import FULL, QUICK, Scale
 from bench.scenarios import bulk, cold, hit, hot, many_keys
 from bench.workloads import HOT_TTL_ENV
 from tests.support.servers import RedisServer, WorkerProcess
+
+SCENARIOS = {"cold": cold, "hot": hot, "hit": hit, "many_keys": many_keys, "bulk": bulk}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +32,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="everything scaled down: under a minute")
     parser.add_argument("--out", type=Path, default=machine.ROOT / "docs",
                         help="where benchmarks.md and hot-key.png go (default: docs/)")
+    parser.add_argument("--only", choices=SCENARIOS, help="run this scenario only (docs: --only hot writes its own section)")
+    parser.add_argument("--runs", type=int, default=1, help="with --only: how many times to run it (default 1)")
     args = parser.parse_args(argv)
+    if args.runs < 1 or (args.runs > 1 and not args.only):
+        parser.error("--runs takes a positive count, and more than 1 only with --only")
     scale = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     started, load_at_start = time.monotonic(), os.getloadavg()[0]
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    if args.only:
+        return _only(args.only, args.runs, scale, args.out, command, load_at_start)
 
+    with _running(scale) as ctx:
+        outcomes = []
+        for scenario in SCENARIOS.values():
+            t0 = time.monotonic()
+            outcomes.append(scenario.run(ctx))
+            for table in outcomes[-1].tables:
+                print(table.text() + "\n", flush=True)
+            print(f"({scenario.__name__.rsplit('.', 1)[-1]}: {time.monotonic() - t0:.0f} s)\n", flush=True)
+        described = machine.describe(ctx.control, command, load_at_start)
+
+    targets = targets_table([t for o in outcomes for t in o.targets])
+    print(targets.text())
+    hot_outcome = next(o for o in outcomes if isinstance(o, hot.HotOutcome))
+    hot_key_png(hot_outcome.series, scale.hot_ttl, scale.hot_ttl * scale.hot_periods, args.out / docs.PNG)
+    path = docs.write(args.out, described, targets, outcomes)
+    print(f"\nwrote {path} and {args.out / docs.PNG} in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_start: float) -> int:
+    """Run one scenario `count` times against the same servers, worker and readers as a full run."""
+    done: list[runs.HotRun] = []
+    with _running(scale) as ctx:
+        for i in range(1, count + 1):
+            t0, load0 = time.monotonic(), os.getloadavg()[0]
+            # Repeated hot runs get keys of their own: the earlier runs' values and call logs stay apart.
+            outcome = hot.run(ctx, f"-run{i}" if i > 1 else "") if name == "hot" else SCENARIOS[name].run(ctx)
+            seconds, load1 = time.monotonic() - t0, os.getloadavg()[0]
+            for table in outcome.tables:
+                print(table.text() + "\n", flush=True)
+            print(f"({name} run {i} of {count}: {seconds:.0f} s, load average {load0:.2f} -> {load1:.2f})\n", flush=True)
+            if isinstance(outcome, hot.HotOutcome):
+                done.append(runs.HotRun(outcome, seconds, (load0, load1)))
+        described = machine.describe(ctx.control, command, load_at_start)
+    if done:
+        for table in runs.tables(done, scale.hot_periods):
+            print(table.text() + "\n")
+        print("\n".join(runs.findings(done, scale.hot_periods)))
+        print(f"\nwrote section \"{runs.TITLE}\" of {docs.write_runs(out, runs.section(described, done, scale.hot_periods))}")
+    return 0
+
+
+@contextlib.contextmanager
+def _running(scale: Scale) -> Iterator[Context]:
+    """The bench's own redis-server, its reader processes and `celery -A workers worker -P solo`."""
     with contextlib.ExitStack() as running:
         server = RedisServer()
         server.start()
@@ -47,24 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         worker = WorkerProcess(server.url, loaders="bench.loaders", pool="solo")
         running.callback(worker.stop)
         worker.start()
-        ctx = Context(scale, server.url, control, pool, worker)
-        outcomes = []
-        for scenario in (cold, hot, hit, many_keys, bulk):
-            t0 = time.monotonic()
-            outcomes.append(scenario.run(ctx))
-            for table in outcomes[-1].tables:
-                print(table.text() + "\n", flush=True)
-            print(f"({scenario.__name__.rsplit('.', 1)[-1]}: {time.monotonic() - t0:.0f} s)\n", flush=True)
-        command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
-        described = machine.describe(control, command, load_at_start)
-
-    targets = targets_table([t for o in outcomes for t in o.targets])
-    print(targets.text())
-    hot_outcome = next(o for o in outcomes if isinstance(o, hot.HotOutcome))
-    hot_key_png(hot_outcome.series, scale.hot_ttl, scale.hot_ttl * scale.hot_periods, args.out / docs.PNG)
-    path = docs.write(args.out, described, targets, outcomes)
-    print(f"\nwrote {path} and {args.out / docs.PNG} in {time.monotonic() - started:.0f} s")
-    return 0
+        yield Context(scale, server.url, control, pool, worker)
 
 
 if __name__ == "__main__":

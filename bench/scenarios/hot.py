@@ -36,6 +36,8 @@ class Series:
 @dataclass
 class HotOutcome(Outcome):
     series: list[Series] = field(default_factory=list)
+    # per strategy name: calls, redundant, tasks (background refreshes), inline, slow, p99, written
+    measured: dict[str, dict[str, float]] = field(default_factory=dict)
     figure: str = "Hot key: origin calls over time, one line per strategy"
 
 
@@ -66,7 +68,8 @@ def redundant_reloads(calls: list[tuple[float, float]], ttl: float) -> int:
     return count
 
 
-def run(ctx: Context) -> HotOutcome:
+def run(ctx: Context, key_suffix: str = "") -> HotOutcome:
+    """`key_suffix` gives a repeated run keys (and origin call logs) of its own."""
     s = ctx.scale
     workload = hot()
     seconds = s.hot_ttl * s.hot_periods
@@ -87,7 +90,7 @@ def run(ctx: Context) -> HotOutcome:
     series: list[Series] = []
     measured: dict[str, dict[str, float]] = {}
     for name in NAMES:
-        key = f"hot-{name}"
+        key = f"hot-{name}{key_suffix}"
         spec = ctx.spec(name, workload.name)
         warmer = build(spec)
         finished_before = ctx.worker_count(SUCCEEDED)
@@ -108,16 +111,17 @@ def run(ctx: Context) -> HotOutcome:
         leads = refresh_leads_ms(calls, workload.ttl)
         p50, p99, worst = latency_ms(latencies)
         slow = sum(1 for x in latencies if x > SLOW_S)
-        table.add(LABELS[name], len(calls), redundant_reloads(calls, workload.ttl), background, inline,
+        redundant = redundant_reloads(calls, workload.ttl)
+        table.add(LABELS[name], len(calls), redundant, background, inline,
                   len(latencies), len(errors), slow, p50, p99, worst, statistics.median(leads) if leads else float("nan"))
         series.append(Series(LABELS[name], [start - released for start, _ in calls]))
-        measured[name] = {"calls": len(calls), "tasks": background, "inline": inline, "slow": slow, "p99": p99,
-                          "written": ctx.worker_count(WRITTEN) - written_before}
+        measured[name] = {"calls": len(calls), "redundant": redundant, "tasks": background, "inline": inline,
+                          "slow": slow, "p99": p99, "written": ctx.worker_count(WRITTEN) - written_before}
         if name.startswith("refresher"):
             leads_table.add(LABELS[name], len(leads), statistics.median(leads) if leads else float("nan"),
                             min(leads, default=float("nan")), max(leads, default=float("nan")),
                             ", ".join(f"{x:.0f}" for x in leads))
-    return HotOutcome([table, leads_table], _targets(measured, s.hot_periods), series=series)
+    return HotOutcome([table, leads_table], _targets(measured, s.hot_periods), series=series, measured=measured)
 
 
 def _targets(m: dict[str, dict[str, float]], periods: float) -> list[Target]:
