@@ -3,7 +3,7 @@
 from refresher.client import Refresher
 from refresher.envelope import Codec, JsonCodec
 from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
-from refresher.loader import Loader
+from refresher.handle import Loader
 from refresher.policy import Window, XFetch
 
 __all__ = [

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import weakref
 from dataclasses import replace
 from typing import Any, Callable, ParamSpec, TypeVar
 
+import redis.asyncio
 from redis import Redis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from refresher import registry
+from refresher.drivers.aio import AsyncDriver
+from refresher.drivers.sync import SyncDriver
+from refresher.handle import Loader
 from refresher.keys import check_namespace
-from refresher.loader import Loader
 from refresher.options import Options
 from refresher.publish import Publisher
 from refresher.singleflight import Group
 from refresher.stats import Stats
-from refresher.store import Store
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,17 +60,35 @@ class Refresher:
         Options(ttl=1, **loader_defaults)  # a misspelt default fails here, not at the first loader
         self.loader_defaults = loader_defaults
         self.stats = Stats()
+        self.redis = Redis.from_url(self.redis_url, **self._client_options(Retry))
+        self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
+        self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
+        self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
+        self._aio_lock = threading.Lock()
+
+    def _client_options(self, retry: type[Any]) -> dict[str, Any]:
         # One retry, on connection errors only: it replaces a pooled connection that a
         # Redis restart broke, while a timeout is never paid twice.
-        self.redis = Redis.from_url(
-            self.redis_url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self.store = Store(self.redis)
-        self.flights: Group[Any] = Group()
-        self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
+        return {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_timeout,
+            "retry": retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        }
+
+    def aio(self) -> AsyncDriver:
+        """The running event loop's driver: a redis.asyncio pool per loop, so an app with
+        several loops (or a test framework with a loop per test) gets working connections."""
+        loop = asyncio.get_running_loop()
+        driver = self._aio.get(loop)
+        if driver is None:
+            with self._aio_lock:
+                driver = self._aio.get(loop)
+                if driver is None:
+                    client = redis.asyncio.Redis.from_url(self.redis_url, **self._client_options(AsyncRetry))
+                    driver = self._aio[loop] = AsyncDriver(client, self.sync)
+            if not self.publisher.started:
+                self.publisher.start()
+        return driver
 
     def loader(
         self, ttl: float | None = None, *, name: str | None = None, **options: Any
@@ -92,3 +116,9 @@ class Refresher:
     def close(self) -> None:
         self.publisher.close()
         self.redis.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's connections (other loops' close with their loops)."""
+        driver = self._aio.pop(asyncio.get_running_loop(), None)
+        if driver is not None:
+            await driver.redis.aclose()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from refresher.errors import UnknownLoader
 
 if TYPE_CHECKING:
-    from refresher.loader import Loader
+    from refresher.handle import Loader
 
 _lock = threading.Lock()
 _loaders: dict[str, Loader[Any, Any]] = {}

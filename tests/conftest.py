@@ -8,6 +8,7 @@ from typing import Iterator
 import pytest
 import redis
 
+from tests.support.reading import MODES, Reading
 from tests.support.servers import RedisServer, WorkerProcess, free_port
 
 
@@ -100,3 +101,9 @@ def worker_process(redis_url: str) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(redis_url).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(params=MODES)
+def reading(request: pytest.FixtureRequest) -> Reading:
+    """Reads, sets and invalidations through the sync driver, then the async one."""
+    return Reading(request.param)

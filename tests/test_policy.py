@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from refresher.envelope import Envelope
-from refresher.loader import now_ms
+from refresher.core.spec import now_ms
 from refresher.policy import Verdict, Window, XFetch, decide
 
 WRITTEN = 1_700_000_000_000

@@ -12,8 +12,9 @@ import redis
 
 from refresher import Refresher
 from refresher.envelope import Envelope
-from refresher.loader import Loader
+from refresher import Loader
 from tests.support.ageing import age, into_window
+from tests.support.reading import Reading
 
 
 @pytest.fixture
@@ -38,28 +39,28 @@ def counted(cache: Refresher, ttl: float = 60, **options: Any) -> tuple[Loader[.
     return load, calls
 
 
-def test_miss_then_hit(cache: Refresher) -> None:
+def test_miss_then_hit(reading: Reading, cache: Refresher) -> None:
     load, calls = counted(cache)
-    assert load.get(1001) == {"id": 1001, "n": 1}
-    assert load.get(1001) == {"id": 1001, "n": 1}
+    assert reading.get(load, 1001) == {"id": 1001, "n": 1}
+    assert reading.get(load, 1001) == {"id": 1001, "n": 1}
     assert calls == [(1001, False)]
     assert cache.stats["miss"] == 1 and cache.stats["hit"] == 1
 
 
-def test_positional_keyword_and_default_arguments_share_a_key(cache: Refresher) -> None:
+def test_positional_keyword_and_default_arguments_share_a_key(reading: Reading, cache: Refresher) -> None:
     load, calls = counted(cache)
-    load.get(1)
-    load.get(user_id=1)
-    load.get(1, False)
-    load.get(1, verbose=False)
+    reading.get(load, 1)
+    reading.get(load, user_id=1)
+    reading.get(load, 1, False)
+    reading.get(load, 1, verbose=False)
     assert len(calls) == 1
     assert load.keys(1) == load.keys(user_id=1, verbose=False)
 
 
-def test_one_and_the_string_one_are_different_keys(cache: Refresher) -> None:
+def test_one_and_the_string_one_are_different_keys(reading: Reading, cache: Refresher) -> None:
     load, calls = counted(cache)
-    load.get(1)
-    load.get("1")  # type: ignore[arg-type]
+    reading.get(load, 1)
+    reading.get(load, "1")  # type: ignore[arg-type]
     assert len(calls) == 2
     assert load.keys(1) != load.keys("1")  # type: ignore[arg-type]
 
@@ -72,20 +73,20 @@ def test_default_name_is_module_and_qualname(cache: Refresher) -> None:
     assert profile.name == f"{__name__}.test_default_name_is_module_and_qualname.<locals>.profile"
 
 
-def test_value_is_stored_as_json_in_an_envelope_with_its_metadata(cache: Refresher, r: redis.Redis) -> None:
+def test_value_is_stored_as_json_in_an_envelope_with_its_metadata(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, _ = counted(cache, ttl=300)
-    load.get(7)
+    reading.get(load, 7)
     envelope = Envelope.from_bytes(r.get(load.keys(7).value) or b"")
     assert json.loads(envelope.payload) == {"id": 7, "n": 1}
     assert envelope.ttl_ms == 300_000 and envelope.delta_ms >= 0
     assert 299_000 < r.pttl(load.keys(7).value) <= 300_000
 
 
-def test_in_window_read_serves_the_value_and_publishes_one_task(cache: Refresher, r: redis.Redis) -> None:
+def test_in_window_read_serves_the_value_and_publishes_one_task(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
-    first = load.get(5)
+    first = reading.get(load, 5)
     into_window(r, load.keys(5))
-    assert [load.get(5) for _ in range(20)] == [first] * 20
+    assert [reading.get(load, 5) for _ in range(20)] == [first] * 20
     assert len(calls) == 1
     assert cache.flush()
     assert r.llen(cache.queue) == 1
@@ -96,90 +97,90 @@ def test_in_window_read_serves_the_value_and_publishes_one_task(cache: Refresher
     assert cache.stats["refresh_enqueued"] == 1 and cache.stats["refresh_deduplicated"] == 19
 
 
-def test_loader_error_reaches_the_caller_and_nothing_is_cached(cache: Refresher, r: redis.Redis) -> None:
+def test_loader_error_reaches_the_caller_and_nothing_is_cached(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     @cache.loader(ttl=60, name=unique())
     def broken(n: int) -> int:
         raise LookupError(f"no row {n}")
 
     with pytest.raises(LookupError, match="no row 3"):
-        broken.get(3)
+        reading.get(broken, 3)
     assert r.get(broken.keys(3).value) is None
     assert r.get(broken.keys(3).lock) is None
 
 
-def test_unencodable_arguments_name_the_loader(cache: Refresher) -> None:
+def test_unencodable_arguments_name_the_loader(reading: Reading, cache: Refresher) -> None:
     load, calls = counted(cache)
     with pytest.raises(TypeError, match=load.name):
-        load.get(object())  # type: ignore[arg-type]
+        reading.get(load, object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="dict keys"):
-        load.get({1: "a"})  # type: ignore[arg-type]
+        reading.get(load, {1: "a"})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=load.name):
-        load.get(1, 2, 3)  # type: ignore[call-arg]
+        reading.get(load, 1, 2, 3)  # type: ignore[call-arg]
     assert calls == []
 
 
-def test_unencodable_result_names_the_loader_and_writes_nothing(cache: Refresher, r: redis.Redis) -> None:
+def test_unencodable_result_names_the_loader_and_writes_nothing(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     @cache.loader(ttl=60, name=unique())
     def sets(n: int) -> set[int]:
         return {n}
 
     with pytest.raises(TypeError, match=sets.name):
-        sets.get(1)
+        reading.get(sets, 1)
     assert r.keys(f"*{sets.name}*") == []
 
 
-def test_foreign_bytes_are_a_counted_miss_and_overwritten(cache: Refresher, r: redis.Redis) -> None:
+def test_foreign_bytes_are_a_counted_miss_and_overwritten(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
     key = load.keys(9).value
     r.set(key, b"\x80garbage that is not an envelope")
-    assert load.get(9) == {"id": 9, "n": 1}
+    assert reading.get(load, 9) == {"id": 9, "n": 1}
     assert cache.stats["corrupt"] == 1
     assert Envelope.from_bytes(r.get(key) or b"").payload == b'{"id":9,"n":1}'
 
 
-def test_a_corrupt_payload_in_a_valid_header_is_a_miss_too(cache: Refresher, r: redis.Redis) -> None:
+def test_a_corrupt_payload_in_a_valid_header_is_a_miss_too(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
     key = load.keys(9).value
     r.set(key, Envelope(0, 1 << 41, 60_000, 0, 0, b"{not json").to_bytes())
-    assert load.get(9) == {"id": 9, "n": 1}
+    assert reading.get(load, 9) == {"id": 9, "n": 1}
     assert cache.stats["corrupt"] == 1
 
 
-def test_oversized_value_is_returned_but_not_cached(cache: Refresher, r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+def test_oversized_value_is_returned_but_not_cached(reading: Reading, cache: Refresher, r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
     @cache.loader(ttl=60, name=unique(), max_value_bytes=100)
     def big(n: int) -> str:
         return "x" * n
 
     with caplog.at_level(logging.WARNING, logger="refresher"):
-        assert big.get(500) == "x" * 500
+        assert reading.get(big, 500) == "x" * 500
     assert r.get(big.keys(500).value) is None
     assert "max_value_bytes" in caplog.text
-    assert big.get(50) == "x" * 50
+    assert reading.get(big, 50) == "x" * 50
     assert r.get(big.keys(50).value) is not None
 
 
-def test_set_and_invalidate(cache: Refresher, r: redis.Redis) -> None:
+def test_set_and_invalidate(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
     def version() -> int:
         return Envelope.from_bytes(r.get(load.keys(1).value) or b"").version
 
-    load.set(1, {"id": 1, "n": "set"})
-    assert load.get(1) == {"id": 1, "n": "set"}
+    reading.set(load, 1, {"id": 1, "n": "set"})
+    assert reading.get(load, 1) == {"id": 1, "n": "set"}
     assert calls == []
     versions = [version()]
-    load.invalidate(1)
+    reading.invalidate(load, 1)
     versions.append(version())
-    assert load.get(1) == {"id": 1, "n": 1}
+    assert reading.get(load, 1) == {"id": 1, "n": 1}
     assert len(calls) == 1
     versions.append(version())
     assert len(set(versions)) == 3  # every write, a version of its own
 
 
-def test_expired_value_is_reloaded(cache: Refresher, r: redis.Redis) -> None:
+def test_expired_value_is_reloaded(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache, ttl=60)
-    load.get(4)
+    reading.get(load, 4)
     age(r, load.keys(4), 60_000)
-    assert load.get(4) == {"id": 4, "n": 2}
+    assert reading.get(load, 4) == {"id": 4, "n": 2}
 
 
 @pytest.mark.parametrize(
@@ -208,14 +209,14 @@ def test_a_loader_name_cannot_be_taken_twice(cache: Refresher) -> None:
         cache.loader(ttl=5, name=name)(lambda: 2)
 
 
-def test_get_many_reads_in_one_round_trip_and_loads_only_the_misses(cache: Refresher, r: redis.Redis) -> None:
+def test_get_many_reads_in_one_round_trip_and_loads_only_the_misses(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
     for n in (1, 2, 3):
-        load.get(n)
+        reading.get(load, n)
     r.config_resetstat()
-    assert load.get_many([1, 2, 3]) == [{"id": n, "n": n} for n in (1, 2, 3)]
+    assert reading.get_many(load, [1, 2, 3]) == [{"id": n, "n": n} for n in (1, 2, 3)]
     stats = r.info("commandstats")
     assert stats["cmdstat_mget"]["calls"] == 1 and "cmdstat_get" not in stats
-    assert load.get_many([3, 4, (5, True)]) == [{"id": 3, "n": 3}, {"id": 4, "n": 4}, {"id": 5, "n": 5}]
+    assert reading.get_many(load, [3, 4, (5, True)]) == [{"id": 3, "n": 3}, {"id": 4, "n": 4}, {"id": 5, "n": 5}]
     assert calls[3:] == [(4, False), (5, True)]
-    assert load.get_many([]) == []
+    assert reading.get_many(load, []) == []

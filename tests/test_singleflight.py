@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -35,7 +36,7 @@ def test_concurrent_callers_share_one_call() -> None:
     for t in [leader, *followers]:
         t.join(5)
     assert calls == 1
-    assert sorted(results) == [(42, True)] * 9
+    assert sorted(results) == [(42, False)] * 8 + [(42, True)]  # one led
 
 
 def test_an_exception_reaches_every_caller_and_is_not_remembered() -> None:
@@ -46,7 +47,7 @@ def test_an_exception_reaches_every_caller_and_is_not_remembered() -> None:
 
     with pytest.raises(KeyError):
         group.do("k", boom)
-    assert group.do("k", lambda: 1) == (1, False)
+    assert group.do("k", lambda: 1) == (1, True)
 
 
 def test_forget_lets_the_next_caller_start_afresh() -> None:
@@ -58,5 +59,85 @@ def test_forget_lets_the_next_caller_start_afresh() -> None:
         inner.append(group.do("k", lambda: 2))
         return 1
 
-    assert group.do("k", outer) == (1, False)
-    assert inner == [(2, False)]
+    assert group.do("k", outer) == (1, True)
+    assert inner == [(2, True)]
+
+
+def test_tasks_and_threads_join_one_flight() -> None:
+    """A sync leader in a thread; tasks on an event loop wait for its result."""
+    group: Group[int] = Group()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        entered.set()
+        release.wait(5)
+        return 7
+
+    leader = threading.Thread(target=group.do, args=("k", slow))
+    leader.start()
+    entered.wait(5)
+
+    async def fail_if_called() -> int:
+        raise AssertionError("a second call")
+
+    async def main() -> list[tuple[int, bool]]:
+        waiters = [asyncio.create_task(group.ado("k", fail_if_called)) for _ in range(5)]
+        while group._flights["k"].waiters < 5:
+            await asyncio.sleep(0)
+        release.set()
+        return await asyncio.gather(*waiters)
+
+    assert asyncio.run(main()) == [(7, False)] * 5
+    leader.join(5)
+
+
+def test_a_cancelled_waiter_leaves_the_shared_load_running() -> None:
+    group: Group[int] = Group()
+
+    async def main() -> tuple[tuple[int, bool], bool]:
+        release = asyncio.Event()
+
+        async def slow() -> int:
+            await release.wait()
+            return 3
+
+        leader = asyncio.create_task(group.ado("k", slow))
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(group.ado("k", slow))
+        while group._flights["k"].waiters < 1:
+            await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        release.set()
+        return await leader, waiter.cancelled()
+
+    assert asyncio.run(main()) == ((3, True), True)
+
+
+def test_a_cancelled_leader_hands_the_flight_to_a_waiter() -> None:
+    group: Group[int] = Group()
+    calls: list[str] = []
+
+    async def main() -> tuple[int, bool]:
+        never = asyncio.Event()
+
+        async def first() -> int:
+            calls.append("first")
+            await never.wait()
+            return 1
+
+        async def second() -> int:
+            calls.append("second")
+            return 2
+
+        leader = asyncio.create_task(group.ado("k", first))
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(group.ado("k", second))
+        while group._flights["k"].waiters < 1:
+            await asyncio.sleep(0)
+        leader.cancel()
+        return await waiter
+
+    assert asyncio.run(main()) == (2, True)  # the waiter took over and led the new flight
+    assert calls == ["first", "second"]

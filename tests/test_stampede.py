@@ -9,13 +9,14 @@ import redis
 
 from tests.support import loaders
 from tests.support.ageing import into_window
+from tests.support.reading import Reading
 from tests.support.readers import run_readers
 from tests.support.servers import WorkerProcess
 
 
-def test_cold_stampede_calls_the_origin_once(r: redis.Redis) -> None:
-    """4 processes x 25 threads miss one key whose loader takes 200 ms."""
-    reports = run_readers("tests.support.loaders.slow_user", [1001], processes=4, threads=25)
+def test_cold_stampede_calls_the_origin_once(r: redis.Redis, reading: Reading) -> None:
+    """4 processes x 25 threads (or tasks) miss one key whose loader takes 200 ms."""
+    reports = run_readers("tests.support.loaders.slow_user", [1001], processes=4, threads=25, mode=reading.mode)
     values = [v for rep in reports for v in rep.values]
     assert [e for rep in reports for e in rep.errors] == []
     assert len(values) == 100
@@ -27,12 +28,12 @@ def test_cold_stampede_calls_the_origin_once(r: redis.Redis) -> None:
     assert sum(rep.stats.get("load", 0) for rep in reports) == 1
 
 
-def test_readers_in_the_window_publish_exactly_one_task(r: redis.Redis) -> None:
-    """100 concurrent readers (4 processes x 25 threads) of a value inside its window, and
-    no worker: the queue must hold exactly one refresh task."""
+def test_readers_in_the_window_publish_exactly_one_task(r: redis.Redis, reading: Reading) -> None:
+    """100 concurrent readers (4 processes x 25 threads or tasks) of a value inside its
+    window, and no worker: the queue must hold exactly one refresh task."""
     loaders.windowed.get(21)
-    into_window(r, loaders.windowed.keys(21))
-    reports = run_readers("tests.support.loaders.windowed", [21], processes=4, threads=25)
+    reports = run_readers("tests.support.loaders.windowed", [21], processes=4, threads=25, mode=reading.mode,
+                          before_go=lambda: into_window(r, loaders.windowed.keys(21)))  # once all are ready
     assert [v for rep in reports for v in rep.values] == [42] * 100
     assert r.llen(loaders.cache.queue) == 1
     body = json.loads(r.lindex(loaders.cache.queue, 0) or b"{}")
@@ -42,13 +43,15 @@ def test_readers_in_the_window_publish_exactly_one_task(r: redis.Redis) -> None:
     assert loaders.calls("windowed") == 1
 
 
-def test_hot_key_is_refreshed_ahead_and_no_reader_waits(r: redis.Redis, worker_process: WorkerProcess) -> None:
-    """3 processes x 4 threads read one key for 3.2 TTL periods (TTL 2 s, a 20% window
-    for headroom on a busy 2-core machine, loader 100 ms) while a real
+def test_hot_key_is_refreshed_ahead_and_no_reader_waits(
+    r: redis.Redis, worker_process: WorkerProcess, reading: Reading
+) -> None:
+    """3 processes x 4 threads (or tasks) read one key for 3.2 TTL periods (TTL 2 s, a 20%
+    window for headroom on a busy 2-core machine, loader 100 ms) while a real
     `celery -A workers worker` refreshes it."""
     periods = 3.2
     reports = run_readers("tests.support.loaders.hot", ["k"], processes=3, threads=4, seconds=2 * periods,
-                          before_go=lambda: loaders.hot.get("k"))  # warm-up
+                          before_go=lambda: loaders.hot.get("k"), mode=reading.mode)  # warm-up
     assert [e for rep in reports for e in rep.errors] == []
     # no reader after warm-up loaded, waited on a lock, or was coalesced onto a load
     for key in ("miss", "coalesced", "waited", "load"):
@@ -69,3 +72,25 @@ def test_hot_key_is_refreshed_ahead_and_no_reader_waits(r: redis.Redis, worker_p
     assert min(gaps) > 2 * 0.8 - 0.3, gaps
     # the values really changed: readers saw refreshed data
     assert len({v["loaded_at"] for rep in reports for v in rep.values}) >= 3
+
+
+def test_sync_and_async_readers_in_four_processes_load_once(r: redis.Redis, worker_process: WorkerProcess) -> None:
+    """Async readers in 2 processes and sync readers in 2 more (10 each), and a worker,
+    all on one cold key: one origin call."""
+    reports = run_readers("tests.support.loaders.slow_user", [2002], processes=4, threads=10,
+                          mode=["async", "async", "sync", "sync"])
+    assert [e for rep in reports for e in rep.errors] == []
+    assert [v for rep in reports for v in rep.values] == [{"id": 2002, "name": "user 2002"}] * 40
+    assert loaders.calls("slow_user") == 1
+
+
+def test_async_readers_never_block_their_event_loop_in_a_cold_stampede(r: redis.Redis) -> None:
+    """2 processes x 25 tasks miss one key whose sync loader takes 200 ms, with asyncio's
+    slow-callback detection on: no callback may hold a loop for 20 ms (the loader runs in
+    a thread; waiters sleep on pub/sub). Fewer processes than cores, so a slow callback
+    means blocking, not a starved CPU."""
+    reports = run_readers("tests.support.loaders.slow_user", [3003], processes=2, threads=25, mode="async",
+                          watch_loop=True)
+    assert [e for rep in reports for e in rep.errors] == []
+    assert [v for rep in reports for v in rep.values] == [{"id": 3003, "name": "user 3003"}] * 50
+    assert loaders.calls("slow_user") == 1

@@ -13,11 +13,13 @@ import redis
 
 from refresher import Refresher
 from refresher.envelope import NOTHING_READ, Envelope
-from refresher.lock import Lock
-from refresher.loader import BACKOFF, Loader
-from refresher.store import Commit
+from refresher import Loader
+from refresher.core.lock import new_token
+from refresher.core.miss import BACKOFF, Commit, commit
+from refresher.core.read import ask_for_refresh
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
+from tests.support.locks import Lock
 
 
 @pytest.fixture
@@ -118,32 +120,32 @@ def test_a_failing_refresh_keeps_the_old_value_and_backs_off(
 def test_only_the_owner_releases_or_commits(cache: Refresher, r: redis.Redis) -> None:
     load, _ = make_loader(cache)
     keys = load.keys(4)
-    first = Lock(r, keys.lock, ttl_ms=50)
+    first = Lock(cache.sync, keys.lock, ttl_ms=50)
     assert first.acquire()
     r.pexpire(keys.lock, 1)  # the first owner's lock lapses ...
-    second = Lock(r, keys.lock, ttl_ms=5_000)
+    second = Lock(cache.sync, keys.lock, ttl_ms=5_000)
     deadline = time.monotonic() + 2
     while not second.acquire():  # ... and a second owner takes it once Redis expires it
         assert time.monotonic() < deadline
     assert first.release() is False
     assert not first.extend()
     late = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"late"')
-    assert cache.store.commit(keys, first.token, NOTHING_READ, late, 60_000) is Commit.LOST_LOCK
+    assert cache.sync.run(commit(keys, first.token, NOTHING_READ, late, 60_000)) is Commit.LOST_LOCK
     assert r.get(keys.lock) == second.token.encode()
     assert r.get(keys.value) is None
     fresh = Envelope(0, int(time.time() * 1000), 60_000, 0, 0, b'"fresh"')
-    assert cache.store.commit(keys, second.token, NOTHING_READ, fresh, 60_000) is Commit.WRITTEN
+    assert cache.sync.run(commit(keys, second.token, NOTHING_READ, fresh, 60_000)) is Commit.WRITTEN
     assert r.get(keys.lock) is None
 
 
 def test_lock_tokens_are_random_and_long() -> None:
-    tokens = {Lock(redis.Redis(), "k", 1000).token for _ in range(100)}
+    tokens = {new_token() for _ in range(100)}
     assert len(tokens) == 100
     assert all(len(bytes.fromhex(t)) >= 16 for t in tokens)
 
 
-def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(r: redis.Redis) -> None:
-    lock = Lock(r, "refresher:{t:[1]}:lock", ttl_ms=150)
+def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(cache: Refresher, r: redis.Redis) -> None:
+    lock = Lock(cache.sync, "refresher:{t:[1]}:lock", ttl_ms=150)
     assert lock.acquire()
     held = threading.Event()
     with lock.kept_alive(max_hold_ms=600):
@@ -151,7 +153,7 @@ def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(r: redis.Redis) -
         assert r.get(lock.key) == lock.token.encode()
     deadline = time.monotonic() + 2
     assert lock.release()
-    lock2 = Lock(r, "refresher:{t:[2]}:lock", ttl_ms=150)
+    lock2 = Lock(cache.sync, "refresher:{t:[2]}:lock", ttl_ms=150)
     assert lock2.acquire()
     with lock2.kept_alive(max_hold_ms=450):
         while r.exists(lock2.key):  # the watchdog gives up after max_hold: the lock lapses
@@ -175,7 +177,7 @@ def test_a_reader_whose_view_predates_a_commit_asks_for_no_second_refresh(
     other = Refresher(redis_url)  # the stale reader's process: its own per-process memo
     try:
         late = other.loader(ttl=60, name=load.name)(load.fn)
-        late._ask_for_refresh(late.call((6,), {}), stale_view)
+        other.sync.run(ask_for_refresh(late.spec, late.call((6,), {}), stale_view))
         assert other.flush()
         assert other.stats["refresh_enqueued"] == 0 and other.stats["refresh_deduplicated"] == 1
         assert r.get(load.keys(6).pending) is None

@@ -20,6 +20,7 @@ from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.servers import RedisServer, WorkerProcess
+from tests.support.reading import Reading
 
 PUBLISH_TIMEOUT = 1.5
 COOLDOWN = 1.0
@@ -38,20 +39,22 @@ def cache(redis_url: str, broker: RedisServer) -> Iterator[Refresher]:
     c.close()
 
 
-def read_until(loader: Loader[..., Any], key: str, done: Callable[[Any], bool], timeout: float = 15.0) -> list[Any]:
+def read_until(
+    reading: Reading, loader: Loader[..., Any], key: str, done: Callable[[Any], bool], timeout: float = 15.0
+) -> list[Any]:
     """Read `key` every 10 ms, as traffic would, until `done(value just read)`.
     Returns every value read."""
     deadline = time.monotonic() + timeout
-    values = [loader.get(key)]
+    values = [reading.get(loader, key)]
     while not done(values[-1]):
         assert time.monotonic() < deadline, f"timed out after {len(values)} reads"
         threading.Event().wait(0.01)
-        values.append(loader.get(key))
+        values.append(reading.get(loader, key))
     return values
 
 
 def test_reads_are_served_through_a_broker_outage_and_refreshes_resume_after_it(
-    r: redis.Redis, key: str, broker: RedisServer, cache: Refresher,
+    reading: Reading, r: redis.Redis, key: str, broker: RedisServer, cache: Refresher,
     spawn_worker: Callable[..., WorkerProcess], key_events: Callable[..., KeyEvents],
 ) -> None:
     loader, stats = fl.bound_to(fl.steady, cache), cache.stats
@@ -59,19 +62,19 @@ def test_reads_are_served_through_a_broker_outage_and_refreshes_resume_after_it(
     worker = spawn_worker(extra_env={"REFRESHER_BROKER_URL": broker.url})
     assert worker.log is not None and broker.proc is not None
     events = key_events(keys.pending)
-    loader.set(key, {"key": key, "call": 0})
+    reading.set(loader, key, {"key": key, "call": 0})
     expire_in(r, keys, 20_000)
-    loader.get(key)
+    reading.get(loader, key)
     worker.log.wait_for(WRITTEN)  # all well: a refresh goes through the broker
     current = {"key": key, "call": 1}
-    assert loader.get(key) == current
+    assert reading.get(loader, key) == current
     expire_in(r, keys, 20_000)  # due for a refresh again ...
     assert events.wait(keys.pending, "del")  # ... the last refresh's commit cleared its marker
 
     # 1. The broker hangs: the publish takes its whole timeout; the read that asked does not.
     broker.proc.send_signal(signal.SIGSTOP)
     started = time.perf_counter()
-    assert loader.get(key) == current
+    assert reading.get(loader, key) == current
     read_s = time.perf_counter() - started
     assert cache.flush(timeout=10)
     publish_s = time.perf_counter() - started
@@ -79,14 +82,14 @@ def test_reads_are_served_through_a_broker_outage_and_refreshes_resume_after_it(
     assert publish_s >= PUBLISH_TIMEOUT * 0.9 and read_s < PUBLISH_TIMEOUT / 2, (read_s, publish_s)
     # The breaker is open: the next reads are served and do not even hand a task over.
     skipped = stats["publish_skipped"]
-    assert [loader.get(key) for _ in range(5)] == [current] * 5
+    assert [reading.get(loader, key) for _ in range(5)] == [current] * 5
     assert stats["publish_skipped"] == skipped + 5
 
     # 2. The broker dies. Misses still load inline; after each cool-down one read tries again.
     broker.stop(signal.SIGKILL)
-    assert loader.get(key + "-other") == {"key": key + "-other", "call": 1}
+    assert reading.get(loader, key + "-other") == {"key": key + "-other", "call": 1}
     hits = stats["hit"]
-    served = read_until(loader, key, lambda _: stats["publish_failed"] == 2)
+    served = read_until(reading, loader, key, lambda _: stats["publish_failed"] == 2)
     assert served == [current] * len(served) and stats["hit"] == hits + len(served)
     assert stats["refresh_enqueued"] == 1  # still only the first, pre-outage one
     assert len(served) > 2  # many reads, one more publish attempt: the breaker held the rest back
@@ -96,8 +99,8 @@ def test_reads_are_served_through_a_broker_outage_and_refreshes_resume_after_it(
     worker.log.wait_for(rf"Connected to redis://\S*:{broker.port}/", count=2)
     expire_in(r, keys, 20_000)  # still in the window, however long the outage took
     refreshed = {"key": key, "call": 2}
-    served = read_until(loader, key, lambda value: value != current)
+    served = read_until(reading, loader, key, lambda value: value != current)
     assert served == [current] * (len(served) - 1) + [refreshed]
     worker.log.wait_for(WRITTEN, count=2)  # it was the worker that refreshed it
     assert stats["refresh_enqueued"] == 2
-    assert loader.get(key) == refreshed
+    assert reading.get(loader, key) == refreshed

@@ -21,6 +21,7 @@ from refresher import CacheUnavailable, Loader, Refresher
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, WorkerProcess
+from tests.support.reading import Reading
 
 SOCKET_TIMEOUT = 0.5
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
@@ -59,14 +60,14 @@ def timed(op: Callable[[], object]) -> tuple[BaseException | None, float]:
 
 
 def test_a_stopped_cache_raises_cache_unavailable_for_every_operation(
-    cache_server: RedisServer, cache: Refresher
+    reading: Reading, cache_server: RedisServer, cache: Refresher
 ) -> None:
     load, calls = counted(cache)
-    assert load.get(1) == {"n": 1, "call": 1}
+    assert reading.get(load, 1) == {"n": 1, "call": 1}
     cache_server.stop()  # connection refused from now on
     operations: list[Callable[[], object]] = [
-        lambda: load.get(1), lambda: load.get(2), lambda: load.get_many([1, 2]),
-        lambda: load.set(1, {"n": 1}), lambda: load.invalidate(1),
+        lambda: reading.get(load, 1), lambda: reading.get(load, 2), lambda: reading.get_many(load, [1, 2]),
+        lambda: reading.set(load, 1, {"n": 1}), lambda: reading.invalidate(load, 1),
     ]
     for op in operations:
         error, seconds = timed(op)
@@ -77,27 +78,27 @@ def test_a_stopped_cache_raises_cache_unavailable_for_every_operation(
 
 
 def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
-    cache_server: RedisServer, cache: Refresher
+    reading: Reading, cache_server: RedisServer, cache: Refresher
 ) -> None:
     load, calls = counted(cache)
-    assert load.get(1) == {"n": 1, "call": 1}
+    assert reading.get(load, 1) == {"n": 1, "call": 1}
     assert cache_server.proc is not None
     cache_server.proc.send_signal(signal.SIGSTOP)  # accepts connections, never answers
     try:
         for n in (1, 2):  # a hit and a miss
-            error, seconds = timed(lambda: load.get(n))
+            error, seconds = timed(lambda: reading.get(load, n))
             assert isinstance(error, CacheUnavailable), error
             assert SOCKET_TIMEOUT * 0.9 <= seconds < 2 * SOCKET_TIMEOUT, seconds
     finally:
         cache_server.proc.send_signal(signal.SIGCONT)
     # Thawed: the next reads get their own answers, not the late replies to the timed-out ones.
-    assert load.get(2) == {"n": 2, "call": 2}
-    assert load.get(1) == {"n": 1, "call": 1}
+    assert reading.get(load, 2) == {"n": 2, "call": 2}
+    assert reading.get(load, 1) == {"n": 1, "call": 1}
     assert calls == [1, 2]
 
 
 def test_fail_open_calls_the_loader_directly_once_for_all_threads(
-    cache_server: RedisServer, cache: Refresher
+    reading: Reading, cache_server: RedisServer, cache: Refresher
 ) -> None:
     entered, release = threading.Event(), threading.Event()
     calls: list[int] = []
@@ -111,13 +112,13 @@ def test_fail_open_calls_the_loader_directly_once_for_all_threads(
 
     cache_server.stop()
     results: list[Any] = []
-    threads = [threading.Thread(target=lambda: results.append(load.get(7))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: results.append(reading.get(load, 7))) for _ in range(8)]
     for t in threads:
         t.start()
     assert entered.wait(10)
     flight_key = load.keys(7).value
     deadline = time.monotonic() + 10
-    while cache.flights._flights[flight_key].waiters < 7:  # every other thread joined the call
+    while cache.sync.flights._flights[flight_key].waiters < 7:  # every other thread joined the call
         assert time.monotonic() < deadline
         threading.Event().wait(0.001)
     release.set()
@@ -129,7 +130,7 @@ def test_fail_open_calls_the_loader_directly_once_for_all_threads(
 
 
 def test_the_app_and_a_worker_recover_from_a_cache_restart(
-    redis_server: RedisServer, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+    reading: Reading, redis_server: RedisServer, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     """The session's redis-server is the cache and the broker here: restarted, it comes
     back empty, and every pooled connection, the worker's included, is broken."""
@@ -138,36 +139,36 @@ def test_the_app_and_a_worker_recover_from_a_cache_restart(
         loader, stats = fl.bound_to(fl.steady, cache), cache.stats
         worker = spawn_worker()
         assert worker.log is not None
-        assert loader.get(key) == {"key": key, "call": 1}
+        assert reading.get(loader, key) == {"key": key, "call": 1}
 
         redis_server.restart()
-        assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters restarted too)
+        assert reading.get(loader, key) == {"key": key, "call": 1}  # loaded again (counters restarted too)
         assert stats["miss"] == 2
         expire_in(r, loader.keys(key), 20_000)
-        assert loader.get(key) == {"key": key, "call": 1}  # asks for a refresh ...
+        assert reading.get(loader, key) == {"key": key, "call": 1}  # asks for a refresh ...
         assert cache.flush()
         assert stats["refresh_enqueued"] == 1 and stats["publish_failed"] == 0  # ... on a new connection
         worker.log.wait_for(r"Connected to redis://", count=2)  # the worker reconnected by itself
         worker.log.wait_for(WRITTEN)
-        assert loader.get(key) == {"key": key, "call": 2}
+        assert reading.get(loader, key) == {"key": key, "call": 2}
     finally:
         cache.close()
 
 
 def test_the_app_and_a_worker_recover_from_a_flushall(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     loader, stats = fl.steady, fl.steady.cache.stats
     worker = spawn_worker()
     assert worker.log is not None
-    assert loader.get(key) == {"key": key, "call": 1}
+    assert reading.get(loader, key) == {"key": key, "call": 1}
     misses = stats["miss"]
 
     r.flushall()  # values, markers, the task queue and kombu's bindings: all gone
-    assert loader.get(key) == {"key": key, "call": 1}  # loaded again (counters went too)
+    assert reading.get(loader, key) == {"key": key, "call": 1}  # loaded again (counters went too)
     assert stats["miss"] == misses + 1
     expire_in(r, loader.keys(key), 20_000)
-    assert loader.get(key) == {"key": key, "call": 1}
+    assert reading.get(loader, key) == {"key": key, "call": 1}
     assert loader.cache.flush()
     worker.log.wait_for(WRITTEN)
-    assert loader.get(key) == {"key": key, "call": 2}
+    assert reading.get(loader, key) == {"key": key, "call": 2}

@@ -12,15 +12,16 @@ import redis
 
 from tests.support import fault_loaders as fl
 from tests.support.servers import WorkerProcess
+from tests.support.reading import Reading
 
 TASK = r"refresher\.refresh\[{id}\] succeeded in \S+ '{result}'"
 
 
 def test_a_task_delivered_twice_at_once_and_once_more_later_loads_once(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     loader = fl.steady
-    loader.set(key, {"key": key, "call": 0})
+    reading.set(loader, key, {"key": key, "call": 0})
     worker = spawn_worker(concurrency=2)
     assert worker.log is not None
     # one message (asking to replace the version stored now), delivered twice
@@ -39,4 +40,4 @@ def test_a_task_delivered_twice_at_once_and_once_more_later_loads_once(
     worker.log.wait_for(TASK.format(id=task_id, result="fresh"))
     assert worker.log.count(TASK.format(id=task_id, result=r"\w+")) == 3
     assert fl.calls(loader, key) == 1
-    assert loader.get(key) == {"key": key, "call": 1}
+    assert reading.get(loader, key) == {"key": key, "call": 1}

@@ -15,61 +15,62 @@ from typing import Callable
 import pytest
 import redis
 
-from refresher.loader import BACKOFF
+from refresher.core.miss import BACKOFF
 from tests.conftest import TaskLog
 from tests.support import fault_loaders as fl
 from tests.support.ageing import age, expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.readers import run_readers
 from tests.support.servers import WorkerProcess
+from tests.support.reading import Reading
 
 
 def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
-    r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
+    reading: Reading, r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
     key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture,
 ) -> None:
     loader, stats = fl.fragile, fl.fragile.cache.stats  # no stale_ttl, back-off 1 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
-    loader.set(key, old)
+    reading.set(loader, key, old)
     expire_in(r, keys, 20_000)  # in the refresh window
     fl.go_down(key)
     failed = stats["refresh_failed"]
 
     with caplog.at_level(logging.ERROR, logger="refresher"):
-        assert loader.get(key) == old
+        assert reading.get(loader, key) == old
         assert tasks_done.wait(1) == ["failed"]
     assert stats["refresh_failed"] == failed + 1
     assert f"refresh failed for loader {loader.name} key {keys.value}: ConnectionError: origin down" in caplog.text
     assert r.get(keys.pending) == BACKOFF
-    assert loader.get(key) == old  # still served after the failure
+    assert reading.get(loader, key) == old  # still served after the failure
 
     events = key_events(keys.value)
     expire_in(r, keys, 300, hard=True)  # fast-forward to its TTL
     assert events.wait(keys.value, "expired", timeout=3)  # gone, since there is no stale_ttl
     with pytest.raises(ConnectionError, match="origin down"):
-        loader.get(key)  # nothing left to serve: the caller sees the origin's error
+        reading.get(loader, key)  # nothing left to serve: the caller sees the origin's error
     assert fl.calls(loader, key) == 2
 
 
 def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
-    r: redis.Redis, key: str, key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture
+    reading: Reading, r: redis.Redis, key: str, key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture
 ) -> None:
     loader, stats = fl.patient, fl.patient.cache.stats  # stale_ttl 30 s, back-off 10 s
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
-    loader.set(key, old)
+    reading.set(loader, key, old)
     expire_in(r, keys, -1_000)  # a second past its TTL
     fl.go_down(key)
     events = key_events(keys.pending)
     before = stats.snapshot()
 
     with caplog.at_level(logging.ERROR, logger="refresher"):
-        assert loader.get(key) == old  # tried the origin once, failed, served the stale value
+        assert reading.get(loader, key) == old  # tried the origin once, failed, served the stale value
     assert f"reloading {keys.value} failed; serving the stale value" in caplog.text
     assert "origin down" in caplog.text
     assert r.get(keys.pending) == BACKOFF
-    assert [loader.get(key) for _ in range(5)] == [old] * 5  # backing off: the origin is left alone
+    assert [reading.get(loader, key) for _ in range(5)] == [old] * 5  # backing off: the origin is left alone
     assert fl.calls(loader, key) == 1
     after = stats.snapshot()
     assert after.get("stale_served", 0) - before.get("stale_served", 0) == 6
@@ -78,17 +79,17 @@ def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
     fl.come_back(key)
     r.pexpire(keys.pending, 1)  # fast-forward to the end of the 10 s back-off
     assert events.wait(keys.pending, "expired", timeout=3)
-    assert loader.get(key) == {"key": key, "call": 2}  # the next read reloads it
-    assert loader.get(key) == {"key": key, "call": 2}
+    assert reading.get(loader, key) == {"key": key, "call": 2}  # the next read reloads it
+    assert reading.get(loader, key) == {"key": key, "call": 2}
     assert fl.calls(loader, key) == 2
 
 
 def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
-    r: redis.Redis, key: str, tasks_done: TaskLog, worker: object
+    reading: Reading, r: redis.Redis, key: str, tasks_done: TaskLog, worker: object
 ) -> None:
     """A task queued before the failure, or redelivered, must not be a second attempt."""
     loader = fl.patient  # back-off 10 s
-    loader.set(key, {"key": key, "call": 0})
+    reading.set(loader, key, {"key": key, "call": 0})
     age(r, loader.keys(key), 1_000)  # older than the task: the task has work to do
     fl.go_down(key)
     task_id, enqueued_at = str(uuid.uuid4()), time.time()
@@ -103,25 +104,25 @@ def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
 
 @pytest.mark.parametrize("state", ["in_window", "stale"])
 def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
-    r: redis.Redis, key: str, state: str, spawn_worker: Callable[..., WorkerProcess]
+    reading: Reading, r: redis.Redis, key: str, state: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     """3 reader processes x 2 threads read one key in a loop for 4 s, the origin down.
     in_window: the value is due for a refresh, so every attempt is a worker's refresh.
     stale: the value is past its TTL (within stale_ttl), so the readers retry inline."""
     loader = fl.lenient  # window 30 s, stale_ttl 30 s, back-off 1 s
-    backoff_s = loader.error_backoff_ms / 1000
+    backoff_s = loader.settings.error_backoff_ms / 1000
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
     worker = spawn_worker() if state == "in_window" else None
     fl.go_down(key)
 
     def write_old_value() -> None:  # once every reader is ready
-        loader.set(key, old)
+        reading.set(loader, key, old)
         expire_in(r, keys, 20_000 if state == "in_window" else -1_000)
 
     seconds = 4.0
     reports = run_readers(f"{fl.__name__}.lenient", [key], processes=3, threads=2, seconds=seconds,
-                          before_go=write_old_value)
+                          before_go=write_old_value, mode=reading.mode)
     assert [e for rep in reports for e in rep.errors] == []
     assert all(v == old for rep in reports for v in rep.values)
 

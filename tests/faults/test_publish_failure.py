@@ -19,6 +19,7 @@ from refresher import Refresher
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, free_port
+from tests.support.reading import Reading
 
 PUBLISH_TIMEOUT = 1.0
 COOLDOWN = 0.3
@@ -46,17 +47,17 @@ def cache(redis_url: str, broker_port: int) -> Iterator[Refresher]:
 
 
 def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
-    r: redis.Redis, key: str, broker_port: int, cache: Refresher, caplog: pytest.LogCaptureFixture
+    reading: Reading, r: redis.Redis, key: str, broker_port: int, cache: Refresher, caplog: pytest.LogCaptureFixture
 ) -> None:
     loader = fl.bound_to(fl.steady, cache)
     keys = loader.keys(key)
     old = {"key": key, "call": 0}
-    loader.set(key, old)
+    reading.set(loader, key, old)
     expire_in(r, keys, 20_000)
 
     with caplog.at_level(logging.WARNING, logger="refresher"):
         started = time.monotonic()
-        assert loader.get(key) == old  # served at once; the publish fails in the background
+        assert reading.get(loader, key) == old  # served at once; the publish fails in the background
         # The failure is over within about one publish timeout (no hidden broker retries).
         assert cache.flush(timeout=5)
         assert time.monotonic() - started < 2 * PUBLISH_TIMEOUT
@@ -65,14 +66,14 @@ def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
     assert r.get(keys.pending) is None  # the marker was freed
 
     # While the breaker is open, reads are served and publish nothing.
-    assert loader.get(key) == old
+    assert reading.get(loader, key) == old
     assert cache.stats["publish_skipped"] == 1 and r.get(keys.pending) is None
 
     broker = RedisServer(broker_port)
     broker.start()
     try:
         wait_until_closed(cache)
-        assert loader.get(key) == old  # the next read asks again ...
+        assert reading.get(loader, key) == old  # the next read asks again ...
         assert r.get(keys.pending) is not None
         assert cache.flush(timeout=5)
         assert cache.stats["refresh_enqueued"] == 1  # ... and this time the task lands
@@ -83,18 +84,18 @@ def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
 
 
 def test_a_failed_publish_never_frees_a_marker_another_reader_holds(
-    r: redis.Redis, key: str, broker_port: int, cache: Refresher
+    reading: Reading, r: redis.Redis, key: str, broker_port: int, cache: Refresher
 ) -> None:
     loader = fl.bound_to(fl.steady, cache)
     keys = loader.keys(key)
-    loader.set(key, {"key": key, "call": 0})
+    reading.set(loader, key, {"key": key, "call": 0})
     expire_in(r, keys, 20_000)
     broker = RedisServer(broker_port)
     broker.start()
     assert broker.proc is not None
     try:
         broker.proc.send_signal(signal.SIGSTOP)  # the broker hangs: a publish takes its full timeout
-        loader.get(key)  # claims the marker; the publish is now stuck for PUBLISH_TIMEOUT
+        reading.get(loader, key)  # claims the marker; the publish is now stuck for PUBLISH_TIMEOUT
         # Meanwhile our marker lapses and another reader claims the key.
         r.set(keys.pending, b"another reader's token", px=10_000)
         assert cache.flush(timeout=5)

@@ -12,10 +12,13 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.lock import Lock
-from refresher.store import Store
+from refresher.core.lock import EXTEND, RELEASE
+from refresher.core.miss import COMMIT
+from refresher.core.write import REPLACE
 from tests.support import fault_loaders as fl
+from tests.support.locks import Lock
 from tests.support.servers import WorkerProcess
+from tests.support.reading import Reading
 
 
 @pytest.fixture
@@ -33,31 +36,31 @@ def noscript_errors(r: redis.Redis) -> int:
     return int(r.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0))
 
 
-def commit(r: redis.Redis, load: Loader[..., Any]) -> None:
-    assert load.get(1) == 1  # a miss: load, then commit under the lock
+def commit(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
+    assert reading.get(load, 1) == 1  # a miss: load, then commit under the lock
     assert r.get(load.keys(1).value) is not None and r.get(load.keys(1).lock) is None
 
 
-def replace_by_set(r: redis.Redis, load: Loader[..., Any]) -> None:
-    load.set(1, 42)
-    assert load.get(1) == 42
+def replace_by_set(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
+    reading.set(load, 1, 42)
+    assert reading.get(load, 1) == 42
 
 
-def replace_by_invalidate(r: redis.Redis, load: Loader[..., Any]) -> None:
-    load.set(1, 42)
+def replace_by_invalidate(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
+    reading.set(load, 1, 42)
     r.script_flush()
-    load.invalidate(1)
-    assert load.get(1) == 1
+    reading.invalidate(load, 1)
+    assert reading.get(load, 1) == 1
 
 
-def release(r: redis.Redis, load: Loader[..., Any]) -> None:
+def release(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
     with pytest.raises(ValueError, match="no such row"):
-        load.get(-1)  # the loader raises: the lock is released (and waiters told) by script
+        reading.get(load, -1)  # the loader raises: the lock is released (and waiters told) by script
     assert r.get(load.keys(-1).lock) is None
 
 
-def extend(r: redis.Redis, load: Loader[..., Any]) -> None:
-    lock = Lock(r, load.keys(1).lock, ttl_ms=60_000)
+def extend(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
+    lock = Lock(load.cache.sync, load.keys(1).lock, ttl_ms=60_000)
     assert lock.acquire()
     r.pexpire(lock.key, 1_000)
     r.script_flush()
@@ -68,16 +71,16 @@ def extend(r: redis.Redis, load: Loader[..., Any]) -> None:
 @pytest.mark.parametrize(
     ("script", "operation"),
     [
-        (Store.COMMIT, commit),
-        (Store.REPLACE, replace_by_set),
-        (Store.REPLACE, replace_by_invalidate),
-        (Lock.RELEASE, release),
-        (Lock.EXTEND, extend),
+        (COMMIT, commit),
+        (REPLACE, replace_by_set),
+        (REPLACE, replace_by_invalidate),
+        (RELEASE, release),
+        (EXTEND, extend),
     ],
     ids=["commit", "replace-set", "replace-invalidate", "release", "extend"],
 )
 def test_each_script_reloads_itself_after_script_flush(
-    r: redis.Redis, cache: Refresher, script: str, operation: Callable[[redis.Redis, Loader[..., Any]], None]
+    reading: Reading, r: redis.Redis, cache: Refresher, script: str, operation: Callable[[Reading, redis.Redis, Loader[..., Any]], None]
 ) -> None:
     @cache.loader(ttl=60, name="faults.t" + uuid.uuid4().hex[:10])
     def load(n: int) -> int:
@@ -89,19 +92,19 @@ def test_each_script_reloads_itself_after_script_flush(
     r.script_flush()
     assert r.script_exists(sha(script)) == [False]
     before = noscript_errors(r)
-    operation(r, load)
+    operation(reading, r, load)
     assert noscript_errors(r) > before  # it really hit NOSCRIPT ...
     assert r.script_exists(sha(script)) == [True]  # ... and loaded the script again
 
 
 def test_a_worker_refreshes_after_script_flush(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     """The worker's side (extend, commit) from another process, after the scripts it
     loaded earlier were flushed under it."""
     worker = spawn_worker()
     assert worker.log is not None
-    fl.steady.set(key, {"key": key, "call": 0})
+    reading.set(fl.steady, key, {"key": key, "call": 0})
     fl.send_refresh(fl.steady, key, enqueued_at=time.time() + 1)
     worker.log.wait_for(r"succeeded in \S+ 'written'")  # the worker has used its scripts once
     r.script_flush()
@@ -109,4 +112,4 @@ def test_a_worker_refreshes_after_script_flush(
     fl.send_refresh(fl.steady, key, enqueued_at=time.time() + 1)
     worker.log.wait_for(r"succeeded in \S+ 'written'", count=2)
     assert noscript_errors(r) > before
-    assert fl.steady.get(key) == {"key": key, "call": 2}
+    assert reading.get(fl.steady, key) == {"key": key, "call": 2}

@@ -13,27 +13,28 @@ from typing import Any, Callable
 
 import redis
 
-from refresher.lock import Lock
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
+from tests.support.locks import Lock
 from tests.support.servers import WorkerProcess
+from tests.support.reading import Reading
 
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 LOST_LOCK = r"refresher\.refresh\[\S+\] succeeded in \S+ 'lost_lock'"
 
 
 def test_the_watchdog_keeps_the_lock_while_a_slow_refresh_runs(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
     loader = fl.slow  # lock_ttl 0.6 s, max_load_time 20 s
     keys = loader.keys(key)
     worker = spawn_worker()
-    loader.set(key, {"key": key, "call": 0})
+    reading.set(loader, key, {"key": key, "call": 0})
     expire_in(r, keys, 20_000)
     fl.hold(key)
-    loader.get(key)
+    reading.get(loader, key)
     call = fl.entered(key)
     token = r.get(keys.lock)
     events = key_events(keys.lock)
@@ -44,11 +45,11 @@ def test_the_watchdog_keeps_the_lock_while_a_slow_refresh_runs(
     fl.release(key, call)
     assert worker.log is not None
     worker.log.wait_for(WRITTEN)
-    assert loader.get(key) == {"key": key, "call": 1}
+    assert reading.get(loader, key) == {"key": key, "call": 1}
 
 
 def test_a_load_past_max_load_time_loses_its_lock_and_its_late_write_is_refused(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
     loader = fl.capped  # lock_ttl 0.3 s, max_load_time 0.6 s
@@ -63,7 +64,7 @@ def test_a_load_past_max_load_time_loses_its_lock_and_its_late_write_is_refused(
     # A reader misses, takes the free lock and starts its own (newer) load.
     fl.hold(key)
     reader: list[Any] = []
-    thread = threading.Thread(target=lambda: reader.append(loader.get(key)))
+    thread = threading.Thread(target=lambda: reader.append(reading.get(loader, key)))
     thread.start()
     second = fl.entered(key)
     newer_token = r.get(keys.lock)
@@ -78,11 +79,11 @@ def test_a_load_past_max_load_time_loses_its_lock_and_its_late_write_is_refused(
     fl.release(key, second)
     thread.join(10)
     assert reader == [{"key": key, "call": 2}]
-    assert loader.get(key) == {"key": key, "call": 2}
+    assert reading.get(loader, key) == {"key": key, "call": 2}
 
 
 def test_a_worker_paused_past_its_lock_ttl_cannot_overwrite_the_newer_value(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
     """The "GC pause" case: SIGSTOP the worker mid-load, so even its watchdog is frozen."""
@@ -97,27 +98,27 @@ def test_a_worker_paused_past_its_lock_ttl_cannot_overwrite_the_newer_value(
     worker.proc.send_signal(signal.SIGSTOP)
     try:
         assert events.wait(keys.lock, "expired", timeout=3)
-        assert loader.get(key) == {"key": key, "call": 2}  # a reader loads and commits meanwhile
+        assert reading.get(loader, key) == {"key": key, "call": 2}  # a reader loads and commits meanwhile
     finally:
         worker.proc.send_signal(signal.SIGCONT)
     fl.release(key, paused_call)
     assert worker.log is not None
     worker.log.wait_for(LOST_LOCK)
-    assert loader.get(key) == {"key": key, "call": 2}
+    assert reading.get(loader, key) == {"key": key, "call": 2}
     assert fl.calls(loader, key) == 2
 
 
 def test_the_watchdog_stops_once_the_lock_is_someone_elses(
-    r: redis.Redis, key: str, key_events: Callable[..., KeyEvents]
+    reading: Reading, r: redis.Redis, key: str, key_events: Callable[..., KeyEvents]
 ) -> None:
-    lock = Lock(r, fl.slow.keys(key).lock, ttl_ms=300)
+    lock = Lock(fl.cache.sync, fl.slow.keys(key).lock, ttl_ms=300)
     assert lock.acquire()
     events = key_events(lock.key)
     with lock.kept_alive(max_hold_ms=60_000):
         assert events.wait(lock.key, "expire")  # the watchdog is extending it
         watchdog = next(t for t in threading.enumerate() if t.name == f"lock-watchdog:{lock.key}")
         r.delete(lock.key)  # as if it had lapsed ...
-        thief = Lock(r, lock.key, ttl_ms=5_000)
+        thief = Lock(fl.cache.sync, lock.key, ttl_ms=5_000)
         assert thief.acquire()  # ... and another process took it
         watchdog.join(timeout=2)
         assert not watchdog.is_alive()  # gave up while the body still runs

@@ -16,23 +16,24 @@ from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.servers import WorkerProcess
+from tests.support.reading import Reading
 
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
 
 def test_a_worker_killed_mid_load_leaves_nothing_stuck(
-    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
+    reading: Reading, r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
     key_events: Callable[..., KeyEvents],
 ) -> None:
     loader, stats = fl.steady, fl.steady.cache.stats  # ttl 60 s, window 30 s, lock_ttl 1 s
     keys = loader.keys(key)
     doomed = spawn_worker()
     old = {"key": key, "call": 0}
-    loader.set(key, old)
+    reading.set(loader, key, old)
     expire_in(r, keys, 20_000)  # inside the window, 20 s before it expires
     fl.hold(key)
 
-    assert loader.get(key) == old  # served, and a refresh is asked for
+    assert reading.get(loader, key) == old  # served, and a refresh is asked for
     assert fl.entered(key) == 1  # the worker is inside the loader, holding the lock
     assert r.get(keys.lock) is not None and r.get(keys.pending) is not None
     events = key_events(keys.lock, keys.pending)
@@ -40,7 +41,7 @@ def test_a_worker_killed_mid_load_leaves_nothing_stuck(
 
     # The dead worker's marker still stands for now: readers are served and ask nothing.
     deduplicated = stats["refresh_deduplicated"]
-    assert loader.get(key) == old
+    assert reading.get(loader, key) == old
     assert stats["refresh_deduplicated"] == deduplicated + 1
     rescuer = spawn_worker()
     # Its lock and marker lapse on their own, within lock_ttl (1 s) of the last extension.
@@ -49,15 +50,15 @@ def test_a_worker_killed_mid_load_leaves_nothing_stuck(
 
     enqueued = stats["refresh_enqueued"]
     expire_in(r, keys, 20_000)  # still in the window, however long the rescuer took to start
-    assert loader.get(key) == old  # the next read in the window asks again ...
+    assert reading.get(loader, key) == old  # the next read in the window asks again ...
     assert loader.cache.flush()
     assert stats["refresh_enqueued"] == enqueued + 1
     assert rescuer.log is not None
     rescuer.log.wait_for(WRITTEN)  # ... and the new worker refreshes the key
-    assert loader.get(key) == {"key": key, "call": 2}
+    assert reading.get(loader, key) == {"key": key, "call": 2}
     assert fl.calls(loader, key) == 2
     assert r.get(keys.lock) is None
-    assert r.pttl(keys.pending) <= loader.lock_ttl_ms  # if still there, it lapses with the lock's TTL
+    assert r.pttl(keys.pending) <= loader.settings.lock_ttl_ms  # if still there, it lapses with the lock's TTL
 
 
 def test_the_default_lock_ttl_leaves_room_to_retry_within_the_window() -> None:

@@ -125,9 +125,11 @@ def fragile(key: str) -> dict[str, Any]:
     return origin("faults.fragile", key)
 
 
-@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.2, error_backoff=1, stale_ttl=30, name="faults.lenient")
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=1, error_backoff=1, stale_ttl=30, name="faults.lenient")
 def lenient(key: str) -> dict[str, Any]:
-    """Window 30 s, stale_ttl 30 s, retried at most every 1 s while the origin is down."""
+    """Window 30 s, stale_ttl 30 s, retried at most every 1 s while the origin is down.
+    The lock lives 1 s: a holder starved of CPU for longer than a short lock's TTL (the
+    watchdog starved with it) would lose the lock before it could record the back-off."""
     return origin("faults.lenient", key)
 
 

@@ -3,7 +3,9 @@ cross-process coalescing, so these are real OS processes (spawned, not forked)."
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import logging
 import multiprocessing as mp
 import threading
 import time
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 CTX = mp.get_context("spawn")
+SLOW_CALLBACK = 0.02  # seconds: a callback holding the event loop longer is an error
 
 
 @dataclass
@@ -27,10 +30,21 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def _reader(loader_path: str, args: list[Any], threads: int, seconds: float,
+def _reader(loader_path: str, args: list[Any], threads: int, seconds: float, mode: str, watch_loop: bool,
             ready: Any, go: Any, out: Any) -> None:
     loader = _resolve(loader_path)
     report = ReadReport()
+    if mode == "async":
+        asyncio.run(_read_in_tasks(loader, args, threads, seconds, watch_loop, ready, go, report))
+    else:
+        _read_in_threads(loader, args, threads, seconds, ready, go, report)
+    loader.cache.flush()
+    report.stats = loader.cache.stats.snapshot()
+    out.put(report)
+
+
+def _read_in_threads(loader: Any, args: list[Any], threads: int, seconds: float,
+                     ready: Any, go: Any, report: ReadReport) -> None:
     lock = threading.Lock()
     start = threading.Barrier(threads)
 
@@ -58,21 +72,69 @@ def _reader(loader_path: str, args: list[Any], threads: int, seconds: float,
     ready.wait()
     for w in workers:
         w.join()
-    loader.cache.flush()
-    report.stats = loader.cache.stats.snapshot()
-    out.put(report)
+
+
+async def _read_in_tasks(loader: Any, args: list[Any], tasks: int, seconds: float, watch_loop: bool,
+                         ready: Any, go: Any, report: ReadReport) -> None:
+    """`tasks` concurrent `aget` loops on this process's one event loop. With
+    `watch_loop`, callbacks that hold the loop for more than 20 ms are reported as
+    errors: the loop must never block."""
+    loop = asyncio.get_running_loop()
+    loop.set_debug(watch_loop)
+    loop.slow_callback_duration = SLOW_CALLBACK
+    slow = _SlowCallbacks()
+    logging.getLogger("asyncio").addHandler(slow)
+    started = asyncio.Event()
+
+    async def run() -> None:
+        await started.wait()
+        deadline = time.monotonic() + seconds
+        while True:
+            t0 = time.perf_counter()
+            try:
+                value = await loader.aget(*args)
+            except Exception:
+                report.errors.append(traceback.format_exc(limit=3))
+            else:
+                report.values.append(value)
+                report.latencies.append(time.perf_counter() - t0)
+            if time.monotonic() >= deadline:
+                return
+
+    readers = [asyncio.create_task(run()) for _ in range(tasks)]
+    await asyncio.to_thread(ready.wait)
+    await asyncio.to_thread(go.wait)
+    started.set()
+    await asyncio.gather(*readers)
+    logging.getLogger("asyncio").removeHandler(slow)
+    report.errors.extend(slow.messages)
+
+
+class _SlowCallbacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "took" in record.getMessage():
+            self.messages.append("event loop blocked: " + record.getMessage())
 
 
 def run_readers(loader_path: str, args: list[Any], processes: int, threads: int,
-                seconds: float = 0.0, before_go: Callable[[], object] | None = None) -> list[ReadReport]:
+                seconds: float = 0.0, before_go: Callable[[], object] | None = None,
+                mode: str | list[str] = "sync", watch_loop: bool = False) -> list[ReadReport]:
     """Start `processes` x `threads` readers, release them together, and collect one
     report per process. With seconds=0 each thread reads once; otherwise it reads in a
-    loop for that long. `before_go` runs once every reader is ready (to warm a key)."""
+    loop for that long. `before_go` runs once every reader is ready (to warm a key).
+    `mode` "async" makes each process's readers asyncio tasks calling `aget` on one loop
+    (`watch_loop`: with asyncio's slow-callback detection); a list gives each process its
+    own mode."""
+    modes = mode if isinstance(mode, list) else [mode] * processes
     ready = CTX.Barrier(processes + 1)
     go = CTX.Event()
     out = CTX.Queue()
-    procs = [CTX.Process(target=_reader, args=(loader_path, args, threads, seconds, ready, go, out))
-             for _ in range(processes)]
+    procs = [CTX.Process(target=_reader, args=(loader_path, args, threads, seconds, modes[i], watch_loop, ready, go, out))
+             for i in range(processes)]
     for p in procs:
         p.start()
     ready.wait(timeout=60)  # every process has imported, connected and started its threads

@@ -1,0 +1,65 @@
+"""Owned locks as steps: a TTL, a random token, released and extended only by the owner.
+
+Each Lua script sits beside the step that runs it. Drivers run scripts with EVALSHA and
+reload them on NOSCRIPT, so a `SCRIPT FLUSH` costs one extra round trip.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from refresher.core.ops import Command, Held, Pause, Script, Steps
+
+TOKEN_BYTES = 16
+
+
+def new_token() -> str:
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def acquire(key: str, token: str, ttl_ms: int) -> Steps[bool]:
+    return bool((yield Command(("SET", key, token, "NX", "PX", ttl_ms))))
+
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    if ARGV[2] then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+    return 1
+end
+return 0
+"""
+
+
+def release(key: str, token: str, channel: str | None = None, message: bytes = b"") -> Steps[bool]:
+    """Compare-and-delete; if released, optionally tell the waiters on `channel`."""
+    args: tuple[str | bytes, ...] = (token,) if channel is None else (token, channel, message)
+    return bool((yield Script(RELEASE, (key,), args)))
+
+
+EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
+return 1
+"""
+
+
+def extend(held: Held) -> Steps[bool]:
+    """Push the lock's expiry (and its companions') one TTL ahead, if we still own it."""
+    return bool((yield Script(EXTEND, (held.key, *held.companions), (held.token, held.ttl_ms))))
+
+
+def keep_alive(held: Held) -> Steps[None]:
+    """Extend the lock every third of its TTL while its load runs. Stops when the driver
+    says the load is over, when an extension finds the lock owned by someone else, or
+    once the lock has been held for max_hold_ms: a hung loader cannot keep a key locked
+    forever."""
+    interval = held.ttl_ms / 3000
+    for _ in range(max(0, (held.max_hold_ms - held.ttl_ms) * 3 // held.ttl_ms)):
+        if (yield Pause(interval)):
+            return
+        try:
+            if not (yield from extend(held)):
+                return
+        except Exception:  # a blip must not fail the load; the TTL still bounds the lock
+            return

@@ -1,0 +1,114 @@
+"""What the core asks a driver to do, and nothing more.
+
+A step is a generator: it yields an op, the driver performs it and sends back the
+result (or throws the exception it raised into the step, which decides what an error
+means). The sync driver performs ops with redis-py and threads, the async driver with
+redis.asyncio and tasks; neither decides anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Generator, TypeVar
+
+if TYPE_CHECKING:
+    from refresher.calls import Call
+
+T = TypeVar("T")
+Steps = Generator["Op", Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One Redis command; the reply as redis-py parses it (SET NX gives True or None)."""
+
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several commands in one round trip (a pipeline, not a transaction): their replies."""
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script, run with EVALSHA (reloaded on NOSCRIPT): its reply."""
+
+    source: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Subscribe to a channel: a subscription handle, confirmed before the reply. The
+    driver closes every subscription a step opened when the step ends."""
+
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """The next message's data on `subscription`, or None (it may return early, and
+    returns None at once when `timeout` <= 0)."""
+
+    subscription: Any
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A lock the driver keeps alive while a loader runs under it."""
+
+    key: str
+    token: str
+    ttl_ms: int
+    max_hold_ms: int
+    companions: tuple[str, ...] = ()  # keys whose TTL follows the lock's
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Call the loader with the call's arguments (awaited if it is a coroutine function,
+    in a thread if a sync loader is read from asyncio), keeping `held` alive meanwhile:
+    the loader's return value, or its exception."""
+
+    fn: Callable[..., Any]
+    call: Call
+    held: Held | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Sleep this long: True if the driver was told to stop meanwhile (a watchdog whose
+    load has ended). A task is cancelled instead."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Coalesce:
+    """Run `steps()` unless the same `key` is already being run in this process (by a
+    thread or a task); then wait for that run's outcome instead: (value, led)."""
+
+    key: str
+    steps: Callable[[], Steps[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Hand a refresh task to the background publisher, which never makes a read wait
+    on the broker: True if it was queued. If publishing fails later, the publisher's
+    thread runs `undo()` with the sync driver."""
+
+    loader: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    seen: int
+    expires_s: float
+    undo: Callable[[], Steps[Any]] = field(compare=False)
+
+
+Op = Command | Batch | Script | Subscribe | Listen | Load | Pause | Coalesce | Publish

@@ -1,0 +1,149 @@
+"""The read path's decisions: serve what was read, ask a worker to refresh it, or miss.
+
+A hit is one GET and this pure decision. Inside the refresh window the value is served
+at once and one refresh is asked for per key per window however many readers see it: a
+per-process memo, then a pending marker claimed in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from enum import Enum
+from typing import Any, Iterable, TypeVar
+
+from redis.exceptions import RedisError
+
+from refresher.calls import Call
+from refresher.core.lock import new_token, release
+from refresher.core.ops import Command, Publish, Script, Steps
+from refresher.core.miss import UNAVAILABLE, cache_down, miss
+from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
+from refresher.envelope import Envelope
+from refresher.policy import Verdict, decide
+
+R = TypeVar("R")
+log = logging.getLogger("refresher")
+
+
+class Then:
+    """What a read found needs more steps (a miss, or a refresh to ask for first)."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: Steps[Any]) -> None:
+        self.steps = steps
+
+
+def read(spec: Spec[R], call: Call, raw: bytes | None, now: int) -> R | Then:
+    """The value to serve from what one GET returned, or the steps still to run."""
+    value: R | Then = _read(spec, call, raw, now)
+    if type(value) is not Then:
+        spec.stats.incr("hit")
+    return value
+
+
+def _read(spec: Spec[R], call: Call, raw: bytes | None, now: int) -> R | Then:
+    envelope = spec.parse(raw)
+    if envelope is not None:
+        verdict = decide(envelope, now, spec.policy)
+        if verdict in SERVABLE and not isinstance(value := spec.decode(envelope), Nothing):
+            if verdict is Verdict.REFRESH:
+                return Then(_serve_after_asking(spec, call, envelope, value))
+            return value
+    return Then(miss(spec, call, raw))
+
+
+def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None]) -> list[R | Then]:
+    """`read` for each call of a batch, counting its hits once per batch."""
+    now = now_ms()
+    out: list[R | Then] = []
+    for call, raw in zip(calls, found):
+        value = _read(spec, call, raw, now)
+        out.append(value)
+    spec.stats.incr("hit", sum(1 for v in out if type(v) is not Then))
+    return out
+
+
+def _serve_after_asking(spec: Spec[R], call: Call, envelope: Envelope, value: R) -> Steps[R]:
+    spec.stats.incr("hit")
+    yield from ask_for_refresh(spec, call, envelope)
+    return value
+
+
+class Claim(Enum):
+    CLAIMED = 1  # ours: publish the refresh
+    TAKEN = 0  # somebody else asked already (or the key is backing off)
+    STALE_VIEW = -1  # the value was rewritten since we read it: nothing to refresh
+
+
+CLAIM = """
+local head = redis.call('GETRANGE', KEYS[1], 0, 31)
+if string.match(head, '^r1|(%d+)|') ~= ARGV[1] then return -1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
+
+def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
+    """Publish one refresh task per key per marker lifetime, from whichever reader claims
+    the marker first. Never raises: the caller has a value to serve.
+
+    The claim checks that the value is still the version this reader saw: a reader that
+    read the old value just before a worker's commit cleared the marker would otherwise
+    ask for a second refresh of the value just written.
+    """
+    key = call.keys.value
+    asked = spec.asked.get(key)
+    if asked is not None and asked[0] == envelope.version and asked[1] > time.monotonic():
+        spec.stats.incr("refresh_deduplicated")
+        return
+    if not spec.publisher.available():
+        spec.stats.incr("publish_skipped")
+        return
+    # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
+    # the marker to the lock's TTL (see core/refresh.py).
+    token = new_token()
+    px = spec.settings.lock_ttl_ms + int(spec.publisher.timeout * 1000)
+    try:
+        claim = Claim(int((yield Script(CLAIM, (key, call.keys.pending), (envelope.version, token, px)))))
+    except RedisError as exc:
+        log.warning("refresher: could not mark %s for refresh: %s", key, exc)
+        return
+    spec.remember_asked(key, envelope.version)
+    if claim is not Claim.CLAIMED:
+        spec.stats.incr("refresh_deduplicated")
+        return
+
+    def undo() -> Steps[bool]:
+        spec.asked.pop(key, None)
+        return (yield from release(call.keys.pending, token))
+
+    expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
+    if not (yield Publish(spec.name, call.args, call.kwargs, envelope.version, expires_s, undo)):
+        yield from undo()
+
+
+def fetch(spec: Spec[R], call: Call) -> Steps[R]:
+    """A whole read as steps: the GET, then `read`. The async path runs this; the sync
+    path does its GET itself and saves a generator per hit."""
+    try:
+        raw = yield Command(("GET", call.keys.value))
+    except UNAVAILABLE as exc:
+        return (yield from cache_down(spec, call, exc))
+    value = read(spec, call, raw, now_ms())
+    return (yield from value.steps) if isinstance(value, Then) else value
+
+
+def fetch_many(spec: Spec[R], calls: list[Call]) -> Steps[list[R]]:
+    """Many reads in one round trip (one MGET); each miss then takes the coalesced path."""
+    values: list[R] = []
+    try:
+        found = yield Command(("MGET", *(call.keys.value for call in calls)))
+    except UNAVAILABLE as exc:
+        for call in calls:
+            values.append((yield from cache_down(spec, call, exc)))
+        return values
+    for value in read_many(spec, calls, found):
+        values.append((yield from value.steps) if isinstance(value, Then) else value)
+    return values

@@ -1,0 +1,64 @@
+"""A worker's refresh of one key, at most once however often the task is delivered."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from refresher.calls import Call
+from refresher.core.lock import acquire, extend, new_token, release
+from refresher.core.miss import BACKOFF, load_and_commit
+from refresher.core.ops import Command, Held, Steps
+from refresher.core.spec import Spec
+from refresher.envelope import NOTHING_READ
+
+log = logging.getLogger("refresher")
+
+
+def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[str]:
+    """Returns what happened, which Flower shows as the task's result.
+
+    1. Take the key's lock (SET NX PX, random token); if it is held, somebody is already
+       loading: drop this task.
+    2. If the key is backing off after a failure, drop this task too: it was queued or
+       redelivered before the failure, and the origin gets one attempt per back-off.
+    3. If the value is no longer the version `seen` that the reader asked to replace, it
+       has been rewritten since (by a refresh, set or invalidate): stop. A task without
+       `seen` (sent by hand) stops if the value was written after it was enqueued.
+    4. Call the loader under the lock (kept alive by the watchdog) and commit only if
+       the lock still holds and the value is still the version read in step 3.
+    On a loader error the old value stays servable and the key is held off for
+    `error_backoff`, so a failing origin gets one attempt per key per back-off period.
+    """
+    keys, settings, stats = call.keys, spec.settings, spec.stats
+    # The pending marker lives as long as our lock: readers keep off while we work,
+    # and if this worker dies both lapse and the next reader asks again.
+    held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
+    if not (yield from acquire(held.key, held.token, held.ttl_ms)):
+        stats.incr("refresh_deduplicated")
+        return "deduplicated"
+    raw, pending = yield Command(("MGET", keys.value, keys.pending))
+    if pending == BACKOFF:
+        yield from release(held.key, held.token)
+        stats.incr("refresh_backing_off")
+        return "backing_off"
+    yield from extend(held)
+    started_ms = int(enqueued_at * 1000)
+    current = spec.parse(raw, quiet=True)
+    if current is not None and (current.version != seen if seen is not None else current.written_ms >= started_ms):
+        yield from release(held.key, held.token)
+        stats.incr("refresh_unneeded")
+        return "fresh"
+    try:
+        _, outcome = yield from load_and_commit(
+            spec, call, held, current.version if current is not None else NOTHING_READ, started_ms, back_off=True
+        )
+    except Exception as exc:
+        stats.incr("refresh_failed")
+        log.error(
+            "refresher: refresh failed for loader %s key %s: %s: %s; serving the old value, next attempt in %.1fs",
+            spec.name, keys.value, type(exc).__name__, exc, settings.error_backoff_ms / 1000,
+        )
+        return "failed"
+    stats.incr("refreshed" if outcome == "written" else "refresh_dropped")
+    return outcome

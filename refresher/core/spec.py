@@ -1,0 +1,101 @@
+"""One loader as the core sees it: its name, settings, codec and counters; no connections."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
+
+from refresher.calls import Calls
+from refresher.envelope import CorruptEnvelope, Envelope, new_version
+from refresher.options import Settings
+from refresher.policy import Verdict, decide
+from refresher.stats import Stats
+
+if TYPE_CHECKING:
+    from refresher.publish import Publisher
+
+R = TypeVar("R")
+log = logging.getLogger("refresher")
+ASKED_SIZE = 4096
+SERVABLE = (Verdict.FRESH, Verdict.REFRESH)
+
+
+class Nothing:
+    """No usable value: distinct from a cached None."""
+
+
+NOTHING = Nothing()
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Spec(Generic[R]):
+    def __init__(self, name: str, fn: Callable[..., Any], settings: Settings, calls: Calls,
+                 stats: Stats, publisher: Publisher) -> None:
+        self.name = name
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.settings = settings
+        self.policy = settings.policy
+        self.codec = settings.codec
+        self.calls = calls
+        self.stats = stats
+        self.publisher = publisher
+        # Refreshes this process has already asked for: value key -> (the version of the
+        # value it was asked for, until when). Saves in-window readers a claim each.
+        self.asked: dict[str, tuple[int, float]] = {}
+
+    def remember_asked(self, key: str, version: int) -> None:
+        if len(self.asked) >= ASKED_SIZE:
+            self.asked.clear()
+        # Remembered for lock_ttl, never longer than the marker can live once a worker
+        # holds it: after a crash the next read here asks again within lock_ttl.
+        self.asked[key] = (version, time.monotonic() + self.settings.lock_ttl_ms / 1000)
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            return self.codec.encode(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"loader {self.name!r}: the value cannot be encoded: {exc}") from None
+
+    def envelope(self, payload: bytes, delta_ms: int) -> Envelope:
+        ttl_ms = self.settings.ttl_ms
+        if self.settings.ttl_jitter:
+            ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
+        return Envelope(new_version(), now_ms(), ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload)
+
+    def parse(self, raw: bytes | None, quiet: bool = False) -> Envelope | None:
+        if raw is None:
+            return None
+        try:
+            return Envelope.from_bytes(raw)
+        except CorruptEnvelope:
+            if not quiet:
+                self.count_corrupt()
+            return None
+
+    def decode(self, envelope: Envelope, quiet: bool = False) -> R | Nothing:
+        """The decoded payload, or NOTHING if the codec cannot read it."""
+        try:
+            return cast(R, self.codec.decode(envelope.payload))
+        except Exception:
+            if not quiet:
+                self.count_corrupt()
+            return NOTHING
+
+    def servable(self, raw: bytes | None) -> R | Nothing:
+        """A second look (after taking the lock, or while waiting): the value if some
+        other process has just written a usable one, else NOTHING. Not counted again."""
+        envelope = self.parse(raw, quiet=True)
+        if envelope is None or decide(envelope, now_ms(), self.policy) not in SERVABLE:
+            return NOTHING
+        return self.decode(envelope, quiet=True)
+
+    def count_corrupt(self) -> None:
+        self.stats.incr("corrupt")
+        log.warning("refresher: unreadable data for loader %s treated as a miss", self.name)

@@ -1,0 +1,43 @@
+"""Writes a caller asks for: `set` a value it already has, `invalidate` one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refresher.calls import Call
+from refresher.core.miss import UNAVAILABLE
+from refresher.core.ops import Script, Steps
+from refresher.core.spec import Spec, now_ms
+from refresher.envelope import Envelope, new_version
+from refresher.errors import CacheUnavailable
+
+REPLACE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], 'v' .. ARGV[1])
+"""
+
+
+def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
+    """Write `envelope` (a value or a tombstone, under a new version) and wake the
+    waiters; any load in flight for this key read another version and is refused.
+
+    It stays in Redis (unservable once past its TTL) for as long as a load that began
+    before it can still try to commit, so that load finds this version and is refused.
+    A cache outage raises CacheUnavailable, even with fail_open: the caller must know.
+    """
+    settings = spec.settings
+    px = max(envelope.ttl_ms + envelope.stale_ms, settings.max_load_ms + settings.lock_ttl_ms)
+    keys = call.keys
+    try:
+        yield Script(REPLACE, (keys.value,), (envelope.to_bytes(), px, keys.signal))
+    except UNAVAILABLE as exc:
+        spec.stats.incr("cache_unavailable")
+        raise CacheUnavailable(f"cache Redis unavailable while writing {keys.value}: {exc}") from exc
+
+
+def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
+    yield from _replace(spec, call, spec.envelope(spec.encode(value), delta_ms=0))
+
+
+def invalidate(spec: Spec[Any], call: Call) -> Steps[None]:
+    yield from _replace(spec, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))

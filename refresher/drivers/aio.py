@@ -1,0 +1,96 @@
+"""The asyncio driver: performs the core's ops with redis.asyncio and tasks, on one
+event loop (a Refresher keeps one driver, and one connection pool, per loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Awaitable, Callable, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
+
+from refresher.core.lock import keep_alive
+from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, Pause, Publish, Script, Steps, Subscribe
+from refresher.drivers.base import Driver
+from refresher.drivers.stepping import Stepper
+from refresher.drivers.sync import SyncDriver
+
+T = TypeVar("T")
+
+
+class AsyncDriver(Driver):
+    def __init__(self, redis: Redis, sync: SyncDriver) -> None:
+        super().__init__(sync.flights, sync.publisher, sync.socket_timeout)
+        self.redis = redis
+        self.sync = sync  # undoes a failed publish from the publisher's thread
+        self._scripts: dict[str, AsyncScript] = {}
+        self._perform: dict[type, Callable[[Any, Stepper[Any]], Awaitable[Any]]] = {
+            Command: self._command, Batch: self._batch, Script: self._script, Subscribe: self._subscribe,
+            Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
+            Publish: self._publish,
+        }
+
+    async def run(self, steps: Steps[T]) -> T:
+        stepper = Stepper(steps)
+        try:
+            for op in stepper:
+                try:
+                    stepper.reply = await self._perform[type(op)](op, stepper)
+                except BaseException as exc:  # cancellation too: the step frees what it holds
+                    stepper.error = exc
+            return stepper.value
+        finally:
+            for subscription in stepper.opened:
+                await subscription.aclose()
+
+    async def _command(self, op: Command, _: Stepper[Any]) -> Any:
+        return await self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+
+    async def _batch(self, op: Batch, _: Stepper[Any]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in op.commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+
+    async def _script(self, op: Script, _: Stepper[Any]) -> Any:
+        script = self._scripts.get(op.source)
+        if script is None:
+            script = self._scripts[op.source] = self.redis.register_script(op.source)
+        return await script(keys=op.keys, args=op.args)
+
+    async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> PubSub:
+        pubsub = self.redis.pubsub()
+        stepper.opened.append(pubsub)
+        await pubsub.subscribe(op.channel)
+        await pubsub.get_message(timeout=self.socket_timeout)  # the confirmation
+        return pubsub
+
+    async def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
+        message = await op.subscription.get_message(ignore_subscribe_messages=True, timeout=max(0.0, op.timeout))
+        return None if message is None else message["data"]
+
+    async def _load(self, op: Load, _: Stepper[Any]) -> Any:
+        args, kwargs = op.call.args, op.call.kwargs
+        if inspect.iscoroutinefunction(op.fn):
+            work = op.fn(*args, **kwargs)
+        else:  # a sync loader read from asyncio: its origin call must not block the loop
+            work = asyncio.to_thread(op.fn, *args, **kwargs)
+        if op.held is None:
+            return await work
+        watchdog = asyncio.create_task(self.run(keep_alive(op.held)))
+        try:
+            return await work
+        finally:
+            watchdog.cancel()
+
+    async def _pause(self, op: Pause, _: Stepper[Any]) -> bool:
+        await asyncio.sleep(op.seconds)
+        return False
+
+    async def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
+        return await self.flights.ado(op.key, lambda: self.run(op.steps()))
+
+    async def _publish(self, op: Publish, _: Stepper[Any]) -> bool:
+        return self.publish(op, self.sync)

@@ -1,0 +1,97 @@
+"""The sync driver: performs the core's ops with redis-py, in the caller's thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+from redis import Redis
+from redis.client import PubSub
+from redis.commands.core import Script as RedisScript
+
+from refresher.core.lock import keep_alive
+from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, Pause, Publish, Script, Steps, Subscribe
+from refresher.drivers.base import Driver
+from refresher.drivers.stepping import Stepper
+from refresher.publish import Publisher
+from refresher.singleflight import Group
+
+T = TypeVar("T")
+
+
+class SyncDriver(Driver):
+    def __init__(self, redis: Redis, flights: Group[Any], publisher: Publisher, socket_timeout: float) -> None:
+        super().__init__(flights, publisher, socket_timeout)
+        self.redis = redis
+        self._scripts: dict[str, RedisScript] = {}
+        self._watchdog = threading.local()  # the stop event of the watchdog this thread runs
+        self._perform: dict[type, Callable[[Any, Stepper[Any]], Any]] = {
+            Command: self._command, Batch: self._batch, Script: self._script, Subscribe: self._subscribe,
+            Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
+            Publish: self._publish,
+        }
+
+    def run(self, steps: Steps[T]) -> T:
+        stepper = Stepper(steps)
+        try:
+            for op in stepper:
+                try:
+                    stepper.reply = self._perform[type(op)](op, stepper)
+                except BaseException as exc:  # the step decides what it means
+                    stepper.error = exc
+            return stepper.value
+        finally:
+            for subscription in stepper.opened:
+                subscription.close()
+
+    def _command(self, op: Command, _: Stepper[Any]) -> Any:
+        return self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+
+    def _batch(self, op: Batch, _: Stepper[Any]) -> list[Any]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for command in op.commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return pipe.execute()
+
+    def _script(self, op: Script, _: Stepper[Any]) -> Any:
+        script = self._scripts.get(op.source)
+        if script is None:
+            script = self._scripts[op.source] = self.redis.register_script(op.source)
+        return script(keys=op.keys, args=op.args)
+
+    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> PubSub:
+        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        stepper.opened.append(pubsub)
+        pubsub.subscribe(op.channel)
+        pubsub.get_message(timeout=self.socket_timeout)  # the confirmation
+        return pubsub  # type: ignore[no-any-return]
+
+    def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
+        message = op.subscription.get_message(ignore_subscribe_messages=True, timeout=max(0.0, op.timeout))
+        return None if message is None else message["data"]
+
+    def _load(self, op: Load, _: Stepper[Any]) -> Any:
+        if op.held is None:
+            return op.fn(*op.call.args, **op.call.kwargs)
+        stop = threading.Event()
+        watchdog = threading.Thread(target=self._watch, args=(op, stop), name=f"lock-watchdog:{op.held.key}", daemon=True)
+        watchdog.start()
+        try:
+            return op.fn(*op.call.args, **op.call.kwargs)
+        finally:
+            stop.set()
+            watchdog.join()
+
+    def _watch(self, op: Load, stop: threading.Event) -> None:
+        assert op.held is not None
+        self._watchdog.stop = stop
+        self.run(keep_alive(op.held))
+
+    def _pause(self, op: Pause, _: Stepper[Any]) -> bool:
+        return self._watchdog.stop.wait(op.seconds)  # type: ignore[no-any-return]
+
+    def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
+        return self.flights.do(op.key, lambda: self.run(op.steps()))
+
+    def _publish(self, op: Publish, _: Stepper[Any]) -> bool:
+        return self.publish(op, self)

@@ -1,0 +1,119 @@
+"""The loader handle: `load_user.get(1001)`, `await load_user.aget(1001)` and the rest.
+
+Every method builds the call's keys and runs the core's steps with a driver: the sync
+driver for `get`, `get_many`, `set`, `invalidate`; the event loop's async driver for
+`aget`, `aget_many`, `aset`, `ainvalidate`. The decisions live in refresher/core.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
+
+from refresher.calls import Call, Calls
+from refresher.core.miss import UNAVAILABLE, cache_down
+from refresher.core.ops import Steps
+from refresher.core.read import Then, fetch, fetch_many, read
+from refresher.core.spec import Spec, now_ms
+from refresher.core.write import invalidate, set_value
+from refresher.drivers import loop
+from refresher.keys import Keys, check_name
+from refresher.options import Settings
+
+if TYPE_CHECKING:
+    from refresher.client import Refresher
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Loader(Generic[P, R]):
+    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, settings: Settings) -> None:
+        self.cache = cache
+        self.fn = fn
+        self.name = check_name(name)
+        self.settings = settings
+        self.call = Calls(fn, cache.namespace, self.name)
+        self.spec: Spec[R] = Spec(self.name, fn, settings, self.call, cache.stats, cache.publisher)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<refresher loader {self.name} ttl={self.settings.ttl_ms / 1000:g}s>"
+
+    # -- sync ------------------------------------------------------------------------
+
+    def get(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Serve from the cache; refresh ahead in the window; load coalesced on a miss."""
+        if self.spec.is_async:
+            raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
+        call = self.call(args, kwargs)
+        driver = self.cache.sync
+        if not driver.publisher.started:
+            driver.publisher.start()
+        try:
+            value = read(self.spec, call, cast(bytes | None, driver.redis.get(call.keys.value)), now_ms())
+        except UNAVAILABLE as exc:
+            value = Then(cache_down(self.spec, call, exc))
+        return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+
+    def get_many(self, items: Iterable[Any]) -> list[R]:
+        """`load_user.get_many([1, 2, 3])`: many reads in one round trip (one MGET).
+
+        Each item is the loader's argument, or a tuple of its positional arguments. Hits
+        are served from the MGET (asking for refreshes as `get` would); each miss then
+        takes the ordinary coalesced miss path.
+        """
+        if self.spec.is_async:
+            raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget_many(...)`")
+        calls = self._calls(items)
+        return self.cache.sync.run(fetch_many(self.spec, calls)) if calls else []
+
+    def set(self, *args: Any, **kwargs: Any) -> None:
+        """`load_user.set(1001, value)`: store a value you already have. Any load or
+        refresh of that key in flight is refused when it tries to write."""
+        call, value = self._set_call(args, kwargs)
+        self.cache.sync.run(set_value(self.spec, call, value))
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Drop the value; the next read loads it again. A load already in flight for
+        this key is refused when it tries to write, so it cannot bring the old data back."""
+        self.cache.sync.run(invalidate(self.spec, self.call(args, kwargs)))
+
+    # -- asyncio ---------------------------------------------------------------------
+
+    async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """`get` for asyncio: the same guarantees, and the loop never blocks (a sync
+        loader's origin call runs in a thread)."""
+        return await self.cache.aio().run(fetch(self.spec, self.call(args, kwargs)))
+
+    async def aget_many(self, items: Iterable[Any]) -> list[R]:
+        calls = self._calls(items)
+        return await self.cache.aio().run(fetch_many(self.spec, calls)) if calls else []
+
+    async def aset(self, *args: Any, **kwargs: Any) -> None:
+        call, value = self._set_call(args, kwargs)
+        await self.cache.aio().run(set_value(self.spec, call, value))
+
+    async def ainvalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        await self.cache.aio().run(invalidate(self.spec, self.call(args, kwargs)))
+
+    # -- shared ----------------------------------------------------------------------
+
+    def keys(self, *args: P.args, **kwargs: P.kwargs) -> Keys:
+        return self.call(args, kwargs).keys
+
+    def run_steps(self, steps: Steps[T]) -> T:
+        """Run core steps to the end from sync code, as a worker does: `async def`
+        loaders on this process's event loop thread, the others in this thread."""
+        if not self.spec.is_async:
+            return self.cache.sync.run(steps)
+        return loop.run(lambda: self.cache.aio().run(steps))
+
+    def _calls(self, items: Iterable[Any]) -> list[Call]:
+        return [self.call(item if isinstance(item, tuple) else (item,), {}) for item in items]
+
+    def _set_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Call, Any]:
+        if not args:
+            raise TypeError(f"loader {self.name!r}: set() needs the arguments and then the value")
+        return self.call(args[:-1], kwargs), args[-1]
