@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Awaitable, Callable
 
 import pytest
 
@@ -91,6 +92,18 @@ def test_tasks_and_threads_join_one_flight() -> None:
     leader.join(5)
 
 
+async def leader_and_waiter(
+    group: Group[int], lead: Callable[[], Awaitable[int]], wait: Callable[[], Awaitable[int]]
+) -> tuple[asyncio.Task[tuple[int, bool]], asyncio.Task[tuple[int, bool]]]:
+    """Two tasks on one key: the first leads; returns once the second has joined."""
+    leader = asyncio.create_task(group.ado("k", lead))
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(group.ado("k", wait))
+    while group._flights["k"].waiters < 1:
+        await asyncio.sleep(0)
+    return leader, waiter
+
+
 def test_a_cancelled_waiter_leaves_the_shared_load_running() -> None:
     group: Group[int] = Group()
 
@@ -101,11 +114,7 @@ def test_a_cancelled_waiter_leaves_the_shared_load_running() -> None:
             await release.wait()
             return 3
 
-        leader = asyncio.create_task(group.ado("k", slow))
-        await asyncio.sleep(0)
-        waiter = asyncio.create_task(group.ado("k", slow))
-        while group._flights["k"].waiters < 1:
-            await asyncio.sleep(0)
+        leader, waiter = await leader_and_waiter(group, slow, slow)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -131,11 +140,7 @@ def test_a_cancelled_leader_hands_the_flight_to_a_waiter() -> None:
             calls.append("second")
             return 2
 
-        leader = asyncio.create_task(group.ado("k", first))
-        await asyncio.sleep(0)
-        waiter = asyncio.create_task(group.ado("k", second))
-        while group._flights["k"].waiters < 1:
-            await asyncio.sleep(0)
+        leader, waiter = await leader_and_waiter(group, first, second)
         leader.cancel()
         return await waiter
 
