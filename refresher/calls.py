@@ -1,19 +1,21 @@
 """Turning a loader call's arguments into canonical JSON and keys.
 
 f(1) and f(user_id=1) are one call (one key); 1 and "1" are two. Canonical arguments
-are also what a refresh task carries, so a worker calls the loader exactly as the reader
-would have.
+are also what a refresh task carries (`Call.wire`, tagged JSON), so a worker calls the
+loader with values equal to the reader's (`Calls.from_wire`).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
-from typing import Any, Callable, NamedTuple
+import typing
+from enum import Enum
+from typing import Any, Callable, Iterator, NamedTuple
 
-from refresher.keys import Keys, canonical_json
+from refresher.keys import Keys, canonical_json, enum_name, tagged, untagged
 
 CACHE_SIZE = 4096
+_PLAIN = frozenset((int, str, float, bool, type(None)))
 
 
 class Call(NamedTuple):
@@ -22,6 +24,8 @@ class Call(NamedTuple):
     args: list[Any]
     kwargs: dict[str, Any]
     keys: Keys
+    wire: list[Any]
+    """[args, kwargs] as tagged JSON: what a refresh task carries."""
 
 
 class Calls:
@@ -30,6 +34,8 @@ class Calls:
     def __init__(self, fn: Callable[..., Any], namespace: str, name: str) -> None:
         self.namespace = namespace
         self.name = name
+        self._fn = fn
+        self._enums: dict[str, type[Enum]] | None = None
         self._signature = inspect.signature(fn)
         params = list(self._signature.parameters.values())
         simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
@@ -58,15 +64,37 @@ class Calls:
         bound.apply_defaults()
         return self._build(list(bound.args), dict(bound.kwargs))
 
-    def _build(self, args: list[Any], kwargs: dict[str, Any]) -> Call:
-        canonical: Any = [args, kwargs] if self._keyword_form else args
+    def from_wire(self, wire: Any) -> Call:
+        """The Call a refresh task carried, with its typed arguments rebuilt. Enums come
+        only from this loader's parameter annotations, never from a name in the message."""
         try:
-            args_json = canonical_json(canonical)
-            if kwargs or any(not isinstance(a, (int, str, float, type(None))) for a in args):
-                _check_round_trip(canonical, args_json)
-        except (TypeError, ValueError) as exc:
+            args, kwargs = wire
+            if not isinstance(args, list) or not isinstance(kwargs, dict):
+                raise ValueError("expected [args, kwargs]")
+            args, kwargs = untagged(args, self._enum_classes), untagged(kwargs, self._enum_classes)
+        except (TypeError, ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is an ArithmeticError
+            raise TypeError(f"loader {self.name!r}: cannot rebuild the arguments of a refresh task: {exc}") from None
+        return self(args, kwargs)
+
+    def _build(self, args: list[Any], kwargs: dict[str, Any]) -> Call:
+        try:
+            wire = [args, kwargs] if not kwargs and _plain(args) else tagged([args, kwargs], self._enum_classes)
+            args_json = canonical_json(wire if self._keyword_form else wire[0])
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a datetime out of range in UTC
             raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
-        return Call(args, kwargs, Keys.build(self.namespace, self.name, args_json))
+        return Call(args, kwargs, Keys.build(self.namespace, self.name, args_json), wire)
+
+    def _enum_classes(self) -> dict[str, type[Enum]]:
+        """The enums named in the parameter annotations, read on first need (annotations
+        may name classes defined after the loader)."""
+        if self._enums is None:
+            try:
+                hints = typing.get_type_hints(self._fn, include_extras=True)
+            except (NameError, TypeError, AttributeError, SyntaxError) as exc:
+                raise TypeError(f"cannot resolve the parameter annotations: {exc}") from None
+            hints.pop("return", None)
+            self._enums = {enum_name(cls): cls for hint in hints.values() for cls in _enums_in(hint)}
+        return self._enums
 
 
 def _rememberable(args: tuple[Any, ...] | list[Any]) -> bool:
@@ -76,16 +104,19 @@ def _rememberable(args: tuple[Any, ...] | list[Any]) -> bool:
     return True
 
 
-def _check_round_trip(canonical: Any, args_json: str) -> None:
-    """JSON turns tuples into lists and int dict keys into strings; refuse the second, or
-    {1: x} and {"1": x} would share a key and a worker would call the loader differently."""
-    if _normalise(canonical) != json.loads(args_json):
-        raise TypeError("dict keys must be strings")
+def _plain(args: list[Any]) -> bool:
+    """Arguments canonical_json takes as they are (no tags, no dict keys to check)."""
+    for a in args:
+        if type(a) not in _PLAIN:
+            return False
+    return True
 
 
-def _normalise(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items()}
-    return value
+def _enums_in(annotation: Any) -> Iterator[type[Enum]]:
+    """Enum classes anywhere in an annotation: Color, Color | None, list[Color], Literal[Color.RED]."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        yield annotation
+    elif isinstance(annotation, Enum):
+        yield type(annotation)
+    for arg in typing.get_args(annotation):
+        yield from _enums_in(arg)
