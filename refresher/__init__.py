@@ -5,6 +5,7 @@ from refresher.envelope import Codec, JsonCodec
 from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
 from refresher.handle import Loader
 from refresher.policy import Window, XFetch
+from refresher.values import UndecodableValue, ValueCodec
 
 __all__ = [
     "CacheUnavailable",
@@ -14,7 +15,9 @@ __all__ = [
     "Loader",
     "Refresher",
     "RefresherError",
+    "UndecodableValue",
     "UnknownLoader",
+    "ValueCodec",
     "Window",
     "XFetch",
 ]

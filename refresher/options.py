@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from refresher.envelope import Codec, JsonCodec
+from refresher.envelope import Codec
 from refresher.policy import Policy, Window
 
 DEFAULT_WINDOW = 0.1
@@ -25,7 +25,7 @@ class Options:
     ttl_jitter: float = 0.0  # each write's TTL is shortened by up to this fraction, at random
     max_value_bytes: int = 1024 * 1024
     fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
-    codec: Codec = field(default_factory=JsonCodec)
+    codec: Codec | None = None  # default: JSON typed by the loader's return annotation (values.py)
 
     def resolved(self) -> Settings:
         """A copy with every derived default filled in, or a ValueError naming the problem."""
@@ -89,4 +89,4 @@ class Settings:
     ttl_jitter: float
     max_value_bytes: int
     fail_open: bool
-    codec: Codec
+    codec: Codec | None

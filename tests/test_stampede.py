@@ -22,9 +22,11 @@ def test_cold_stampede_calls_the_origin_once(r: redis.Redis, reading: Reading) -
     assert len(values) == 100
     assert all(v == {"id": 1001, "name": "user 1001"} for v in values)
     assert loaders.calls("slow_user") == 1
-    # one process loaded; the other three each sent one thread to wait on the signal channel
-    assert sum(rep.stats.get("miss", 0) for rep in reports) == 4
-    assert sum(rep.stats.get("waited", 0) for rep in reports) == 3
+    # one process loaded; each of the other three sent a thread to wait on the signal
+    # channel (a thread that reaches its process's flight only after it ended leads a
+    # second one, which finds the value written: more misses and waits, never more loads)
+    assert all(rep.stats.get("miss", 0) >= 1 for rep in reports)
+    assert sum(rep.stats.get("waited", 0) for rep in reports) >= 3
     assert sum(rep.stats.get("load", 0) for rep in reports) == 1
 
 

@@ -160,7 +160,7 @@ def load_and_commit(
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
     try:
-        payload = spec.encode(loaded := (yield Load(spec.fn, call, held)))
+        payload, value = spec.encode((yield Load(spec.fn, call, held)))
     except GeneratorExit:
         raise
     except Exception as exc:
@@ -176,7 +176,6 @@ def load_and_commit(
         yield from release(held.key, held.token, signal, RETRY)
         raise
     spec.stats.incr("load")
-    value: R = loaded
     envelope = spec.envelope(payload, now_ms() - started_ms)
     if len(payload) > spec.settings.max_value_bytes:
         log.warning(

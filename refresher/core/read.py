@@ -120,7 +120,8 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[No
         return (yield from release(call.keys.pending, token))
 
     expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
-    if not (yield Publish(spec.name, call.args, call.kwargs, envelope.version, expires_s, undo)):
+    args, kwargs = call.wire
+    if not (yield Publish(spec.name, args, kwargs, envelope.version, expires_s, undo)):
         yield from undo()
 
 

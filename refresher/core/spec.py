@@ -9,10 +9,11 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
 
 from refresher.calls import Calls
-from refresher.envelope import CorruptEnvelope, Envelope, new_version
+from refresher.envelope import Codec, CorruptEnvelope, Envelope, new_version
 from refresher.options import Settings
 from refresher.policy import Verdict, decide
 from refresher.stats import Stats
+from refresher.values import codec_for
 
 if TYPE_CHECKING:
     from refresher.publish import Publisher
@@ -42,7 +43,7 @@ class Spec(Generic[R]):
         self.is_async = inspect.iscoroutinefunction(fn)
         self.settings = settings
         self.policy = settings.policy
-        self.codec = settings.codec
+        self.codec: Codec = settings.codec or codec_for(fn)
         self.calls = calls
         self.stats = stats
         self.publisher = publisher
@@ -57,11 +58,17 @@ class Spec(Generic[R]):
         # holds it: after a crash the next read here asks again within lock_ttl.
         self.asked[key] = (version, time.monotonic() + self.settings.lock_ttl_ms / 1000)
 
-    def encode(self, value: Any) -> bytes:
+    def encode(self, value: Any) -> tuple[bytes, R]:
+        """The payload, and the value every later read will return: the decoded payload,
+        so the caller that loaded gets exactly what a hit gets. A value that would not
+        come back equal is refused here (TypeError naming the part), never reshaped."""
         try:
-            return self.codec.encode(value)
+            round_trip = getattr(self.codec, "round_trip", None)
+            if round_trip is not None:
+                return round_trip(value)  # type: ignore[no-any-return]
+            return self.codec.encode(value), value
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"loader {self.name!r}: the value cannot be encoded: {exc}") from None
+            raise TypeError(f"loader {self.name!r}: the value cannot be cached: {exc}") from None
 
     def envelope(self, payload: bytes, delta_ms: int) -> Envelope:
         ttl_ms = self.settings.ttl_ms
@@ -76,16 +83,16 @@ class Spec(Generic[R]):
             return Envelope.from_bytes(raw)
         except CorruptEnvelope:
             if not quiet:
-                self.count_corrupt()
+                self.count_corrupt(None)
             return None
 
     def decode(self, envelope: Envelope, quiet: bool = False) -> R | Nothing:
         """The decoded payload, or NOTHING if the codec cannot read it."""
         try:
             return cast(R, self.codec.decode(envelope.payload))
-        except Exception:
+        except Exception as exc:  # bytes of an older shape (a deploy changed the type), or foreign
             if not quiet:
-                self.count_corrupt()
+                self.count_corrupt(exc)
             return NOTHING
 
     def servable(self, raw: bytes | None) -> R | Nothing:
@@ -96,6 +103,7 @@ class Spec(Generic[R]):
             return NOTHING
         return self.decode(envelope, quiet=True)
 
-    def count_corrupt(self) -> None:
+    def count_corrupt(self, exc: Exception | None) -> None:
         self.stats.incr("corrupt")
-        log.warning("refresher: unreadable data for loader %s treated as a miss", self.name)
+        log.warning("refresher: unreadable data for loader %s treated as a miss and reloaded%s",
+                    self.name, f": {exc}" if exc is not None else "")

@@ -36,7 +36,8 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
 
 
 def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
-    yield from _replace(spec, call, spec.envelope(spec.encode(value), delta_ms=0))
+    payload, _ = spec.encode(value)
+    yield from _replace(spec, call, spec.envelope(payload, delta_ms=0))
 
 
 def invalidate(spec: Spec[Any], call: Call) -> Steps[None]:
