@@ -9,14 +9,8 @@ import weakref
 from dataclasses import replace
 from typing import Any, Callable, ParamSpec, TypeVar
 
-import redis.asyncio
-from redis import Redis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
-
 from refresher import registry
+from refresher.connect import SyncClient, async_client, parse, sync_client
 from refresher.drivers.aio import AsyncDriver
 from refresher.drivers.sync import SyncDriver
 from refresher.handle import Loader
@@ -36,7 +30,10 @@ class Refresher:
     """One cache: a Redis for values, a Celery broker for refresh tasks, shared defaults.
 
     URLs come from REFRESHER_REDIS_URL and REFRESHER_BROKER_URL (the broker defaults to
-    the cache's URL); keyword arguments override them. `loader_defaults` are Options
+    the cache's URL, for a single Redis); keyword arguments override them. The cache URL
+    may name a Redis Cluster or a Sentinel-managed master (see connect.py); `redis=` hands
+    over a ready-made redis-py client for the sync path (the async path still connects to
+    the URL). `loader_defaults` are Options
     fields (refresh_window, stale_ttl, fail_open, ...) applied to every loader.
     """
 
@@ -45,6 +42,7 @@ class Refresher:
         redis_url: str | None = None,
         broker_url: str | None = None,
         *,
+        redis: SyncClient | None = None,
         namespace: str | None = None,
         queue: str | None = None,
         socket_timeout: float = 1.0,
@@ -53,27 +51,27 @@ class Refresher:
         **loader_defaults: Any,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("REFRESHER_REDIS_URL") or DEFAULT_REDIS_URL
-        self.broker_url = broker_url or os.environ.get("REFRESHER_BROKER_URL") or self.redis_url
+        self.target = parse(self.redis_url)
+        self.broker_url = broker_url or os.environ.get("REFRESHER_BROKER_URL") or self._default_broker()
         self.namespace = check_namespace(namespace or os.environ.get("REFRESHER_NAMESPACE") or "refresher")
         self.queue = queue or os.environ.get("REFRESHER_QUEUE") or "refresher"
         self.socket_timeout = socket_timeout
         Options(ttl=1, **loader_defaults)  # a misspelt default fails here, not at the first loader
         self.loader_defaults = loader_defaults
         self.stats = Stats()
-        self.redis = Redis.from_url(self.redis_url, **self._client_options(Retry))
+        self.redis = redis if redis is not None else sync_client(self.target, socket_timeout)
         self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
 
-    def _client_options(self, retry: type[Any]) -> dict[str, Any]:
-        # One retry, on connection errors only: it replaces a pooled connection that a
-        # Redis restart broke, while a timeout is never paid twice.
-        return {
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": self.socket_timeout,
-            "retry": retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        }
+    def _default_broker(self) -> str:
+        if self.target.kind != "redis":
+            raise ValueError(
+                f"a {self.target.kind} cache needs a separate broker: set REFRESHER_BROKER_URL (or broker_url=) "
+                "to a plain Redis or RabbitMQ URL (Celery's Redis transport cannot use a Cluster)"
+            )
+        return self.redis_url
 
     def aio(self) -> AsyncDriver:
         """The running event loop's driver: a redis.asyncio pool per loop, so an app with
@@ -84,7 +82,7 @@ class Refresher:
             with self._aio_lock:
                 driver = self._aio.get(loop)
                 if driver is None:
-                    client = redis.asyncio.Redis.from_url(self.redis_url, **self._client_options(AsyncRetry))
+                    client = async_client(self.target, self.socket_timeout)
                     driver = self._aio[loop] = AsyncDriver(client, self.sync)
             if not self.publisher.started:
                 self.publisher.start()

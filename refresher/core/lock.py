@@ -24,7 +24,7 @@ def acquire(key: str, token: str, ttl_ms: int) -> Steps[bool]:
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
-    if ARGV[2] then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+    if ARGV[2] then redis.call('SPUBLISH', ARGV[2], ARGV[3]) end
     return 1
 end
 return 0

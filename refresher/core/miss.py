@@ -118,14 +118,14 @@ if current then
     local version = string.match(current, '^r1|(%d+)|')
     if version and version ~= ARGV[2] then
         redis.call('DEL', KEYS[2])
-        redis.call('PUBLISH', ARGV[5], 'r')
+        redis.call('SPUBLISH', ARGV[5], 'r')
         return -1
     end
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('DEL', KEYS[3])
-redis.call('PUBLISH', ARGV[5], 'v' .. ARGV[3])
+redis.call('SPUBLISH', ARGV[5], 'v' .. ARGV[3])
 return 1
 """
 

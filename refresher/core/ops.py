@@ -33,6 +33,14 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class MGet:
+    """The values of keys of any slots, in order: one MGET, or on a Redis Cluster one
+    round trip per node."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """A Lua script, run with EVALSHA (reloaded on NOSCRIPT): its reply."""
 
@@ -43,7 +51,8 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Subscribe to a channel: a subscription handle, confirmed before the reply. The
+    """Subscribe to a shard channel (SSUBSCRIBE: on a Redis Cluster only the channel's
+    shard carries its messages): a subscription handle, confirmed before the reply. The
     driver closes every subscription a step opened when the step ends."""
 
     channel: str
@@ -111,4 +120,4 @@ class Publish:
     undo: Callable[[], Steps[Any]] = field(compare=False)
 
 
-Op = Command | Batch | Script | Subscribe | Listen | Load | Pause | Coalesce | Publish
+Op = Command | Batch | MGet | Script | Subscribe | Listen | Load | Pause | Coalesce | Publish

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from refresher.calls import Call
 from refresher.core.lock import new_token, release
-from refresher.core.ops import Command, Publish, Script, Steps
+from refresher.core.ops import Command, MGet, Publish, Script, Steps
 from refresher.core.miss import UNAVAILABLE, cache_down, miss
 from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
 from refresher.envelope import Envelope
@@ -140,7 +140,7 @@ def fetch_many(spec: Spec[R], calls: list[Call]) -> Steps[list[R]]:
     """Many reads in one round trip (one MGET); each miss then takes the coalesced path."""
     values: list[R] = []
     try:
-        found = yield Command(("MGET", *(call.keys.value for call in calls)))
+        found = yield MGet(tuple(call.keys.value for call in calls))
     except UNAVAILABLE as exc:
         for call in calls:
             values.append((yield from cache_down(spec, call, exc)))

@@ -13,7 +13,7 @@ from refresher.errors import CacheUnavailable
 
 REPLACE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('PUBLISH', ARGV[3], 'v' .. ARGV[1])
+redis.call('SPUBLISH', ARGV[3], 'v' .. ARGV[1])
 """
 
 

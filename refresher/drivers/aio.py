@@ -8,11 +8,12 @@ import inspect
 from typing import Any, Awaitable, Callable, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
 
 from refresher.core.lock import keep_alive
-from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, Pause, Publish, Script, Steps, Subscribe
+from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
 from refresher.drivers.base import Driver
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.sync import SyncDriver
@@ -21,13 +22,13 @@ T = TypeVar("T")
 
 
 class AsyncDriver(Driver):
-    def __init__(self, redis: Redis, sync: SyncDriver) -> None:
+    def __init__(self, redis: Redis | RedisCluster, sync: SyncDriver) -> None:
         super().__init__(sync.flights, sync.publisher, sync.socket_timeout)
         self.redis = redis
         self.sync = sync  # undoes a failed publish from the publisher's thread
         self._scripts: dict[str, AsyncScript] = {}
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Awaitable[Any]]] = {
-            Command: self._command, Batch: self._batch, Script: self._script, Subscribe: self._subscribe,
+            Command: self._command, Batch: self._batch, MGet: self._mget, Script: self._script, Subscribe: self._subscribe,
             Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
             Publish: self._publish,
         }
@@ -43,10 +44,10 @@ class AsyncDriver(Driver):
             return stepper.value
         finally:
             for subscription in stepper.opened:
-                await subscription.aclose()
+                await subscription.disconnect()
 
     async def _command(self, op: Command, _: Stepper[Any]) -> Any:
-        return await self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+        return await self.redis.execute_command(*op.args)
 
     async def _batch(self, op: Batch, _: Stepper[Any]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -54,22 +55,36 @@ class AsyncDriver(Driver):
                 pipe.execute_command(*command)
             return await pipe.execute()
 
+    async def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
+        if isinstance(self.redis, RedisCluster):
+            return await self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
+        return await self.redis.mget(op.keys)
+
     async def _script(self, op: Script, _: Stepper[Any]) -> Any:
         script = self._scripts.get(op.source)
         if script is None:
-            script = self._scripts[op.source] = self.redis.register_script(op.source)
+            script = self._scripts[op.source] = self.redis.register_script(op.source)  # type: ignore[misc]
         return await script(keys=op.keys, args=op.args)
 
-    async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> PubSub:
-        pubsub = self.redis.pubsub()
-        stepper.opened.append(pubsub)
-        await pubsub.subscribe(op.channel)
-        await pubsub.get_message(timeout=self.socket_timeout)  # the confirmation
-        return pubsub
+    async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Connection:
+        """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
+        (redis.asyncio has no sharded pub/sub)."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()
+            node = self.redis.get_node_from_key(op.channel)
+            assert node is not None, "initialize() maps every slot"
+            connection = node.connection_class(**node.connection_kwargs)
+        else:
+            connection = self.redis.connection_pool.make_connection()
+        stepper.opened.append(connection)
+        await connection.connect()
+        await connection.send_command("SSUBSCRIBE", op.channel)
+        await connection.read_response(timeout=self.socket_timeout)  # the confirmation
+        return connection
 
     async def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
-        message = await op.subscription.get_message(ignore_subscribe_messages=True, timeout=max(0.0, op.timeout))
-        return None if message is None else message["data"]
+        reply = await op.subscription.read_response(timeout=max(0.0, op.timeout))
+        return reply[2] if reply is not None and reply[0] == b"smessage" else None
 
     async def _load(self, op: Load, _: Stepper[Any]) -> Any:
         args, kwargs = op.call.args, op.call.kwargs

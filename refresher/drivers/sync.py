@@ -6,11 +6,12 @@ import threading
 from typing import Any, Callable, TypeVar
 
 from redis import Redis
-from redis.client import PubSub
+from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
+from redis.connection import Connection
 
 from refresher.core.lock import keep_alive
-from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, Pause, Publish, Script, Steps, Subscribe
+from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
 from refresher.drivers.base import Driver
 from refresher.drivers.stepping import Stepper
 from refresher.publish import Publisher
@@ -20,13 +21,13 @@ T = TypeVar("T")
 
 
 class SyncDriver(Driver):
-    def __init__(self, redis: Redis, flights: Group[Any], publisher: Publisher, socket_timeout: float) -> None:
+    def __init__(self, redis: Redis | RedisCluster, flights: Group[Any], publisher: Publisher, socket_timeout: float) -> None:
         super().__init__(flights, publisher, socket_timeout)
         self.redis = redis
         self._scripts: dict[str, RedisScript] = {}
         self._watchdog = threading.local()  # the stop event of the watchdog this thread runs
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Any]] = {
-            Command: self._command, Batch: self._batch, Script: self._script, Subscribe: self._subscribe,
+            Command: self._command, Batch: self._batch, MGet: self._mget, Script: self._script, Subscribe: self._subscribe,
             Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
             Publish: self._publish,
         }
@@ -42,33 +43,47 @@ class SyncDriver(Driver):
             return stepper.value
         finally:
             for subscription in stepper.opened:
-                subscription.close()
+                subscription.disconnect()
 
     def _command(self, op: Command, _: Stepper[Any]) -> Any:
-        return self.redis.execute_command(*op.args)  # type: ignore[no-untyped-call]
+        return self.redis.execute_command(*op.args)
 
     def _batch(self, op: Batch, _: Stepper[Any]) -> list[Any]:
         with self.redis.pipeline(transaction=False) as pipe:
             for command in op.commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return pipe.execute()
+
+    def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
+        if isinstance(self.redis, RedisCluster):
+            return self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
+        return self.redis.mget(op.keys)  # type: ignore[return-value]
 
     def _script(self, op: Script, _: Stepper[Any]) -> Any:
         script = self._scripts.get(op.source)
         if script is None:
-            script = self._scripts[op.source] = self.redis.register_script(op.source)
+            script = self._scripts[op.source] = self.redis.register_script(op.source)  # type: ignore[misc]
         return script(keys=op.keys, args=op.args)
 
-    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> PubSub:
-        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
-        stepper.opened.append(pubsub)
-        pubsub.subscribe(op.channel)
-        pubsub.get_message(timeout=self.socket_timeout)  # the confirmation
-        return pubsub  # type: ignore[no-any-return]
+    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Any:
+        """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
+        (redis-py's PubSub cannot do both standalone and cluster alike)."""
+        client = self.redis
+        if isinstance(client, RedisCluster):
+            client = client.get_redis_connection(client.get_node_from_key(op.channel))
+        connection = client.connection_pool.make_connection()
+        stepper.opened.append(connection)
+        connection.connect()
+        connection.send_command("SSUBSCRIBE", op.channel)
+        connection.read_response()  # the confirmation (bounded by the socket timeout)
+        return connection
 
     def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
-        message = op.subscription.get_message(ignore_subscribe_messages=True, timeout=max(0.0, op.timeout))
-        return None if message is None else message["data"]
+        connection: Connection = op.subscription
+        if not connection.can_read(timeout=max(0.0, op.timeout)):
+            return None
+        reply = connection.read_response()
+        return reply[2] if reply[0] == b"smessage" else None
 
     def _load(self, op: Load, _: Stepper[Any]) -> Any:
         if op.held is None:
@@ -88,7 +103,7 @@ class SyncDriver(Driver):
         self.run(keep_alive(op.held))
 
     def _pause(self, op: Pause, _: Stepper[Any]) -> bool:
-        return self._watchdog.stop.wait(op.seconds)  # type: ignore[no-any-return]
+        return self._watchdog.stop.wait(op.seconds)
 
     def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
         return self.flights.do(op.key, lambda: self.run(op.steps()))

@@ -1,0 +1,82 @@
+"""A real Redis Cluster on loopback for the tests: 3 masters with 1 replica each, made by
+`redis-cli --cluster create`, as an operator would."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+
+import redis
+import redis.cluster
+
+from tests.support.servers import RedisServer, free_port
+
+
+class RedisClusterServers:
+    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+        self.dir = tempfile.mkdtemp(prefix="refresher-cluster-")
+        self.nodes = [
+            RedisServer(None, "--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--dir", self.dir,
+                        "--repl-diskless-sync-delay", "0")
+            for _ in range(masters * (1 + replicas))
+        ]
+        self.replicas = replicas
+        for node in self.nodes:  # the bus on a free port of its own, not port + 10000
+            node.extra += ["--cluster-config-file", f"nodes-{node.port}.conf", "--cluster-port", str(free_port())]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes[:3])
+
+    def start(self, timeout: float = 30.0) -> None:
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            subprocess.run(
+                ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas),
+                 "--cluster-yes"],
+                check=True, capture_output=True, text=True, timeout=timeout,
+            )
+            self.wait_until_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_until_ok(self, timeout: float) -> None:
+        """Until every live node reports the cluster ok and every replica has synced with
+        its master (a replica that never synced cannot be promoted). Conditions Redis
+        reports; the nodes agree over their bus within about a second."""
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            client = redis.Redis(host="127.0.0.1", port=node.port)
+            try:
+                while not self._ready(client):
+                    assert time.monotonic() < deadline, f"cluster not ready on {node.port}"
+                    time.sleep(0.05)
+            finally:
+                client.close()
+
+    @staticmethod
+    def _ready(client: redis.Redis) -> bool:
+        if client.cluster("info").get("cluster_state") != "ok":
+            return False
+        replication = client.info("replication")
+        return replication["role"] == "master" or replication.get("master_link_status") == "up"
+
+    def master_of(self, key: str) -> RedisServer:
+        client = redis.cluster.RedisCluster(host="127.0.0.1", port=self.nodes[0].port)
+        try:
+            node = client.get_node_from_key(key)
+            return next(n for n in self.nodes if n.port == node.port)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

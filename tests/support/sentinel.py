@@ -1,0 +1,73 @@
+"""A Sentinel-managed Redis on loopback for the tests: a master, a replica and three
+sentinels (`redis-server --sentinel`) that fail over within a couple of seconds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.support.servers import LogWatcher, RedisServer, free_port
+
+SERVICE = "refresher-test"
+
+
+class SentinelServers:
+    def __init__(self, sentinels: int = 3) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="refresher-sentinel-"))
+        quick = ("--repl-diskless-sync-delay", "0", "--dir", str(self.dir))  # RDB files in the temp dir
+        self.master = RedisServer(None, *quick)
+        self.replica = RedisServer(None, "--replicaof", "127.0.0.1", str(self.master.port), *quick)
+        self.ports = [free_port() for _ in range(sentinels)]
+        self.procs: list[subprocess.Popen[str]] = []
+        self.logs: list[LogWatcher] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.ports) + f"/{SERVICE}"
+
+    def start(self) -> None:
+        try:
+            self.master.start()
+            self.replica.start()
+            assert self.replica.log is not None
+            self.replica.log.wait_for("MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial)")
+            for port in self.ports:
+                self._start_sentinel(port)
+            for log in self.logs:  # every sentinel has found the replica through the master
+                log.wait_for(r"\+slave slave 127\.0\.0\.1:%d" % self.replica.port)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_sentinel(self, port: int) -> None:
+        conf = self.dir / f"sentinel-{port}.conf"
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.dir}\n"
+            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            f"sentinel failover-timeout {SERVICE} 5000\n"
+        )
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is not installed: run `make test`"
+        proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        self.procs.append(proc)
+        self.logs.append(LogWatcher(proc.stdout, f"[sentinel:{port}] "))
+        self.logs[-1].wait_for(r"\+monitor master")
+
+    def wait_for_failover(self, timeout: float = 30.0) -> None:
+        """Until a sentinel has switched the service to the replica."""
+        self.logs[0].wait_for(r"\+switch-master %s 127\.0\.0\.1 %d 127\.0\.0\.1 %d" % (
+            SERVICE, self.master.port, self.replica.port), timeout=timeout)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.replica.stop()
+        self.master.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
