@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 from refresher import CacheUnavailable, Refresher
 from tests.support.cluster import RedisClusterServers
 from tests.support.reading import Reading
+from tests.support.waiting import lead_and_wait
 from tests.support.servers import RedisServer
 
 
@@ -77,32 +78,9 @@ def test_a_waiter_is_woken_over_sharded_pub_sub(
     """Another Refresher (another process) waits for this one's load on the key's shard
     channel: woken with the value, it never loads."""
     other = Refresher(cluster.url, broker_url=redis_url)
-    entered, release = threading.Event(), threading.Event()
-    name = "cluster.w" + uuid.uuid4().hex[:8]
-
-    def held(n: int) -> int:
-        entered.set()
-        release.wait(10)
-        return n * 2
-
-    leading = cache.loader(ttl=60, name=name)(held)
-    waiting = other.loader(ttl=60, name=name)(held)
-    results: dict[str, int] = {}
-    lead = threading.Thread(target=lambda: results.update(a=reading.get(leading, 21)))
-    lead.start()
     try:
-        assert entered.wait(10)
-        wait = threading.Thread(target=lambda: results.update(b=reading.get(waiting, 21)))
-        wait.start()
-        while other.stats["waited"] < 1:
-            threading.Event().wait(0.005)
-        release.set()
-        wait.join(10)
-        lead.join(10)
-        assert results == {"a": 42, "b": 42}
-        assert other.stats["load"] == 0
+        assert lead_and_wait(reading, cache, other, lambda n: n * 2, 21, ttl=60) == (42, 42)
     finally:
-        release.set()
         other.close()
 
 

@@ -5,8 +5,6 @@ original, for sync and async readers."""
 from __future__ import annotations
 
 import logging
-import threading
-import typing
 import uuid
 from datetime import date
 from typing import Any, Callable, Iterator
@@ -20,6 +18,7 @@ from tests.conftest import TaskLog
 from tests.support import typed_loaders as tl
 from tests.support.ageing import expire_in, into_window
 from tests.support.reading import Reading
+from tests.support.waiting import lead_and_wait
 
 LOADERS = {"dataclass": tl.profile, "dict-int-tuple": tl.scores, "struct-namedtuple-typeddict": tl.pins,
            "pydantic": tl.account}
@@ -68,36 +67,12 @@ def test_a_waiter_in_another_process_gets_the_type_too(
     """Another Refresher stands for another process: it waits on the signal channel
     while this one loads, and decodes the envelope the holder announces."""
     other = Refresher(redis_url)
-    entered, release = threading.Event(), threading.Event()
-
-    def held(k: int) -> Any:
-        entered.set()
-        release.wait(10)
-        return loader.fn(k)
-
-    held.__annotations__["return"] = typing.get_type_hints(loader.fn)["return"]  # the same type
-
-    name = f"{loader.name}.{uuid.uuid4().hex[:8]}"
-    waiting = other.loader(name=name, **tl.OPTIONS)(held)
-    leading = loader.cache.loader(name=name, **tl.OPTIONS)(held)
-    results: dict[str, Any] = {}
-    lead = threading.Thread(target=lambda: results.update(leader=reading.get(leading, n)))
-    lead.start()
     try:
-        assert entered.wait(10)
-        wait = threading.Thread(target=lambda: results.update(waiter=reading.get(waiting, n)))
-        wait.start()
-        while other.stats["waited"] < 1:
-            threading.Event().wait(0.005)
-        release.set()
-        wait.join(10)
-        lead.join(10)
-        assert other.stats["load"] == 0  # it did not load: it was woken with the value
-        assert same(results["waiter"], results["leader"])
-        assert type(results["waiter"]) is type(loader.fn(n))
+        leader, waiter = lead_and_wait(reading, loader.cache, other, loader.fn, n, **tl.OPTIONS)
     finally:
-        release.set()
         other.close()
+    assert same(waiter, leader)
+    assert type(waiter) is type(loader.fn(n))
 
 
 def test_a_stale_value_served_on_error_keeps_its_type(
