@@ -219,10 +219,11 @@ def variants(cache: refresher.Refresher) -> list[Variant]:
 class Scale:
     # Many short rounds rather than a few long ones: a burst of the machine's other work
     # spoils a few rounds, and the medians step over them.
+    # About 30 s of CPU in all: under a minute even with the 2-CPU machine's load at 4.
     rounds: int = 60  # alternating rounds, for every measurement
-    hits: int = 500  # sync hits per contender per round
-    ahits: int = 250  # awaited hits per contender per round
-    loads: int = 25  # loads per contender per round
+    hits: int = 400  # sync hits per contender per round
+    ahits: int = 200  # awaited hits per contender per round
+    loads: int = 20  # loads per contender per round
     decodes: int = 1000  # decodes (no Redis) per contender per round
     stores: int = 250  # store steps (round_trip or encode, no Redis) per contender per round
 
@@ -416,9 +417,10 @@ def tables(vs: Sequence[Variant], m: Measured, s: Scale) -> tuple[Table, list[Ta
         f"{g[0]:.1f} µs; the rest of a hit is the Redis round trip, the envelope and the key, the same for all. "
         f"An `aget` hit costs about {a[0]:.0f} µs, so the codec's share of it is smaller still.",
         f"- A load pays `round_trip` (encode, decode, compare the value field by field): {st[2]:.1f} µs for (3) "
-        f"and {st[1]:.1f} µs for (2), against {st[0]:.1f} µs for (1)'s encode alone, out of a load of "
-        f"{m.load.us(0):.0f} µs (by client CPU: (3) {m.load.us(2, cpu=True):.0f} µs, (1) "
-        f"{m.load.us(0, cpu=True):.0f} µs).",
+        f"and {st[1]:.1f} µs for (2), against {st[0]:.1f} µs for (1)'s encode alone. That is {st[2] - st[0]:+.1f} µs "
+        f"for (3), {(st[2] - st[0]) / m.load.us(0):.1%} of (1)'s {m.load.us(0):.0f} µs load (the lock, the write and "
+        f"the wake-up dominate). For scale, the per-round load ratios of (3) to (1) have quartiles "
+        f"{m.load.quartiles(2)}.",
         f"- The README's kind of dataclass (5: UUID, date, Enum, datetime fields, the same JSON) decodes in "
         f"{d[4]:.1f} µs, and a `get` hit of it is {m.hit.ratio(4):.2f}× (1).",
     ]
