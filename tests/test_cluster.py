@@ -9,14 +9,12 @@ import uuid
 from typing import Any, Iterator
 
 import pytest
-import redis
 from redis.cluster import RedisCluster
 
 from refresher import CacheUnavailable, Refresher
 from tests.support.cluster import RedisClusterServers
 from tests.support.reading import Reading
 from tests.support.waiting import lead_and_wait
-from tests.support.servers import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import date
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
