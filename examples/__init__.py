@@ -1,1 +1,2 @@
-"""Runnable examples: a loaders module for workers, and the stampede demo (`make demo`)."""
+"""Runnable examples: a loaders module for workers, the stampede demo (`make demo`), and
+small FastAPI, Flask and Django apps (README, "Framework examples")."""

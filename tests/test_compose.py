@@ -1,9 +1,10 @@
-"""docker-compose.yml and its Dockerfile: four services, and each app service's command
+"""docker-compose.yml and its Dockerfile: five services, and each app service's command
 really starts. No Docker engine runs on test machines, so the commands run here, against
 the test redis-server, exactly as the compose file spells them."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tomllib
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ import yaml
 
 from tests.support.ageing import into_window
 from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port
+from tests.support.webapps import AppServer
 
-APP_SERVICES = ("worker", "flower", "demo")
+APP_SERVICES = ("worker", "web", "flower", "demo")
 REDIS_IN_COMPOSE = "redis://redis:6379/0"
 
 
@@ -51,9 +54,9 @@ def published(port: str | dict[str, Any]) -> tuple[int, int]:
     return int(host), int(container)
 
 
-def test_the_four_services_and_how_they_are_built(compose: dict[str, Any]) -> None:
+def test_the_five_services_and_how_they_are_built(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "worker", "flower", "demo"}
+    assert set(services) == {"redis", "worker", "web", "flower", "demo"}
     assert services["redis"]["image"] == "redis:7"
     for name in APP_SERVICES:
         build = services[name]["build"]
@@ -62,18 +65,37 @@ def test_the_four_services_and_how_they_are_built(compose: dict[str, Any]) -> No
         assert services[name]["environment"]["REFRESHER_REDIS_URL"] == REDIS_IN_COMPOSE, name
         assert "redis" in services[name]["depends_on"], name
     assert command(services["worker"]) == ["celery", "-A", "workers", "worker", "-l", "info", "-E"]
-    assert services["worker"]["environment"]["REFRESHER_LOADERS"] == "examples.loaders"
+    assert services["worker"]["environment"]["REFRESHER_LOADERS"] == "examples.loaders,examples.fastapi_app.loaders"
+    assert command(services["web"]) == ["uvicorn", "examples.fastapi_app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+    assert [published(p) for p in services["web"]["ports"]] == [(8000, 8000)]
     assert command(services["flower"]) == ["celery", "-A", "workers", "flower", "--port=5555"]
     assert [published(p) for p in services["flower"]["ports"]] == [(5555, 5555)]
     assert command(services["demo"]) == ["python", "-m", "examples.demo"]
 
 
+def test_the_web_app_and_the_worker_share_the_example_database(compose: dict[str, Any]) -> None:
+    """The worker refreshes the FastAPI example's users by querying its SQLite file: the
+    same path in both, on one named volume."""
+    web, worker = compose["services"]["web"], compose["services"]["worker"]
+    assert web["environment"]["EXAMPLES_DB"] == worker["environment"]["EXAMPLES_DB"]
+    folder = os.path.dirname(web["environment"]["EXAMPLES_DB"])
+
+    def mounts(service: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(v["source"], v["target"]) if isinstance(v, dict) else tuple(v.split(":")[:2])
+                for v in service["volumes"]}
+
+    volume = next(source for source, target in mounts(web) if target == folder)
+    assert (volume, folder) in mounts(worker) and volume in compose["volumes"]
+
+
 def test_the_dockerfile_installs_what_the_services_run() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11-slim" in dockerfile.splitlines()
-    assert "pip install --no-cache-dir -e '.[test]'" in dockerfile
+    assert "pip install --no-cache-dir -e '.[test,examples]'" in dockerfile
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(req.startswith("flower") for req in extras["test"])  # `celery -A workers flower`
+    for needed in ("fastapi", "uvicorn", "aiosqlite"):  # the web service
+        assert any(req.startswith(needed) for req in extras["examples"]), needed
     assert "COPY examples ./examples" in dockerfile and "PYTHONPATH=/app" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored  # a local venv must not end up in the image
@@ -126,3 +148,26 @@ def test_the_flower_service_comes_up(compose: dict[str, Any], redis_url: str) ->
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def web_args(service: dict[str, Any], port: int) -> list[str]:
+    """The web service's command, on `port` of the loopback interface instead of 0.0.0.0:8000."""
+    cmd = command(service)
+    assert cmd[0] == "uvicorn" and cmd[-4:] == ["--host", "0.0.0.0", "--port", "8000"]
+    return [sys.executable, "-m", *cmd[:-4], "--host", "127.0.0.1", "--port", str(port)]
+
+
+def test_the_web_service_comes_up_and_serves_users(compose: dict[str, Any], redis_url: str,
+                                                    tmp_path: Path) -> None:
+    port = free_port()
+    service = compose["services"]["web"]
+    env = {"REFRESHER_REDIS_URL": redis_url, "EXAMPLES_DB": str(tmp_path / "users.sqlite3")}
+    server = AppServer(web_args(service, port), env, port, rf"Uvicorn running on http://127\.0\.0\.1:{port}")
+    try:
+        server.launch().wait_ready()
+        with urllib.request.urlopen(f"{server.url}/health", timeout=5) as answer:
+            assert (answer.status, json.loads(answer.read())) == (200, {"status": "ok"})
+        with urllib.request.urlopen(f"{server.url}/users/1", timeout=10) as answer:  # seeded at start-up
+            assert json.loads(answer.read()) == {"id": 1, "name": "user 1", "email": "user1@example.com"}
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""A product catalog whose product reads go through refresher (see loaders.py)."""

@@ -1,0 +1,48 @@
+"""The FastAPI app: `uvicorn examples.fastapi_app.main:app`.
+
+`/users/{id}` reads through the cache with `await load_user.aget(id)`: the event loop
+never blocks on Redis, the broker or the origin, which `/health` (no cache, no database)
+shows by answering at once while a stampede of user reads waits on one slow query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, cast
+
+from fastapi import FastAPI, HTTPException
+
+from examples.fastapi_app.loaders import cache, load_user
+from examples.userdb import User, db_path, seed
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    await asyncio.to_thread(seed, db_path())
+    yield
+    await cache.aclose()
+    cache.close()
+
+
+app = FastAPI(title="refresher: FastAPI example", lifespan=lifespan)
+
+
+@app.get("/users/{user_id}")
+async def user(user_id: int) -> User:
+    # `object`, then a cast: Loader types an async loader's value as its coroutine.
+    found: object = await load_user.aget(user_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no user {user_id}")
+    return cast(User, found)
+
+
+@app.get("/stats")
+async def stats() -> dict[str, int]:
+    """This process's cache counters: hits, loads, refreshes asked for, ..."""
+    return cache.stats.snapshot()
+
+
+@app.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}

@@ -1,0 +1,38 @@
+"""The Flask app: `gunicorn -w 3 --preload examples.flask_app.app:app`.
+
+With --preload gunicorn imports this module once, in its master, and forks the workers
+from it: every worker inherits a Refresher built before the fork, whose publishing
+thread does not survive the fork and is started again in each child on its first read.
+Each response names the process that served it (X-Served-By), to show the three at work.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, Response, abort
+
+from examples.flask_app.loaders import load_user
+from examples.userdb import User, db_path, seed
+
+seed(db_path())
+app = Flask(__name__)
+
+
+@app.get("/users/<int:user_id>")
+def user(user_id: int) -> User:
+    found = load_user.get(user_id)
+    if found is None:
+        abort(404, f"no user {user_id}")
+    return found
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.after_request
+def served_by(response: Response) -> Response:
+    response.headers["X-Served-By"] = str(os.getpid())
+    return response

@@ -1,0 +1,81 @@
+"""examples/django_app through Django's test client, in this process, on a real SQLite
+file and the session's Redis: a cold view read loads once, the next one is a hit, and a
+refresh worker subprocess (the app's loaders module in REFRESHER_LOADERS, Django set up
+by that module) refreshes a product the app read in its window."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from tests.support.ageing import into_window
+from tests.support.servers import RedisServer, WorkerProcess
+from tests.support.webapps import WRITTEN, example_env
+
+SETTINGS = "examples.django_app.settings"
+
+
+class Site:
+    def __init__(self, env: dict[str, str], r: redis.Redis) -> None:
+        from django.test import Client
+
+        from examples.django_app.catalog import loaders
+
+        self.env, self.r, self.loaders, self.client = env, r, loaders, Client()
+
+    def get(self, path: str) -> tuple[int, Any]:
+        response = self.client.get(path)
+        return response.status_code, response.json() if response.status_code == 200 else None
+
+    def origin_calls(self) -> int:
+        return int(self.r.get(self.loaders.ORIGIN_CALLS) or 0)
+
+
+@pytest.fixture(scope="module")
+def site(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """Django set up once for this process, from the example's settings module with a
+    database file of its own; `migrate` creates and seeds the catalog."""
+    import django
+    from django.core.management import call_command
+
+    env = example_env(redis_server.url, tmp_path_factory.mktemp("django") / "catalog.sqlite3",
+                      DJANGO_SETTINGS_MODULE=SETTINGS)
+    r = redis.Redis.from_url(redis_server.url)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        django.setup()
+        call_command("migrate", verbosity=0)
+        yield Site(env, r)
+    r.close()
+
+
+def test_a_cold_view_read_loads_once_and_the_next_is_a_hit(site: Site) -> None:
+    origin, stats = site.origin_calls(), site.loaders.cache.stats.snapshot()
+    assert site.get("/products/3") == (200, {"id": 3, "name": "product 3", "price_cents": 300})
+    assert site.get("/products/3") == (200, {"id": 3, "name": "product 3", "price_cents": 300})
+    after = site.loaders.cache.stats.snapshot()
+    assert site.origin_calls() - origin == 1
+    assert (after.get("load", 0) - stats.get("load", 0), after["hit"] - stats.get("hit", 0)) == (1, 1)
+    assert site.get("/products/999") == (404, None)  # no such product: cached as None, answered 404
+
+
+def test_a_worker_refreshes_what_a_view_read_in_its_window(site: Site) -> None:
+    from examples.django_app.catalog.models import Product
+
+    worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="examples.django_app.catalog.loaders",
+                           extra_env=site.env).start()
+    try:
+        origin = site.origin_calls()
+        assert site.get("/products/5") == (200, {"id": 5, "name": "product 5", "price_cents": 500})
+        Product.objects.filter(pk=5).update(price_cents=450)  # the cached value is now stale
+        into_window(site.r, site.loaders.product.keys(5))
+        assert site.get("/products/5")[1]["price_cents"] == 500  # served at once; a refresh is asked for
+        assert worker.log is not None
+        worker.log.wait_for(WRITTEN)
+        assert site.get("/products/5")[1]["price_cents"] == 450  # what the worker loaded
+        assert site.origin_calls() - origin == 2
+    finally:
+        worker.stop()
