@@ -1,6 +1,8 @@
 """`python -m bench [--quick] [--out DIR] [--only SCENARIO [--runs N]]`: run every scenario, print
 the tables, write the docs. `--only` runs one scenario, `--runs` times, and prints its tables;
-`--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest."""
+`--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest,
+and `--only async` runs the asyncio scenarios (cold_async, hot_async, hit_async) and writes
+them, with their targets, as another section."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import redis
 
@@ -20,11 +22,19 @@ from bench.plot import hot_key_png
 from bench.readers import ReaderPool
 from bench.report import targets_table
 from bench.scale import FULL, QUICK, Scale
-from bench.scenarios import bulk, cold, hit, hot, many_keys
+from bench.scenarios import Outcome, bulk, cold, hit, hot, many_keys
 from bench.workloads import HOT_TTL_ENV
 from tests.support.servers import RedisServer, WorkerProcess
 
-SCENARIOS = {"cold": cold, "hot": hot, "hit": hit, "many_keys": many_keys, "bulk": bulk}
+# In this order: each asyncio scenario after its sync twin, and both before many_keys,
+# which stops the shared worker that refreshes the hot keys.
+SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
+    "cold": cold.run, "cold_async": cold.run_async, "hot": hot.run, "hot_async": hot.run_async,
+    "hit": hit.run, "hit_async": hit.run_async, "many_keys": many_keys.run, "bulk": bulk.run,
+}
+GROUPS = {"async": ("cold_async", "hot_async", "hit_async")}
+# The scenarios whose repeated runs (--runs N) need keys of their own, given by a suffix.
+KEYED: dict[str, Callable[[Context, str], Outcome]] = {"cold": cold.run, "cold_async": cold.run_async, "hot": hot.run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="everything scaled down: under a minute")
     parser.add_argument("--out", type=Path, default=machine.ROOT / "docs",
                         help="where benchmarks.md and hot-key.png go (default: docs/)")
-    parser.add_argument("--only", choices=SCENARIOS, help="run this scenario only (docs: --only hot writes its own section)")
+    parser.add_argument("--only", choices=[*SCENARIOS, *GROUPS],
+                        help="run this scenario (or group) only; docs: --only hot and --only async write their own sections")
     parser.add_argument("--runs", type=int, default=1, help="with --only: how many times to run it (default 1)")
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.runs > 1 and not args.only):
         parser.error("--runs takes a positive count, and more than 1 only with --only")
+    if args.runs > 1 and args.only in GROUPS:
+        parser.error(f"--only {args.only} writes one run of each of its scenarios: no --runs")
     scale = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     started, load_at_start = time.monotonic(), os.getloadavg()[0]
@@ -46,12 +59,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with _running(scale) as ctx:
         outcomes = []
-        for scenario in SCENARIOS.values():
+        for name, scenario in SCENARIOS.items():
             t0 = time.monotonic()
-            outcomes.append(scenario.run(ctx))
+            outcomes.append(scenario(ctx))
             for table in outcomes[-1].tables:
                 print(table.text() + "\n", flush=True)
-            print(f"({scenario.__name__.rsplit('.', 1)[-1]}: {time.monotonic() - t0:.0f} s)\n", flush=True)
+            print(f"({name}: {time.monotonic() - t0:.0f} s)\n", flush=True)
         described = machine.describe(ctx.control, command, load_at_start)
 
     targets = targets_table([t for o in outcomes for t in o.targets])
@@ -64,25 +77,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_start: float) -> int:
-    """Run one scenario `count` times against the same servers, worker and readers as a full run."""
+    """Run one scenario (or a group) `count` times against the same servers, worker and readers as a full run."""
     done: list[runs.HotRun] = []
+    outcomes: list[Outcome] = []
+    loads: list[float] = []
     with _running(scale) as ctx:
         for i in range(1, count + 1):
-            t0, load0 = time.monotonic(), os.getloadavg()[0]
-            # Repeated hot runs get keys of their own: the earlier runs' values and call logs stay apart.
-            outcome = hot.run(ctx, f"-run{i}" if i > 1 else "") if name == "hot" else SCENARIOS[name].run(ctx)
-            seconds, load1 = time.monotonic() - t0, os.getloadavg()[0]
-            for table in outcome.tables:
-                print(table.text() + "\n", flush=True)
-            print(f"({name} run {i} of {count}: {seconds:.0f} s, load average {load0:.2f} -> {load1:.2f})\n", flush=True)
-            if isinstance(outcome, hot.HotOutcome):
-                done.append(runs.HotRun(outcome, seconds, (load0, load1)))
+            for scenario in GROUPS.get(name, (name,)):
+                t0, load0 = time.monotonic(), os.getloadavg()[0]
+                # Repeated hot and cold runs get keys of their own: the earlier runs' values and call logs stay apart.
+                suffix = f"-run{i}" if i > 1 else ""
+                outcome = KEYED[scenario](ctx, suffix) if scenario in KEYED else SCENARIOS[scenario](ctx)
+                seconds, load1 = time.monotonic() - t0, os.getloadavg()[0]
+                loads += [load0, load1]
+                for table in outcome.tables:
+                    print(table.text() + "\n", flush=True)
+                for finding in outcome.findings:
+                    print(finding + "\n", flush=True)
+                print(f"({scenario} run {i} of {count}: {seconds:.0f} s, load average {load0:.2f} -> {load1:.2f})\n",
+                      flush=True)
+                outcomes.append(outcome)
+                if isinstance(outcome, hot.HotOutcome):
+                    done.append(runs.HotRun(outcome, seconds, (load0, load1)))
         described = machine.describe(ctx.control, command, load_at_start)
     if done:
         for table in runs.tables(done, scale.hot_periods):
             print(table.text() + "\n")
         print("\n".join(runs.findings(done, scale.hot_periods)))
         print(f"\nwrote section \"{runs.TITLE}\" of {docs.write_runs(out, runs.section(described, done, scale.hot_periods))}")
+    if name in GROUPS:
+        targets = targets_table([t for o in outcomes for t in o.targets])
+        print(targets.text())
+        body = docs.async_section(described, (min(loads), max(loads)), targets, outcomes)
+        print(f"\nwrote section \"{docs.ASYNC_TITLE}\" of {docs.write_async(out, body)}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
@@ -27,6 +28,11 @@ class Context:
 
     def spec(self, strategy: str, workload: str) -> Spec:
         return Spec(strategy, workload, self.redis_url)
+
+    def redis_commands(self) -> int:
+        """Commands the bench's Redis has run so far, from every client (INFO commandstats)."""
+        stats = cast(dict[str, dict[str, Any]], self.control.info("commandstats"))
+        return sum(int(v["calls"]) for v in stats.values())
 
     def worker_count(self, pattern: str) -> int:
         assert self.worker.log is not None

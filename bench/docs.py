@@ -12,6 +12,28 @@ PNG = "hot-key.png"
 # `python -m bench --only hot --runs N` owns the text between these; a full run keeps it as it is.
 RUNS_BEGIN = "<!-- python -m bench --only hot --runs: begin -->"
 RUNS_END = "<!-- python -m bench --only hot --runs: end -->"
+# `python -m bench --only async` owns the text between these; a full run, which has the same
+# rows in its own results, drops it.
+ASYNC_BEGIN = "<!-- python -m bench --only async: begin -->"
+ASYNC_END = "<!-- python -m bench --only async: end -->"
+ASYNC_TITLE = "Async rows: refresher aget against redis.asyncio and cashews (issue 9)"
+# Sections a full run keeps as they are: the `--runs` one, and `python -m bench.codec`'s (bench/codec.py).
+KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"))
+
+ASYNC_STRATEGIES = """\
+Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,
+with an `async def` loader whose origin is `await asyncio.sleep(...)`:
+
+- **naive (redis.asyncio)**: cache-aside over `redis.asyncio`. GET; on a miss load, then SET with the TTL.
+- **cashews lock=True**: cashews' `@cache(ttl=..., lock=True)` on its Redis backend. Every call,
+  hits included, takes a Redis lock (SET NX, retried at once while held) around the cached GET;
+  concurrent calls of one key in one process share one task.
+- **cashews early**: cashews' `@cache.early(ttl=..., early_ttl=0.9 * ttl)`. Past 90% of the TTL the
+  first reader takes a lock and recomputes in a background task while the old value is served;
+  a cold key takes no lock.
+- **refresher aget**: this library's `await loader.aget(...)` on an `async def` loader, refreshed
+  by the same `celery -A workers worker -P solo` (on its event loop) as the sync rows.
+"""
 
 INTRO = """\
 # Benchmarks
@@ -37,37 +59,77 @@ Strategies, each a module in `bench/strategies/` behind one interface:
 Every origin call, wherever it runs (reader process, background thread, Celery worker), is
 counted in Redis with INCR. Multi-process scenarios use spawned reader processes released
 together from a barrier.
-"""
+
+""" + ASYNC_STRATEGIES
 
 
-def write(out: Path, machine: Sequence[tuple[str, str]], targets: Table, outcomes: Sequence[Outcome]) -> Path:
-    parts = [INTRO, "## Machine", "", "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in machine), "",
-             "## Targets", "", targets.markdown(), "", "## Results", ""]
+def _results(outcomes: Sequence[Outcome]) -> list[str]:
+    parts = []
     for outcome in outcomes:
         for table in outcome.tables:
             parts += [table.markdown(), ""]
         if outcome.figure:
             parts += [f"![{outcome.figure}]({PNG})", ""]
         parts += [*(f"{finding}\n" for finding in outcome.findings)]
+    return parts
+
+
+def _machine(machine: Sequence[tuple[str, str]]) -> list[str]:
+    return ["| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in machine), ""]
+
+
+def write(out: Path, machine: Sequence[tuple[str, str]], targets: Table, outcomes: Sequence[Outcome]) -> Path:
+    """The whole file, keeping the KEPT sections (the `--only async` one is dropped: this
+    run has those rows itself)."""
+    parts = [INTRO, "## Machine", "", *_machine(machine), "## Targets", "", targets.markdown(), "", "## Results", "",
+             *_results(outcomes)]
     path = out / "benchmarks.md"
-    kept = _runs_section(path.read_text()) if path.exists() else ""
-    path.write_text("\n".join(parts).rstrip() + "\n" + (f"\n{kept}\n" if kept else ""))
+    text = path.read_text() if path.exists() else ""
+    kept = [section for begin, end in KEPT if (section := _section(text, begin, end))]
+    path.write_text("\n".join(parts).rstrip() + "\n" + "".join(f"\n{section}\n" for section in kept))
     return path
 
 
 def write_runs(out: Path, body: str) -> Path:
     """Put `body` between the markers in benchmarks.md, replacing what was there (or at the
     end of the file), and leave the rest of the file alone."""
-    path = out / "benchmarks.md"
+    return _put(out / "benchmarks.md", RUNS_BEGIN, RUNS_END, body)
+
+
+def async_section(machine: Sequence[tuple[str, str]], loads: tuple[float, float], targets: Table,
+                  outcomes: Sequence[Outcome]) -> str:
+    parts = [f"## {ASYNC_TITLE}", "",
+             "Written by `python -m bench --only async` (tables 1b, 2c, 3b and 3c of a full run), apart from the full "
+             "run above, with its own commit, date and load: one run of each asyncio scenario against one "
+             "redis-server, one `celery -A workers worker -P solo` and the same reader processes. A full "
+             "`make bench` has these rows in its own results and replaces this section.", "",
+             ASYNC_STRATEGIES, *_machine([*machine, ("load average (1 min) over the scenarios, min / max",
+                                                     f"{loads[0]:.2f} / {loads[1]:.2f}")]),
+             "### Targets (async)", "", *targets.markdown().splitlines()[2:], "", *_results(outcomes)]
+    return "\n".join(parts)
+
+
+def write_async(out: Path, body: str) -> Path:
+    """Put `body` between its markers in benchmarks.md (new: before the `--runs` section,
+    if any), and leave the rest of the file alone."""
+    return _put(out / "benchmarks.md", ASYNC_BEGIN, ASYNC_END, body, before=RUNS_BEGIN)
+
+
+def _put(path: Path, begin: str, end: str, body: str, before: str | None = None) -> Path:
     text = path.read_text() if path.exists() else ""
-    section = f"{RUNS_BEGIN}\n{body.strip()}\n{RUNS_END}"
-    old = _runs_section(text)
-    text = text.replace(old, section) if old else text.rstrip() + ("\n\n" if text.strip() else "") + section + "\n"
+    section = f"{begin}\n{body.strip()}\n{end}"
+    old = _section(text, begin, end)
+    if old:
+        text = text.replace(old, section)
+    elif before is not None and before in text:
+        text = text.replace(before, f"{section}\n\n{before}", 1)
+    else:
+        text = text.rstrip() + ("\n\n" if text.strip() else "") + section + "\n"
     path.write_text(text)
     return path
 
 
-def _runs_section(text: str) -> str:
+def _section(text: str, begin: str, end: str) -> str:
     """The markers and what is between them, or "" if there are none."""
-    start, end = text.find(RUNS_BEGIN), text.find(RUNS_END)
-    return text[start : end + len(RUNS_END)] if 0 <= start < end else ""
+    start, stop = text.find(begin), text.find(end)
+    return text[start : stop + len(end)] if 0 <= start < stop else ""

@@ -2,7 +2,8 @@
 (`REFRESHER_LOADERS=bench.loaders`), which is what lets them refresh these keys.
 
 Every loader calls the same counted origin as the other strategies. The XFetch twins
-differ only in `policy=XFetch(1.0)`.
+differ only in `policy=XFetch(1.0)`. The `async def` loaders (read with `aget`, refreshed
+on the worker's event loop) await the same origin's `afetch`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,23 @@ def many(key: str) -> dict[str, Any]:
     return origin.fetch(MANY, key)
 
 
+@cache.loader(ttl=COLD.ttl, name="bench.acold")
+async def acold(key: str) -> dict[str, Any]:
+    return await origin.afetch(COLD, key)
+
+
+@cache.loader(ttl=HOT.ttl, name="bench.ahot")
+async def ahot(key: str) -> dict[str, Any]:
+    return await origin.afetch(HOT, key)
+
+
+@cache.loader(ttl=FRESH.ttl, name="bench.afresh")
+async def afresh(key: str) -> dict[str, Any]:
+    return await origin.afetch(FRESH, key)
+
+
 BY_POLICY: dict[str, dict[str, Loader[Any, Any]]] = {
     "window": {"cold": cold, "hot": hot_window, "fresh": fresh, "many": many},
     "xfetch": {"cold": cold_xfetch, "hot": hot_xfetch, "fresh": fresh_xfetch},
+    "async": {"cold": acold, "hot": ahot, "fresh": afresh},  # the Window policy, `async def`
 }

@@ -26,7 +26,8 @@ def describe(client: redis.Redis, command: str, load_at_start: float) -> list[tu
         ("OS", platform.platform()),
         ("Python", platform.python_version()),
         ("Redis server", str(cast(dict[str, Any], client.info("server"))["redis_version"])),
-        ("redis-py / celery / dogpile.cache", " / ".join(version(p) for p in ("redis", "celery", "dogpile.cache"))),
+        ("redis-py / celery / dogpile.cache / cashews",
+         " / ".join(version(p) for p in ("redis", "celery", "dogpile.cache", "cashews"))),
         ("load average (1 min) at start / end", f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"),
         ("refresher commit", _commit()),
     ]

@@ -2,17 +2,21 @@
 
 Each call is counted in Redis (INCR), so counts hold across reader processes and worker
 subprocesses; in single-key scenarios its start and end times are logged (RPUSH) too,
-for the hot-key time series.
+for the hot-key time series. `fetch` is the origin of sync loaders (time.sleep),
+`afetch` that of `async def` loaders (asyncio.sleep, counted through redis.asyncio).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+import weakref
 from typing import Any, cast
 
 import redis
+import redis.asyncio
 
 from bench.workloads import Workload
 
@@ -27,6 +31,8 @@ RECORD: dict[str, Any] = {
 }
 
 _local = threading.local()
+# One redis.asyncio client per event loop: a client's connections belong to the loop that made them.
+_aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
 
 
 def control() -> redis.Redis:
@@ -51,12 +57,44 @@ def fetch(workload: Workload, key: str) -> dict[str, Any]:
     if workload.delay:
         time.sleep(workload.delay)
     end = time.time()
-    series = workload.series(key)
     pipe = control().pipeline(transaction=False)
+    _count(pipe, workload, key, start, end)
+    pipe.execute()
+    return _record(key, start)
+
+
+async def afetch(workload: Workload, key: str) -> dict[str, Any]:
+    """`fetch` for `async def` loaders: the delay is an asyncio.sleep, and the call is
+    counted over this event loop's redis.asyncio client, so the loop never blocks."""
+    start = time.time()
+    if workload.delay:
+        await asyncio.sleep(workload.delay)
+    end = time.time()
+    loop = asyncio.get_running_loop()
+    client = _aclients.get(loop)
+    if client is None:
+        client = _aclients[loop] = redis.asyncio.Redis.from_url(os.environ["REFRESHER_REDIS_URL"])
+    async with client.pipeline(transaction=False) as pipe:
+        _count(pipe, workload, key, start, end)
+        await pipe.execute()
+    return _record(key, start)
+
+
+async def aclose() -> None:
+    """Close the running loop's client, if `afetch` made one."""
+    client = _aclients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
+def _count(pipe: Any, workload: Workload, key: str, start: float, end: float) -> None:
+    series = workload.series(key)
     pipe.incr(calls_key(series))
     if workload.per_key:  # single-key scenarios want call times; 100,000 keys want only a count
         pipe.rpush(log_key(series), f"{start:.6f} {end:.6f}")
-    pipe.execute()
+
+
+def _record(key: str, start: float) -> dict[str, Any]:
     return {"key": key, "loaded_at": round(start, 6), **RECORD}
 
 

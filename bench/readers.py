@@ -5,10 +5,15 @@ The processes live for the whole run and take one job at a time, so a scenario p
 their start-up (imports, connections) once rather than once per strategy. For each job
 every process builds its strategy, starts its threads and waits at a barrier; the bench
 then warms the key if it wants to and releases all of them at once.
+
+An asyncio strategy's job runs on one event loop per process (`asyncio.run`), its readers
+being tasks rather than threads: the strategy is built and warmed inside that loop, the
+process waits at the barriers, and its tasks start together once released.
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import threading
 import time
@@ -16,10 +21,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from bench.strategies import BulkStrategy, Spec, build
+from bench import origin
+from bench.strategies import AsyncStrategy, BulkStrategy, Spec, build, build_async
 
 CTX = mp.get_context("spawn")
 BARRIER_TIMEOUT_S = 120
+SLOW_S = 0.050  # a read over this long is a slow read; the reader notes when it began
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,8 @@ class Job:
     """Each of `threads` threads reads `keys[i::threads]` (every key if there is one),
     once each, or in a loop for `seconds`. With `batch`, a thread reads its keys with
     get_many, `batch` at a time, and waits for the refreshes each batch asked for to be
-    handed over before the next (so no background queue overflows)."""
+    handed over before the next (so no background queue overflows). For an asyncio
+    strategy (`spec.is_async`), `threads` is the number of tasks on the process's loop."""
 
     spec: Spec
     keys: tuple[str, ...]
@@ -39,11 +47,18 @@ class Job:
 @dataclass
 class Report:
     latencies: list[float] = field(default_factory=list)  # seconds per read (per batch with `batch`)
+    slow_at: list[float] = field(default_factory=list)  # wall-clock starts (time.time()) of reads over SLOW_S
     errors: list[str] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 
 
+def _shares(job: Job) -> list[tuple[str, ...]]:
+    return [job.keys if len(job.keys) == 1 else job.keys[i :: job.threads] for i in range(job.threads)]
+
+
 def _read(job: Job, ready: Any, go: Any) -> Report:
+    if job.spec.is_async:
+        return asyncio.run(_aread(job, ready, go))
     report = Report()
     strategy = None
     try:
@@ -75,12 +90,14 @@ def _read(job: Job, ready: Any, go: Any) -> Report:
                 except Exception:
                     report.errors.append(traceback.format_exc(limit=5))
                 else:
-                    latencies.append(time.perf_counter() - t0)  # list.append is atomic
+                    took = time.perf_counter() - t0
+                    latencies.append(took)  # list.append is atomic
+                    if took > SLOW_S:
+                        report.slow_at.append(time.time() - took)
             if time.monotonic() >= deadline:
                 return
 
-    shares = [job.keys if len(job.keys) == 1 else job.keys[i :: job.threads] for i in range(job.threads)]
-    threads = [threading.Thread(target=run, args=(share,)) for share in shares] if strategy else []
+    threads = [threading.Thread(target=run, args=(share,)) for share in _shares(job)] if strategy else []
     for t in threads:
         t.start()
     ready.wait(BARRIER_TIMEOUT_S)
@@ -92,6 +109,47 @@ def _read(job: Job, ready: Any, go: Any) -> Report:
         strategy.flush()
         report.counters = strategy.counters()
         strategy.close()
+    return report
+
+
+async def _aread(job: Job, ready: Any, go: Any) -> Report:
+    """`_read` for an asyncio strategy, on this process's event loop (no batches)."""
+    report = Report()
+    strategy: AsyncStrategy | None = None
+    try:
+        strategy = build_async(job.spec)
+        await strategy.warm()
+    except Exception:
+        report.errors.append(traceback.format_exc(limit=5))
+
+    async def run(keys: Sequence[str]) -> None:
+        assert strategy is not None
+        latencies = report.latencies
+        deadline = time.monotonic() + job.seconds
+        while True:
+            for key in keys:
+                t0 = time.perf_counter()
+                try:
+                    await strategy.get(key)
+                except Exception:
+                    report.errors.append(traceback.format_exc(limit=5))
+                else:
+                    took = time.perf_counter() - t0
+                    latencies.append(took)
+                    if took > SLOW_S:
+                        report.slow_at.append(time.time() - took)
+            if time.monotonic() >= deadline:
+                return
+
+    # Nothing runs on the loop yet: blocking it at the barriers holds up no reader.
+    ready.wait(BARRIER_TIMEOUT_S)
+    go.wait(BARRIER_TIMEOUT_S)
+    if strategy is not None:
+        await asyncio.gather(*(run(share) for share in _shares(job)))
+        await strategy.flush()
+        report.counters = strategy.counters()
+        await strategy.close()
+    await origin.aclose()
     return report
 
 

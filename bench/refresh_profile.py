@@ -1,34 +1,93 @@
 """Where a refresh's time goes: refresh_key (the whole job of the Celery task) run
 in-process under cProfile, its time split into the steps it takes.
 
+The refresh is sans-I/O: the core's steps (refresher/core) only yield ops, and the sync
+driver (refresher/drivers/sync.py) performs them, every Redis command through one method
+and every Lua script through another. So that cProfile can tell the lock's SET NX from
+the MGET, or the EXTEND script from the commit, the profiled calls go through a router
+that hands each op to one small function per kind of op (below) and on to the driver
+(an MGET, as a command or as the MGet op, is the read of the value and pending marker).
+
 cProfile sees only the calling thread, so the lock watchdog's own extensions are not in
 these figures; its start and join are (they run in the caller).
 """
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
 import pstats
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from refresher import registry
+from refresher.core import lock, miss
+from refresher.core.ops import Command, MGet, Script
+from refresher.drivers.sync import SyncDriver
 from refresher.refresh import refresh_key
 
 from bench.report import Table
 
-# Each step: its label and the functions (file suffix, name) whose cumulative time it is.
-# A step whose functions refresh_key no longer calls is left out; "everything else" keeps
-# the table adding up to refresh_key's total whatever the code looks like today.
+Perform = Callable[[Any, Any], Any]  # a driver's method for one type of op: (op, stepper) -> reply
+HERE = "bench/refresh_profile.py"
+
+# One function per kind of op, so that each is a row of its own in the profile.
+
+
+def _take_lock(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _read_current(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _other_command(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _extend_script(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _commit_script(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _release_script(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _other_script(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _command_kind(op: Command) -> Callable[[Perform, Any, Any], Any]:
+    name = str(op.args[0]).upper()
+    if name == "SET" and "NX" in op.args:
+        return _take_lock
+    return _read_current if name == "MGET" else _other_command
+
+
+SCRIPTS: dict[str, Callable[[Perform, Any, Any], Any]] = {
+    lock.EXTEND: _extend_script, miss.COMMIT: _commit_script, lock.RELEASE: _release_script,
+}
+
+# Each step: its label and the functions (file suffix, name) whose cumulative times add up
+# to it. A step none of whose functions refresh_key called is left out; "everything else"
+# keeps the table adding up to refresh_key's total whatever the code looks like today.
 STEPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("take the lock (SET NX PX)", (("refresher/lock.py", "acquire"),)),
-    ("read the current value", (("refresher/store.py", "read"), ("redis/commands/core.py", "get"))),
-    ("re-arm lock + pending marker (EXTEND script)", (("refresher/lock.py", "extend"),)),
-    ("start and join the lock watchdog thread", (("refresher/lock.py", "kept_alive"),)),
+    ("take the lock (SET NX PX)", ((HERE, "_take_lock"),)),
+    ("read the value and pending marker (MGET)", ((HERE, "_read_current"),)),
+    ("re-arm lock + pending marker (EXTEND script)", ((HERE, "_extend_script"),)),
+    ("commit script (EVALSHA)", ((HERE, "_commit_script"),)),
+    ("release the lock (RELEASE script)", ((HERE, "_release_script"),)),
+    ("other Redis commands and scripts", ((HERE, "_other_command"), (HERE, "_other_script"))),
+    ("start and join the lock watchdog thread", (("threading.py", "start"), ("threading.py", "join"))),
     ("the loader (instant origin: one INCR)", (("bench/origin.py", "fetch"),)),
-    ("commit script (EVALSHA)", (("refresher/store.py", "commit"),)),
-    ("new Lock: token and script objects", (("refresher/lock.py", "__init__"),)),
-    ("canonical arguments and key names", (("refresher/loader.py", "call"),)),
+    ("the core's steps, no I/O (refresher/core: decide, envelope, encode)", (("refresher/core/refresh.py", "refresh"),)),
+    ("canonical arguments and key names (refresher/calls.py)", (("refresher/calls.py", "__call__"),)),
 )
 SOCKET_CALLS = ("<method 'sendall' of '_socket.socket' objects>", "<method 'recv_into' of '_socket.socket' objects>")
 
@@ -43,6 +102,28 @@ class Profile:
     top_share: float
 
 
+@contextlib.contextmanager
+def _routed(driver: SyncDriver) -> Iterator[None]:
+    """While profiling, send the driver's Command and Script ops through the functions above."""
+    performers: dict[type, Perform] = driver._perform
+    command, mget, script = performers[Command], performers[MGet], performers[Script]
+
+    def route_command(op: Command, stepper: Any) -> Any:
+        return _command_kind(op)(command, op, stepper)
+
+    def route_mget(op: MGet, stepper: Any) -> Any:
+        return _read_current(mget, op, stepper)
+
+    def route_script(op: Script, stepper: Any) -> Any:
+        return SCRIPTS.get(op.source, _other_script)(script, op, stepper)
+
+    performers[Command], performers[MGet], performers[Script] = route_command, route_mget, route_script
+    try:
+        yield
+    finally:
+        performers[Command], performers[MGet], performers[Script] = command, mget, script
+
+
 def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys: Sequence[str]) -> Profile:
     """Time refresh_key over `warm_keys` without the profiler, then profile it over
     `profiled_keys` (values that exist, so each call really reloads and commits)."""
@@ -52,20 +133,19 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
     refresh_ms = (time.perf_counter() - t0) / len(warm_keys) * 1000
 
     profiler = cProfile.Profile()
-    profiler.enable()
-    for key in profiled_keys:
-        refresh_key(loader_name, [key], {}, time.time())
-    profiler.disable()
+    with _routed(registry.lookup(loader_name).cache.sync):
+        profiler.enable()
+        for key in profiled_keys:
+            refresh_key(loader_name, [key], {}, time.time())
+        profiler.disable()
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     n = len(profiled_keys)
 
     def cumulative(functions: tuple[tuple[str, str], ...]) -> tuple[int, float]:
-        """(calls, cumulative seconds) of the first of `functions` that was called."""
-        for path, function in functions:
-            hits = [v for (file, _, name), v in stats.items() if file.endswith(path) and name == function]
-            if hits:
-                return sum(v[1] for v in hits), float(sum(v[3] for v in hits))
-        return 0, 0.0
+        """(calls, cumulative seconds) of `functions`, added up."""
+        hits = [v for path, function in functions
+                for (file, _, name), v in stats.items() if file.endswith(path) and name == function]
+        return sum(v[1] for v in hits), float(sum(v[3] for v in hits))
 
     _, total = cumulative((("refresher/refresh.py", "refresh_key"),))
     sends = sum(v[1] for (_, _, name), v in stats.items() if name == SOCKET_CALLS[0])
@@ -75,10 +155,13 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
         ["step", "ms per refresh", "share of refresh_key"],
         notes=[f"Unprofiled: {refresh_ms:.3f} ms per refresh_key ({1000 / refresh_ms:,.0f}/s on one thread). "
                f"Profiled total {total / n * 1000:.3f} ms, of which {socket_s / total:.0%} is waiting on "
-               f"Redis sockets over {sends / n:.1f} round trips per refresh."],
+               f"Redis sockets over {sends / n:.1f} round trips per refresh. Redis steps are the sync "
+               "driver performing the op the core yielded (round trip included); the core's steps are "
+               "the time spent inside refresher/core's generators themselves."],
     )
     steps = [(label, seconds) for label, functions in STEPS for calls, seconds in [cumulative(functions)] if calls]
     steps.sort(key=lambda step: -step[1])
-    for label, seconds in [*steps, ("everything else in refresh_key", total - sum(s for _, s in steps))]:
+    for label, seconds in [*steps, ("everything else in refresh_key (driver stepping, registry)",
+                                    total - sum(s for _, s in steps))]:
         table.add(label, seconds / n * 1000, f"{seconds / total:.0%}")
     return Profile(table, refresh_ms, sends / n, socket_s / total, steps[0][0], steps[0][1] / total)

@@ -12,8 +12,10 @@ class Scale:
     hot_threads: int = 8
     hot_ttl: float = 2.0
     hot_periods: float = 4.0  # TTL periods each hot-key run lasts
+    async_hot_periods: float = 4.0  # the same, for the asyncio strategies (2c)
     hit_reads: int = 20_000
     hit_rounds: int = 10
+    async_hit_reads: int = 20_000  # per asyncio strategy (3b), in hit_rounds rounds
     bulk_ids: int = 100
     bulk_rounds: int = 20
     many_keys: int = 100_000
@@ -26,9 +28,12 @@ class Scale:
 FULL = Scale()
 # The hot key keeps its 2 s TTL: at 1 s the 10% refresh window (100 ms) would be no longer
 # than the 100 ms load, so every refresh would let the value expire while it runs.
+# The asyncio rows keep the quick run's added time small: one TTL period per hot run.
 QUICK = Scale(
     hot_periods=1.5,
+    async_hot_periods=1.0,
     hit_reads=3_000,
+    async_hit_reads=1_500,
     hit_rounds=6,
     bulk_rounds=8,
     many_keys=10_000,

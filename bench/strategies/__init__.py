@@ -1,4 +1,7 @@
-"""The strategies under test, built by name so reader processes can make their own."""
+"""The strategies under test, built by name so reader processes can make their own.
+
+NAMES are read by threads (`build`), ASYNC_NAMES by asyncio tasks (`build_async`, called
+inside the event loop that will read through the strategy)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from functools import partial
 from typing import Any, Callable
 
 import redis
+import redis.asyncio
 
 from bench import origin
-from bench.strategies.base import BulkStrategy, Strategy
+from bench.strategies.base import AsyncStrategy, BulkStrategy, Strategy
 from bench.workloads import by_name
 
 LABELS = {
@@ -21,6 +25,14 @@ LABELS = {
     "refresher-xfetch": "refresher (XFetch)",
 }
 NAMES = tuple(LABELS)
+ASYNC_LABELS = {
+    "naive-async": "naive (redis.asyncio)",
+    "cashews-lock": "cashews lock=True",
+    "cashews-early": "cashews early",
+    "refresher-async": "refresher aget",
+}
+ASYNC_NAMES = tuple(ASYNC_LABELS)
+LABELS.update(ASYNC_LABELS)
 
 
 @dataclass(frozen=True)
@@ -31,18 +43,27 @@ class Spec:
     workload: str
     redis_url: str
 
+    @property
+    def is_async(self) -> bool:
+        return self.strategy in ASYNC_LABELS
+
+
+def _refresher_loaders(spec: Spec) -> Any:
+    from bench import loaders  # imported only here: it connects a Refresher
+
+    if loaders.cache.redis_url != spec.redis_url:
+        raise RuntimeError(f"bench.loaders uses {loaders.cache.redis_url}, not {spec.redis_url}")
+    return loaders
+
 
 def build(spec: Spec) -> Strategy:
     workload = by_name(spec.workload)
     load = partial(origin.fetch, workload)
     if spec.strategy in ("refresher", "refresher-xfetch"):
-        from bench import loaders  # imported only here: it connects a Refresher
         from bench.strategies.refresher import RefresherStrategy
 
-        if loaders.cache.redis_url != spec.redis_url:
-            raise RuntimeError(f"bench.loaders uses {loaders.cache.redis_url}, not {spec.redis_url}")
         policy = "xfetch" if spec.strategy == "refresher-xfetch" else "window"
-        return RefresherStrategy(loaders.BY_POLICY[policy][workload.name])
+        return RefresherStrategy(_refresher_loaders(spec).BY_POLICY[policy][workload.name])
     if spec.strategy == "dogpile.cache":
         from bench.strategies.dogpile_cache import DogpileCache
 
@@ -57,4 +78,24 @@ def build(spec: Spec) -> Strategy:
     return simple[spec.strategy](redis.Redis.from_url(spec.redis_url), load, workload.ttl)
 
 
-__all__ = ["LABELS", "NAMES", "BulkStrategy", "Spec", "Strategy", "build"]
+def build_async(spec: Spec) -> AsyncStrategy:
+    """Call inside the event loop the strategy will be read from."""
+    workload = by_name(spec.workload)
+    load = partial(origin.afetch, workload)
+    if spec.strategy == "refresher-async":
+        from bench.strategies.refresher import AsyncRefresherStrategy
+
+        return AsyncRefresherStrategy(_refresher_loaders(spec).BY_POLICY["async"][workload.name])
+    if spec.strategy in ("cashews-lock", "cashews-early"):
+        from bench.strategies.cashews_cache import Cashews
+
+        return Cashews(spec.redis_url, load, workload.ttl, "lock" if spec.strategy == "cashews-lock" else "early")
+    from bench.strategies.naive import AsyncNaive
+
+    if spec.strategy != "naive-async":
+        raise ValueError(f"no asyncio strategy {spec.strategy!r}")
+    return AsyncNaive(redis.asyncio.Redis.from_url(spec.redis_url), load, workload.ttl)
+
+
+__all__ = ["ASYNC_LABELS", "ASYNC_NAMES", "LABELS", "NAMES", "AsyncStrategy", "BulkStrategy", "Spec", "Strategy",
+           "build", "build_async"]

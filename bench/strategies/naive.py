@@ -2,16 +2,22 @@
 
 Every reader that misses calls the origin: the stampede the other strategies prevent.
 TTLs are set in milliseconds (PX) so sub-second and fractional TTLs stay exact.
+`AsyncNaive` is the same pattern over redis.asyncio, with an `async def` loader.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence, cast
+from typing import Any, Awaitable, Callable, Sequence, cast
 
 import redis
+import redis.asyncio
 
-from bench.strategies.base import Counted
+from bench.strategies.base import AsyncCounted, Counted
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 class Naive(Counted):
@@ -35,6 +41,24 @@ class Naive(Counted):
 
     def _fill(self, key: str) -> Any:
         value = self.load(key)
-        self.redis.set(key, json.dumps(value, separators=(",", ":")), px=self.px)
+        self.redis.set(key, _encode(value), px=self.px)
+        self._count("inline")
+        return value
+
+
+class AsyncNaive(AsyncCounted):
+
+    def __init__(self, client: redis.asyncio.Redis, load: Callable[[str], Awaitable[Any]], ttl: float) -> None:
+        super().__init__()
+        self.redis = client
+        self.load = load
+        self.px = int(ttl * 1000)
+
+    async def get(self, key: str) -> Any:
+        raw = cast(bytes | None, await self.redis.get(key))
+        if raw is not None:
+            return json.loads(raw)
+        value = await self.load(key)
+        await self.redis.set(key, _encode(value), px=self.px)
         self._count("inline")
         return value

@@ -1,21 +1,40 @@
 """refresher itself, through the loaders in bench/loaders.py that the bench's Celery
-workers also import; the loader carries the policy (the default Window, or XFetch)."""
+workers also import; the loader carries the policy (the default Window, or XFetch).
+`AsyncRefresherStrategy` reads the `async def` twins with `aget`, on the loop it is built in."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import asyncio
+from typing import Any, Sequence, cast
 
 import redis
+import redis.asyncio
 
 from refresher import Loader
 
-class RefresherStrategy:
+
+class _Counters:
+    """The refresher counters both flavours report."""
+
     def __init__(self, loader: Loader[Any, Any]) -> None:
         self.loader = loader
         self.cache = loader.cache
-        self.redis: redis.Redis = self.cache.redis
         # The cache and its counters are per process and outlive one strategy: count from here.
         self._base = self.cache.stats.snapshot()
+
+    def stored_key(self, key: str) -> str:
+        return self.loader.keys(key).value
+
+    def counters(self) -> dict[str, int]:
+        now = self.cache.stats.snapshot()
+        counts = {event: now.get(event, 0) - self._base.get(event, 0) for event in now}
+        return {"background": counts.get("refresh_enqueued", 0), "inline": counts.get("load", 0), **counts}
+
+
+class RefresherStrategy(_Counters):
+    def __init__(self, loader: Loader[Any, Any]) -> None:
+        super().__init__(loader)
+        self.redis = cast(redis.Redis, self.cache.redis)  # the bench runs one redis-server
 
     def warm(self) -> None:
         """What the first read does anyway: start the publisher, which connects to the broker."""
@@ -28,16 +47,29 @@ class RefresherStrategy:
     def get_many(self, keys: Sequence[str]) -> list[Any]:
         return self.loader.get_many(keys)
 
-    def stored_key(self, key: str) -> str:
-        return self.loader.keys(key).value
-
-    def counters(self) -> dict[str, int]:
-        now = self.cache.stats.snapshot()
-        counts = {event: now.get(event, 0) - self._base.get(event, 0) for event in now}
-        return {"background": counts.get("refresh_enqueued", 0), "inline": counts.get("load", 0), **counts}
-
     def flush(self) -> None:
         self.cache.flush()
 
     def close(self) -> None:
         """The module's cache stays open: the next strategy in this process shares it."""
+
+
+class AsyncRefresherStrategy(_Counters):
+    def __init__(self, loader: Loader[Any, Any]) -> None:
+        super().__init__(loader)
+        self.redis = cast(redis.asyncio.Redis, self.cache.aio().redis)  # this loop's pool
+
+    async def warm(self) -> None:
+        """What the first read does anyway: the publisher is started with the loop's driver."""
+        self.cache.publisher.start()
+        await self.redis.ping()
+
+    async def get(self, key: str) -> Any:
+        return await self.loader.aget(key)
+
+    async def flush(self) -> None:
+        await asyncio.to_thread(self.cache.flush)
+
+    async def close(self) -> None:
+        """Close this loop's pool; the module's cache (and its publisher) stays for the next strategy."""
+        await self.cache.aclose()
