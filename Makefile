@@ -21,6 +21,10 @@ typecheck: install
 
 test: typecheck redis
 	$(BIN)/python -m pytest -q
+	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
+	# replicas, started by tests/conftest.py; the broker stays a plain redis-server).
+	REFRESHER_TEST_CACHE=cluster REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
+		tests/test_stampede.py tests/test_worker.py tests/faults
 
 demo: install
 	@scripts/ensure-redis --or-url

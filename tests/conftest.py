@@ -1,4 +1,9 @@
-"""Fixtures with real parts: a redis-server per session, a Celery worker per test."""
+"""Fixtures with real parts: a redis-server per session, a Celery worker per test.
+
+`REFRESHER_TEST_CACHE=cluster` runs the same tests with the cache on a real Redis Cluster
+(3 masters, 3 replicas) and the broker, and the tests' own counters, on the plain
+redis-server: `make test` runs the core and fault tests that way too.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,48 @@ from typing import Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
+from tests.support.cluster import RedisClusterServers
 from tests.support.reading import MODES, Reading
 from tests.support.servers import RedisServer, WorkerProcess, free_port
+
+ON_CLUSTER = os.environ.get("REFRESHER_TEST_CACHE") == "cluster"
+CLUSTER = RedisClusterServers() if ON_CLUSTER else None  # ports chosen now, started by redis_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Decided before any test module is imported, so loaders defined at import time
-    # (tests/support/loaders.py, and in spawned reader processes) see the test server.
+    # (tests/support/loaders.py, and in spawned reader processes) see the test servers.
     port = free_port()
+    plain = f"redis://127.0.0.1:{port}/0"
     os.environ["REFRESHER_TEST_REDIS_PORT"] = str(port)
-    os.environ["REFRESHER_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-    os.environ.pop("REFRESHER_BROKER_URL", None)
+    os.environ["REFRESHER_TEST_CONTROL_URL"] = plain  # the tests' counters and gates
+    if CLUSTER is not None:
+        # Started before collection: a RedisCluster client (made when a test module's
+        # loaders are defined) discovers the cluster as soon as it is created.
+        CLUSTER.start()
+        os.environ["REFRESHER_REDIS_URL"] = CLUSTER.url
+        os.environ["REFRESHER_BROKER_URL"] = plain
+    else:
+        os.environ["REFRESHER_REDIS_URL"] = plain
+        os.environ.pop("REFRESHER_BROKER_URL", None)
+    config.addinivalue_line("markers", "standalone_only: needs the cache on the plain redis-server")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if CLUSTER is not None:
+        CLUSTER.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CLUSTER is not None:
+        items[:] = [item for item in items if item.get_closest_marker("standalone_only") is None]
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
+    """The plain redis-server: the cache, or with a Cluster cache, the broker."""
     server = RedisServer(int(os.environ["REFRESHER_TEST_REDIS_PORT"]))
     server.start()
     yield server
@@ -31,24 +62,47 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
-    """A clean database on the session's server (restarted if a test stopped it)."""
+    """The cache's URL, every database clean (the server restarted if a test stopped it)."""
     if redis_server.proc is None or redis_server.proc.poll() is not None:
         redis_server.start()
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
     client.close()
+    if CLUSTER is not None:
+        cluster = cluster_client()
+        cluster.flushall(target_nodes=RedisCluster.PRIMARIES)
+        cluster.close()
+    return os.environ["REFRESHER_REDIS_URL"]
+
+
+def cluster_client() -> RedisCluster:
+    assert CLUSTER is not None
+    return RedisCluster(host="127.0.0.1", port=CLUSTER.nodes[0].port)
+
+
+@pytest.fixture
+def broker_url(redis_url: str, redis_server: RedisServer) -> str:
     return redis_server.url
 
 
 @pytest.fixture
 def r(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    """A client of the cache (a RedisCluster one on a Cluster)."""
+    client = cluster_client() if CLUSTER is not None else redis.Redis.from_url(redis_url)
+    yield client  # type: ignore[misc]
+    client.close()
+
+
+@pytest.fixture
+def broker(broker_url: str) -> Iterator[redis.Redis]:
+    """A client of the broker, to look at the refresh queue."""
+    client = redis.Redis.from_url(broker_url)
     yield client
     client.close()
 
 
 @pytest.fixture
-def worker(redis_url: str) -> Iterator[object]:
+def worker(broker_url: str) -> Iterator[object]:
     """A real Celery worker in this process (threads pool), consuming the refresher queue.
 
     It shares this process's loader registry, so loaders defined in a test are refreshable.
@@ -57,7 +111,7 @@ def worker(redis_url: str) -> Iterator[object]:
 
     from workers.app import app
 
-    app.conf.broker_url = redis_url
+    app.conf.broker_url = broker_url
     with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
                       loglevel="WARNING", shutdown_timeout=10) as running:
         yield running
@@ -103,7 +157,7 @@ def worker_process(redis_url: str) -> Iterator[WorkerProcess]:
     proc.stop()
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=os.environ.get("REFRESHER_TEST_MODES", ",".join(MODES)).split(","))
 def reading(request: pytest.FixtureRequest) -> Reading:
     """Reads, sets and invalidations through the sync driver, then the async one."""
     return Reading(request.param)

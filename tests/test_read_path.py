@@ -82,15 +82,17 @@ def test_value_is_stored_as_json_in_an_envelope_with_its_metadata(reading: Readi
     assert 299_000 < r.pttl(load.keys(7).value) <= 300_000
 
 
-def test_in_window_read_serves_the_value_and_publishes_one_task(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
+def test_in_window_read_serves_the_value_and_publishes_one_task(
+    reading: Reading, cache: Refresher, r: redis.Redis, broker: redis.Redis
+) -> None:
     load, calls = counted(cache)
     first = reading.get(load, 5)
     into_window(r, load.keys(5))
     assert [reading.get(load, 5) for _ in range(20)] == [first] * 20
     assert len(calls) == 1
     assert cache.flush()
-    assert r.llen(cache.queue) == 1
-    message = json.loads(r.lindex(cache.queue, 0) or b"{}")
+    assert broker.llen(cache.queue) == 1
+    message = json.loads(broker.lindex(cache.queue, 0) or b"{}")
     assert message["headers"]["task"] == "refresher.refresh"
     assert message["content-type"] == "application/json"
     assert json.loads(__import__("base64").b64decode(message["body"]))[0][:3] == [load.name, [5, False], {}]

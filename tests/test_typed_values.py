@@ -80,11 +80,11 @@ def test_a_stale_value_served_on_error_keeps_its_type(
 ) -> None:
     first = reading.get(loader, n)
     expire_in(r, loader.keys(n), -1_000)  # past its TTL, inside stale_ttl
-    r.set("typed:down", 1)
+    tl.control.set("typed:down", 1)
     try:
         stale = reading.get(loader, n)
     finally:
-        r.delete("typed:down")
+        tl.control.delete("typed:down")
     assert same(stale, first)
 
 

@@ -176,7 +176,7 @@ def test_a_reader_whose_view_predates_a_commit_asks_for_no_second_refresh(
 
     other = Refresher(redis_url)  # the stale reader's process: its own per-process memo
     try:
-        late = other.loader(ttl=60, name=load.name)(load.fn)
+        late = Loader(other, load.fn, load.name, load.settings)  # not registered: the worker keeps `load`
         other.sync.run(ask_for_refresh(late.spec, late.call((6,), {}), stale_view))
         assert other.flush()
         assert other.stats["refresh_enqueued"] == 0 and other.stats["refresh_deduplicated"] == 1

@@ -51,7 +51,6 @@ def key_events(r: redis.Redis) -> Iterator[Callable[..., KeyEvents]]:
     yield watch
     for events in opened:
         events.close()
-    r.config_set("notify-keyspace-events", "")
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
 
 def test_a_pickled_task_is_refused_and_never_run(
-    r: redis.Redis, redis_url: str, key: str, spawn_worker: Callable[..., WorkerProcess]
+    r: redis.Redis, broker: redis.Redis, broker_url: str, key: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     worker = spawn_worker()
     assert worker.log is not None
     outsider = Celery("outsider", set_as_current=False)
-    outsider.conf.broker_url = redis_url
+    outsider.conf.broker_url = broker_url
     pickled_id = str(uuid.uuid4())
     try:
         outsider.send_task(REFRESH_TASK, args=[fl.steady.name, [key], {}, time.time()],
@@ -42,4 +42,4 @@ def test_a_pickled_task_is_refused_and_never_run(
     assert fl.calls(fl.steady, key) == 0  # the pickled task never reached the loader
     assert r.get(fl.steady.keys(key).value) is None
     assert worker.log.count(pickled_id) == 0  # never received as a task, never retried
-    assert r.llen(fl.cache.queue) == 0  # and not put back on the queue
+    assert broker.llen(fl.cache.queue) == 0  # and not put back on the queue

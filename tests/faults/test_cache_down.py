@@ -27,6 +27,8 @@ SOCKET_TIMEOUT = 0.5
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
 
+pytestmark = pytest.mark.standalone_only  # it stops, freezes and flushes the cache server itself
+
 @pytest.fixture
 def cache_server(own_redis: RedisServer) -> RedisServer:
     return own_redis

@@ -9,6 +9,7 @@ time-stamped (`attempts`), so tests wait on events and count calls across proces
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from refresher.envelope import NOTHING_READ, Envelope
 from refresher.publish import REFRESH_TASK
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
-control = redis.Redis.from_url(cache.redis_url)
+control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates
 GATE_TIMEOUT = 20
 
 
@@ -74,7 +75,7 @@ def attempts(loader: Loader[..., Any], key: str) -> list[float]:
 
 
 def stored_version(loader: Loader[..., Any], key: str) -> int:
-    raw = control.get(loader.keys(key).value)
+    raw = loader.cache.redis.get(loader.keys(key).value)
     return Envelope.from_bytes(raw).version if raw is not None else NOTHING_READ
 
 

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 
 import redis
+from redis.cluster import RedisCluster
 
 
 class KeyEvents:
@@ -18,8 +19,12 @@ class KeyEvents:
 
     FLAGS = "Kgx"  # keyspace channel; generic (del, expire, ...) and expired events
 
-    def __init__(self, r: redis.Redis, *keys: str, db: int = 0) -> None:
+    def __init__(self, r: redis.Redis | RedisCluster, *keys: str, db: int = 0) -> None:
+        if isinstance(r, RedisCluster):  # notifications are local to the node that holds the key
+            node = r.get_node_from_key(keys[0])
+            r = redis.Redis(host=node.host, port=node.port)
         r.config_set("notify-keyspace-events", self.FLAGS)
+        self._client = r
         self._prefix = f"__keyspace@{db}__:"
         self._pubsub = r.pubsub()
         self._pubsub.subscribe(*(self._prefix + k for k in keys))
@@ -55,3 +60,4 @@ class KeyEvents:
 
     def close(self) -> None:
         self._pubsub.close()
+        self._client.config_set("notify-keyspace-events", "")

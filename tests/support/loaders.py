@@ -4,6 +4,7 @@ across processes, and `gated` lets a test hold a load in progress."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ import redis
 from refresher import Refresher
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
-control = redis.Redis.from_url(cache.redis_url)
+control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates
 
 
 def count_call(name: str) -> None:

@@ -79,8 +79,8 @@ async def _read_in_tasks(loader: Any, args: list[Any], tasks: int, seconds: floa
     """`tasks` concurrent `aget` loops on this process's one event loop. With
     `watch_loop`, callbacks that hold the loop for more than 20 ms are reported as
     errors: the loop must never block."""
+    await loader.cache.aio().redis.ping()  # connected (a Cluster client has mapped its slots) before go
     loop = asyncio.get_running_loop()
-    loop.set_debug(watch_loop)
     loop.slow_callback_duration = SLOW_CALLBACK
     slow = _SlowCallbacks()
     logging.getLogger("asyncio").addHandler(slow)
@@ -104,6 +104,7 @@ async def _read_in_tasks(loader: Any, args: list[Any], tasks: int, seconds: floa
     readers = [asyncio.create_task(run()) for _ in range(tasks)]
     await asyncio.to_thread(ready.wait)
     await asyncio.to_thread(go.wait)
+    loop.set_debug(watch_loop)
     started.set()
     await asyncio.gather(*readers)
     logging.getLogger("asyncio").removeHandler(slow)

@@ -6,6 +6,7 @@ fails while `typed:down` is set."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
@@ -19,7 +20,7 @@ import redis
 from refresher import Refresher
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
-control = redis.Redis.from_url(cache.redis_url)
+control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates
 OPTIONS: dict[str, Any] = {"ttl": 60, "stale_ttl": 60, "lock_ttl": 1, "error_backoff": 0.5}
 
 
