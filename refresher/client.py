@@ -7,7 +7,7 @@ import os
 import threading
 import weakref
 from dataclasses import replace
-from typing import Any, Callable, ParamSpec, TypeVar
+from typing import Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
 
 from refresher import registry
 from refresher.connect import SyncClient, async_client, parse, sync_client
@@ -24,6 +24,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class Decorator(Protocol):
+    """What `@cache.loader(...)` returns: an `async def` loader's handle is typed by the
+    value its coroutine returns, so `await load_user.aget(1)` is a User, not a coroutine."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Loader[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Loader[P, R]: ...
 
 
 class Refresher:
@@ -90,7 +101,7 @@ class Refresher:
 
     def loader(
         self, ttl: float | None = None, *, name: str | None = None, **options: Any
-    ) -> Callable[[Callable[P, R]], Loader[P, R]]:
+    ) -> Decorator:
         """Decorate a slow function so `.get(...)` serves it from the cache.
 
         `ttl` is in seconds. The name (default "module.qualname") is how workers find the
@@ -100,8 +111,8 @@ class Refresher:
             raise ValueError("a loader needs a ttl in seconds, e.g. @cache.loader(ttl=300)")
         settings = replace(Options(ttl=ttl, **self.loader_defaults), **options).resolved()
 
-        def decorate(fn: Callable[P, R]) -> Loader[P, R]:
-            handle = Loader(self, fn, name or f"{fn.__module__}.{fn.__qualname__}", settings)
+        def decorate(fn: Callable[P, Any]) -> Loader[P, Any]:
+            handle: Loader[P, Any] = Loader(self, fn, name or f"{fn.__module__}.{fn.__qualname__}", settings)
             registry.register(handle)
             return handle
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, cast
+from typing import AsyncIterator
 
 from fastapi import FastAPI, HTTPException
 
@@ -30,11 +30,10 @@ app = FastAPI(title="refresher: FastAPI example", lifespan=lifespan)
 
 @app.get("/users/{user_id}")
 async def user(user_id: int) -> User:
-    # `object`, then a cast: Loader types an async loader's value as its coroutine.
-    found: object = await load_user.aget(user_id)
+    found = await load_user.aget(user_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no user {user_id}")
-    return cast(User, found)
+    return found
 
 
 @app.get("/stats")
