@@ -1,8 +1,8 @@
 """`python -m bench [--quick] [--out DIR] [--only SCENARIO [--runs N]]`: run every scenario, print
 the tables, write the docs. `--only` runs one scenario, `--runs` times, and prints its tables;
 `--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest,
-and `--only async` runs the asyncio scenarios (cold_async, hot_async, hit_async) and writes
-them, with their targets, as another section."""
+and `--only async [--runs N]` runs the asyncio scenarios (cold_async, hot_async, hit_async) and
+writes them, with their targets run by run, as another section."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
 }
 GROUPS = {"async": ("cold_async", "hot_async", "hit_async")}
 # The scenarios whose repeated runs (--runs N) need keys of their own, given by a suffix.
-KEYED: dict[str, Callable[[Context, str], Outcome]] = {"cold": cold.run, "cold_async": cold.run_async, "hot": hot.run}
+KEYED: dict[str, Callable[[Context, str], Outcome]] = {
+    "cold": cold.run, "cold_async": cold.run_async, "hot": hot.run, "hot_async": hot.run_async,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.runs > 1 and not args.only):
         parser.error("--runs takes a positive count, and more than 1 only with --only")
-    if args.runs > 1 and args.only in GROUPS:
-        parser.error(f"--only {args.only} writes one run of each of its scenarios: no --runs")
     scale = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     started, load_at_start = time.monotonic(), os.getloadavg()[0]
@@ -79,24 +79,25 @@ def main(argv: list[str] | None = None) -> int:
 def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_start: float) -> int:
     """Run one scenario (or a group) `count` times against the same servers, worker and readers as a full run."""
     done: list[runs.HotRun] = []
-    outcomes: list[Outcome] = []
-    loads: list[float] = []
+    by_run: list[docs.GroupRun] = []
     with _running(scale) as ctx:
         for i in range(1, count + 1):
+            by_run.append(docs.GroupRun())
             for scenario in GROUPS.get(name, (name,)):
                 t0, load0 = time.monotonic(), os.getloadavg()[0]
                 # Repeated hot and cold runs get keys of their own: the earlier runs' values and call logs stay apart.
                 suffix = f"-run{i}" if i > 1 else ""
                 outcome = KEYED[scenario](ctx, suffix) if scenario in KEYED else SCENARIOS[scenario](ctx)
                 seconds, load1 = time.monotonic() - t0, os.getloadavg()[0]
-                loads += [load0, load1]
+                by_run[-1].loads += [load0, load1]
+                by_run[-1].seconds += seconds
                 for table in outcome.tables:
                     print(table.text() + "\n", flush=True)
                 for finding in outcome.findings:
                     print(finding + "\n", flush=True)
                 print(f"({scenario} run {i} of {count}: {seconds:.0f} s, load average {load0:.2f} -> {load1:.2f})\n",
                       flush=True)
-                outcomes.append(outcome)
+                by_run[-1].outcomes.append(outcome)
                 if isinstance(outcome, hot.HotOutcome):
                     done.append(runs.HotRun(outcome, seconds, (load0, load1)))
         described = machine.describe(ctx.control, command, load_at_start)
@@ -106,10 +107,9 @@ def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_
         print("\n".join(runs.findings(done, scale.hot_periods)))
         print(f"\nwrote section \"{runs.TITLE}\" of {docs.write_runs(out, runs.section(described, done, scale.hot_periods))}")
     if name in GROUPS:
-        targets = targets_table([t for o in outcomes for t in o.targets])
-        print(targets.text())
-        body = docs.async_section(described, (min(loads), max(loads)), targets, outcomes)
-        print(f"\nwrote section \"{docs.ASYNC_TITLE}\" of {docs.write_async(out, body)}")
+        for i, run in enumerate(by_run, 1):
+            print(f"run {i}: " + targets_table([t for o in run.outcomes for t in o.targets]).text())
+        print(f"\nwrote section \"{docs.ASYNC_TITLE}\" of {docs.write_async(out, docs.async_section(described, by_run))}")
     return 0
 
 

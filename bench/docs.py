@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from bench.report import Table
+from bench.report import Table, Target
 from bench.scenarios import Outcome
 
 PNG = "hot-key.png"
@@ -96,16 +97,47 @@ def write_runs(out: Path, body: str) -> Path:
     return _put(out / "benchmarks.md", RUNS_BEGIN, RUNS_END, body)
 
 
-def async_section(machine: Sequence[tuple[str, str]], loads: tuple[float, float], targets: Table,
-                  outcomes: Sequence[Outcome]) -> str:
+@dataclass
+class GroupRun:
+    """One run of every scenario of a group (`--only async`): their outcomes, the wall time
+    and the 1-minute load averages at each scenario's start and end."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def targets(self) -> list[Target]:
+        return [t for o in self.outcomes for t in o.targets]
+
+
+def async_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) -> str:
+    """The asyncio rows: the targets of every run side by side, then each run's tables."""
+    several = len(runs) > 1
+    loads = [x for run in runs for x in run.loads]
+    targets = Table("Async targets" + (f", {len(runs)} runs" if several else ""),
+                    ["scenario", "target", *(f"run {i}" for i in range(1, len(runs) + 1)),
+                     *(["met in"] if several else [])],
+                    notes=[("Load average (1 min) at the start / end of each run: " + "; ".join(
+                        f"run {i}: {run.loads[0]:.2f} / {run.loads[-1]:.2f}" for i, run in enumerate(runs, 1)) + ".")])
+    for j, first in enumerate(runs[0].targets):
+        cells = [run.targets[j] for run in runs]
+        targets.add(first.scenario, first.goal, *(f"{t.measured} {t.verdict}" for t in cells),
+                    *([f"{sum(t.met for t in cells)} of {len(cells)}"] if several else []))
     parts = [f"## {ASYNC_TITLE}", "",
-             "Written by `python -m bench --only async` (tables 1b, 2c, 3b and 3c of a full run), apart from the full "
-             "run above, with its own commit, date and load: one run of each asyncio scenario against one "
-             "redis-server, one `celery -A workers worker -P solo` and the same reader processes. A full "
-             "`make bench` has these rows in its own results and replaces this section.", "",
+             "Written by `python -m bench --only async [--runs N]` (tables 1b, 2c, 3b and 3c of a full run), "
+             "apart from the full run above, with its own commit, date and load: each run is one run of each "
+             "asyncio scenario, against one redis-server, one `celery -A workers worker -P solo` and the same "
+             "reader processes. These figures move with the machine's load (other work shares its 2 CPUs), so "
+             "the targets are given for every run. A full `make bench` has these rows in its own results and "
+             "replaces this section.", "",
              ASYNC_STRATEGIES, *_machine([*machine, ("load average (1 min) over the scenarios, min / max",
-                                                     f"{loads[0]:.2f} / {loads[1]:.2f}")]),
-             "### Targets (async)", "", *targets.markdown().splitlines()[2:], "", *_results(outcomes)]
+                                                     f"{min(loads):.2f} / {max(loads):.2f}")]),
+             targets.markdown(), ""]
+    for i, run in enumerate(runs, 1):
+        if several:
+            parts += [f"### Run {i} of {len(runs)} ({run.seconds:.0f} s)", ""]
+        parts += _results(run.outcomes)
     return "\n".join(parts)
 
 

@@ -203,7 +203,7 @@ def run(ctx: Context, key_suffix: str = "") -> HotOutcome:
     return HotOutcome([table, leads_table], _targets(measured, s.hot_periods), series=series, measured=measured)
 
 
-def run_async(ctx: Context) -> Outcome:
+def run_async(ctx: Context, key_suffix: str = "") -> Outcome:
     s = ctx.scale
     workload = hot()
     periods = s.async_hot_periods
@@ -212,7 +212,7 @@ def run_async(ctx: Context) -> Outcome:
                    "per process)", seconds, workload.ttl, periods, workload.delay)
     table.notes.append("The `async def` loader awaits the origin (`asyncio.sleep`); refresher's refreshes are "
                        "done by the same `celery -A workers worker -P solo`, on its event loop.")
-    _, m, episodes = _measure(ctx, ASYNC_NAMES, s.hot_threads, seconds, "", table, None)
+    _, m, episodes = _measure(ctx, ASYNC_NAMES, s.hot_threads, seconds, key_suffix, table, None)
     r, early = m["refresher-async"], m["cashews-early"]
     targets = [
         Target("hot (async)", f"refresher aget: origin calls <= TTL periods + 1 ({periods:g} + 1)",
