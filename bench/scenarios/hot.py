@@ -221,11 +221,11 @@ def run_async(ctx: Context, key_suffix: str = "") -> Outcome:
         Target("hot (async)", "refresher aget p99 <= cashews early p99",
                f"{r['p99']:.2f} ms vs {early['p99']:.2f} ms ({r['p99'] / early['p99']:.2f}x)", r["p99"] <= early["p99"]),
     ]
-    return Outcome([table], targets, findings=_async_findings(m, episodes, s.processes, seconds))
+    return Outcome([table], targets, findings=_async_findings(m, episodes, s.processes, s.hot_threads, seconds))
 
 
 def _async_findings(m: dict[str, dict[str, float]], episodes: dict[str, list[Episode]], processes: int,
-                    seconds: float) -> list[str]:
+                    readers: int, seconds: float) -> list[str]:
     r, early = m["refresher-async"], m["cashews-early"]
     per_read = {name: v["commands"] / max(1.0, v["reads"]) for name, v in m.items()}
     out = [
@@ -245,10 +245,14 @@ def _async_findings(m: dict[str, dict[str, float]], episodes: dict[str, list[Epi
             more = f"; and {len(episodes[name]) - len(shown)} more" if len(episodes[name]) > len(shown) else ""
             out.append(f"{LABELS[name]}: {m[name]['slow']:.0f} reads over {SLOW_S * 1000:.0f} ms, in "
                        f"{len(episodes[name])} episode(s): " + "; ".join(e.describe(processes) for e in shown)
-                       + more + ". An episode in every process at once, away from any refresh, came from outside "
-                       "the readers (the machine or Redis); one in a single process is that process's own; one "
-                       "in the first tenth of a second is the tasks opening their connections (each pool holds "
-                       "one when the readers are released).")
+                       + more + ".")
+    if any(episodes.values()):
+        out.append("Reading the episodes: with every task always mid-read, a reader process that stops for more "
+                   f"than {SLOW_S * 1000:.0f} ms makes as many slow reads as it has tasks ({readers}), whatever the strategy. An episode in "
+                   "every process at once, away from any refresh, came from outside the readers (the machine's "
+                   "other work, or Redis); one in a single process is that process's own; one in the first "
+                   "tenth of a second is the tasks opening their connections (each pool holds one when the "
+                   "readers are released); naive's are its expiries.")
     return out
 
 
