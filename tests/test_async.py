@@ -194,11 +194,11 @@ def test_a_broker_outage_never_blocks_the_loop(redis_url: str, r: redis.Redis) -
                 slow.append(record.getMessage())
 
     async def main() -> list[int]:
+        await load.aget(1)  # set-up (this loop's pool, the publisher thread) before watching
+        await asyncio.to_thread(into_window, r, load.keys(1))
         loop = asyncio.get_running_loop()
-        loop.set_debug(True)
         loop.slow_callback_duration = 0.02
-        await load.aget(1)
-        into_window(r, load.keys(1))
+        loop.set_debug(True)
         values = []
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:

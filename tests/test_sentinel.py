@@ -8,7 +8,6 @@ import uuid
 from typing import Any, Iterator
 
 import pytest
-import redis
 
 from refresher import CacheUnavailable, Refresher
 from tests.support.reading import Reading
@@ -35,9 +34,7 @@ def test_reads_resume_after_the_master_is_killed(reading: Reading, sentinel: Sen
     try:
         assert reading.get(load, 1) == {"n": 1, "call": 1}
         reading.set(load, 2, {"n": 2, "call": 0})
-        master = redis.Redis(host="127.0.0.1", port=sentinel.master.port)
-        assert master.wait(1, 5_000) == 1  # both writes have reached the replica
-        master.close()
+        sentinel.wait_until_replicated()  # both writes have reached the replica
         sentinel.master.stop(9)
         killed_at = time.monotonic()
         sentinel.wait_for_failover()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+
+import redis
 
 from tests.support.servers import LogWatcher, RedisServer, free_port
 
@@ -57,6 +60,21 @@ class SentinelServers:
         self.procs.append(proc)
         self.logs.append(LogWatcher(proc.stdout, f"[sentinel:{port}] "))
         self.logs[-1].wait_for(r"\+monitor master")
+
+    def wait_until_replicated(self, timeout: float = 10.0) -> None:
+        """Until the replica has applied everything the master has written (its offset in
+        INFO replication: a condition Redis reports; WAIT only covers one connection's writes)."""
+        master = redis.Redis(host="127.0.0.1", port=self.master.port)
+        replica = redis.Redis(host="127.0.0.1", port=self.replica.port)
+        deadline = time.monotonic() + timeout
+        try:
+            target = master.info("replication")["master_repl_offset"]
+            while replica.info("replication")["slave_repl_offset"] < target:
+                assert time.monotonic() < deadline, "the replica never caught up"
+                time.sleep(0.01)
+        finally:
+            master.close()
+            replica.close()
 
     def wait_for_failover(self, timeout: float = 30.0) -> None:
         """Until a sentinel has switched the service to the replica."""
