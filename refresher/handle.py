@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from refresher.calls import Call, Calls
-from refresher.core.miss import UNAVAILABLE, cache_down
 from refresher.core.ops import Steps
-from refresher.core.read import Then, fetch, fetch_many, read
-from refresher.core.spec import Spec, now_ms
+from refresher.core.read import Then, after_get, fetch_many
+from refresher.core.spec import Spec
 from refresher.core.write import invalidate, set_value
 from refresher.drivers import loop
 from refresher.keys import Keys, check_name
@@ -49,12 +48,7 @@ class Loader(Generic[P, R]):
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
         call = self.call(args, kwargs)
         driver = self.cache.sync
-        if not driver.publisher.started:
-            driver.publisher.start()
-        try:
-            value = read(self.spec, call, cast(bytes | None, driver.redis.get(call.keys.value)), now_ms())
-        except UNAVAILABLE as exc:
-            value = Then(cache_down(self.spec, call, exc))
+        value = after_get(self.spec, call, driver.get(call.keys.value))
         return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     def get_many(self, items: Iterable[Any]) -> list[R]:
@@ -85,7 +79,10 @@ class Loader(Generic[P, R]):
     async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """`get` for asyncio: the same guarantees, and the loop never blocks (a sync
         loader's origin call runs in a thread)."""
-        return await self.cache.aio().run(fetch(self.spec, self.call(args, kwargs)))
+        call = self.call(args, kwargs)
+        driver = self.cache.aio()
+        value = after_get(self.spec, call, await driver.get(call.keys.value))
+        return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     async def aget_many(self, items: Iterable[Any]) -> list[R]:
         calls = self._calls(items)

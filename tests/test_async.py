@@ -237,3 +237,18 @@ def test_a_worker_refreshes_async_loaders_on_one_loop_per_process(
         asyncio.run(read(n))  # asks the worker
     assert tasks_done.wait(2) == ["written", "written"]
     assert len(set(loops[2:])) == 1  # both refreshes ran on the worker's one loop
+
+
+def test_concurrent_agets_of_one_key_share_one_get(cache: Refresher, r: redis.Redis) -> None:
+    @cache.loader(ttl=60, name=unique())
+    def load(n: int) -> int:
+        return n
+
+    async def main() -> list[int]:
+        await load.aget(1)  # cached
+        r.config_resetstat()
+        return list(await asyncio.gather(*(load.aget(1) for _ in range(50))))
+
+    assert asyncio.run(main()) == [1] * 50
+    assert r.info("commandstats")["cmdstat_get"]["calls"] < 50  # one GET served many readers
+    assert cache.stats["hit"] == 50 and cache.stats["miss"] == 1

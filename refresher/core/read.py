@@ -125,15 +125,12 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[No
         yield from undo()
 
 
-def fetch(spec: Spec[R], call: Call) -> Steps[R]:
-    """A whole read as steps: the GET, then `read`. The async path runs this; the sync
-    path does its GET itself and saves a generator per hit."""
-    try:
-        raw = yield Command(("GET", call.keys.value))
-    except UNAVAILABLE as exc:
-        return (yield from cache_down(spec, call, exc))
-    value = read(spec, call, raw, now_ms())
-    return (yield from value.steps) if isinstance(value, Then) else value
+def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception) -> R | Then:
+    """What a driver's GET brought back (or the error that made the cache unreachable),
+    as the value to serve or the steps still to run."""
+    if isinstance(raw, Exception):
+        return Then(cache_down(spec, call, raw))
+    return read(spec, call, raw, now_ms())
 
 
 def fetch_many(spec: Spec[R], calls: list[Call]) -> Steps[list[R]]:

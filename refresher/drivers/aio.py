@@ -13,6 +13,7 @@ from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
 
 from refresher.core.lock import keep_alive
+from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
 from refresher.drivers.base import Driver
 from refresher.drivers.stepping import Stepper
@@ -21,17 +22,45 @@ from refresher.drivers.sync import SyncDriver
 T = TypeVar("T")
 
 
+class _ReadAgain:
+    """The reader whose GET the others shared was cancelled before the reply."""
+
+
 class AsyncDriver(Driver):
     def __init__(self, redis: Redis | RedisCluster, sync: SyncDriver) -> None:
         super().__init__(sync.flights, sync.publisher, sync.socket_timeout)
         self.redis = redis
         self.sync = sync  # undoes a failed publish from the publisher's thread
         self._scripts: dict[str, AsyncScript] = {}
+        self._reading: dict[str, asyncio.Future[bytes | None | Exception | _ReadAgain]] = {}
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Awaitable[Any]]] = {
             Command: self._command, Batch: self._batch, MGet: self._mget, Script: self._script, Subscribe: self._subscribe,
             Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
             Publish: self._publish,
         }
+
+    async def get(self, key: str) -> bytes | None | Exception:
+        """A hit's one GET, outside any step. Concurrent reads of one key on this loop
+        share the GET in flight (as cashews' early mode does): a hot key costs Redis one
+        GET per round trip, not one per reader, and the loop one reply to parse. An
+        unreachable cache comes back as its error."""
+        while (shared := self._reading.get(key)) is not None:
+            raw = await asyncio.shield(shared)
+            if not isinstance(raw, _ReadAgain):
+                return raw
+        future: asyncio.Future[bytes | None | Exception | _ReadAgain] = asyncio.get_running_loop().create_future()
+        self._reading[key] = future
+        try:
+            raw = await self.redis.get(key)
+        except UNAVAILABLE as exc:
+            raw = exc
+        except BaseException:  # this reader was cancelled: the others read again themselves
+            raw = _ReadAgain()
+            raise
+        finally:
+            del self._reading[key]
+            future.set_result(raw)
+        return raw
 
     async def run(self, steps: Steps[T]) -> T:
         stepper = Stepper(steps)

@@ -11,6 +11,7 @@ from redis.commands.core import Script as RedisScript
 from redis.connection import Connection
 
 from refresher.core.lock import keep_alive
+from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
 from refresher.drivers.base import Driver
 from refresher.drivers.stepping import Stepper
@@ -31,6 +32,16 @@ class SyncDriver(Driver):
             Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
             Publish: self._publish,
         }
+
+    def get(self, key: str) -> bytes | None | Exception:
+        """A hit's one GET, outside any step (a generator per hit would cost more than
+        the read decision itself); an unreachable cache comes back as its error."""
+        if not self.publisher.started:
+            self.publisher.start()
+        try:
+            return self.redis.get(key)  # type: ignore[return-value]
+        except UNAVAILABLE as exc:
+            return exc
 
     def run(self, steps: Steps[T]) -> T:
         stepper = Stepper(steps)
