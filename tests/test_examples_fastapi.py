@@ -16,7 +16,7 @@ import redis
 from examples.fastapi_app.loaders import ORIGIN_CALLS, load_user
 from examples.userdb import USERS
 from tests.support.servers import RedisServer, WorkerProcess
-from tests.support.webapps import WRITTEN, AppServer, HealthProbe, example_env, stampede, uvicorn
+from tests.support.webapps import AppServer, Deployment, HealthProbe, example_env, stampede, uvicorn
 
 APP = "examples.fastapi_app.main:app"
 COLD_USER, HOT_USER = 42, 7
@@ -27,20 +27,14 @@ PERIODS = 3
 HOT_READERS = 8
 
 
-class Apps:
+class Apps(Deployment):
     """Two uvicorn servers of the example: `cold` with the default TTL (300 s), so a slow
     stampede on a busy machine never reaches the refresh window, and `hot` with a TTL of
     HOT_TTL and a refresh worker."""
 
     def __init__(self, cold: AppServer, hot: AppServer, worker: WorkerProcess, r: redis.Redis) -> None:
-        self.cold, self.hot, self.worker, self.r = cold, hot, worker, r
-
-    def origin_calls(self) -> int:
-        return int(self.r.get(ORIGIN_CALLS) or 0)
-
-    def written(self) -> int:
-        assert self.worker.log is not None
-        return self.worker.log.count(WRITTEN)
+        super().__init__(worker, r, ORIGIN_CALLS)
+        self.cold, self.hot = cold, hot
 
 
 @pytest.fixture(scope="module")

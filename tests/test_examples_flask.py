@@ -17,7 +17,7 @@ from examples.userdb import USERS
 from refresher.envelope import Envelope
 from tests.support.ageing import into_window
 from tests.support.servers import RedisServer, WorkerProcess
-from tests.support.webapps import WRITTEN, AppServer, example_env, gunicorn, stampede
+from tests.support.webapps import WRITTEN, AppServer, Deployment, example_env, gunicorn, stampede
 
 PROCESSES = 3
 COLD_USER = 42
@@ -25,16 +25,10 @@ READERS = 60
 MAX_KEYS = 40  # in-window reads of fresh keys until every process has served one
 
 
-class Site:
+class Site(Deployment):
     def __init__(self, server: AppServer, worker: WorkerProcess, r: redis.Redis) -> None:
-        self.server, self.worker, self.r = server, worker, r
-
-    def origin_calls(self) -> int:
-        return int(self.r.get(ORIGIN_CALLS) or 0)
-
-    def written(self) -> int:
-        assert self.worker.log is not None
-        return self.worker.log.count(WRITTEN)
+        super().__init__(worker, r, ORIGIN_CALLS)
+        self.server = server
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tests.support.servers import ROOT, LogWatcher, free_port
+import redis
+
+from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port
 
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
@@ -150,3 +152,17 @@ class HealthProbe:
                 self.proc.kill()
                 self.proc.wait()
         return [(float(at), float(took)) for at, took in (line.split() for line in out.splitlines())]
+
+
+class Deployment:
+    """An example's app servers with their worker: what a test counts across processes."""
+
+    def __init__(self, worker: WorkerProcess, r: redis.Redis, origin_calls_key: str) -> None:
+        self.worker, self.r, self._origin_calls_key = worker, r, origin_calls_key
+
+    def origin_calls(self) -> int:
+        return int(self.r.get(self._origin_calls_key) or 0)
+
+    def written(self) -> int:
+        assert self.worker.log is not None
+        return self.worker.log.count(WRITTEN)
