@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis test demo bench bench-quick typecheck worker flower clean
+.PHONY: install redis rabbitmq test demo bench bench-quick typecheck worker flower clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,13 @@ install: $(STAMP)
 redis:
 	@scripts/ensure-redis
 
+rabbitmq:
+	@scripts/ensure-rabbitmq
+
 typecheck: install
 	$(BIN)/python -m mypy
 
-test: typecheck redis
+test: typecheck redis rabbitmq
 	$(BIN)/python -m pytest -q
 	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server).

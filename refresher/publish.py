@@ -2,7 +2,9 @@
 
 Publishing happens off the read path, with a short timeout; after a failure a circuit
 breaker skips publishing for a cool-down, so a broker outage costs reads nothing and
-the publisher one timeout per cool-down.
+the publisher one timeout per cool-down. The timeout bounds every broker: Redis through
+its socket timeouts, AMQP (RabbitMQ) through publisher confirms and read/write timeouts
+(see docs/brokers.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import weakref
 from typing import Any, Callable, NamedTuple
 
 from celery import Celery
+from kombu.messaging import Producer
 
 from refresher.stats import Stats
 
@@ -34,6 +37,9 @@ def celery_settings(broker_url: str, queue: str, timeout: float) -> dict[str, An
         "result_backend": None,
         "task_ignore_result": True,
         "task_default_queue": queue,
+        # A refresh task lost with the broker costs nothing (its pending marker lapses and
+        # the next read asks again), so RabbitMQ need not write it to disk.
+        "task_default_delivery_mode": "transient",
         "worker_prefetch_multiplier": 1,
         "broker_connection_timeout": timeout,
         "broker_transport_options": {
@@ -60,6 +66,7 @@ class Publisher:
         self.cooldown = cooldown
         self.stats = stats
         self._app: Celery | None = None
+        self._producer: Producer | None = None  # the publishing thread's own
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._jobs: queue_module.Queue[_Job] = queue_module.Queue(self.QUEUE_SIZE)
@@ -81,7 +88,9 @@ class Publisher:
             if self._app is None:
                 app = Celery("refresher-client", set_as_current=False)
                 app.conf.update(celery_settings(self.broker_url, self.queue, self.timeout))
-                app.conf.broker_transport_options = _one_attempt(app.conf.broker_transport_options)
+                app.conf.broker_transport_options = bounded(
+                    self.broker_url, _one_attempt(app.conf.broker_transport_options), self.timeout
+                )
                 self._app = app
             return self._app
 
@@ -127,6 +136,7 @@ class Publisher:
         self.started = False
         self._lock = threading.Lock()
         self._idle = threading.Condition()
+        self._producer = None  # the parent's connection: the child opens its own
 
     def _run(self, jobs: queue_module.Queue[_Job]) -> None:
         self._connect()
@@ -141,11 +151,32 @@ class Publisher:
         """Open the broker connection and declare the queue before the first refresh is
         due, so that refresh is not the one that pays for them."""
         try:
-            with self.app.producer_or_acquire() as producer:
-                producer.connection.ensure_connection(max_retries=0)
-                self.app.amqp.queues[self.queue].bind(producer.channel).declare()
+            producer = self._connected()
+            self.app.amqp.queues[self.queue].bind(producer.channel).declare()
         except Exception as exc:  # the first publish will report it properly
+            self._drop_connection()
             log.debug("refresher: could not connect to the broker yet: %s", exc)
+
+    def _connected(self) -> Producer:
+        """The publishing thread's producer, on a connection of its own.
+
+        Not one from Celery's pool: after a failed publish the pool closes its connection
+        politely (a channel close, then a connection close), and to a hung AMQP broker each
+        of those waits a whole read timeout, so one publish took three timeouts. This one
+        is dropped without a goodbye instead (`_drop_connection`)."""
+        if self._producer is None:
+            connection = self.app.connection_for_write()
+            connection.ensure_connection(max_retries=0)
+            self._producer = self.app.amqp.Producer(connection)
+        return self._producer
+
+    def _drop_connection(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.connection.collect()  # closes the socket, says nothing to the broker
+            except Exception as exc:
+                log.debug("refresher: dropping the broker connection: %s", exc)
 
     def _done(self) -> None:
         with self._idle:
@@ -160,13 +191,17 @@ class Publisher:
         try:
             self.app.send_task(
                 REFRESH_TASK,
+                producer=self._connected(),
                 args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen],
                 queue=self.queue,
                 expires=job.expires_s,
                 retry=False,
                 ignore_result=True,
+                timeout=self.timeout,  # AMQP: the write, then the broker's confirm
+                confirm_timeout=self.timeout,
             )
         except Exception as exc:  # any broker failure: reads go on, the marker is freed
+            self._drop_connection()  # the next publish, after the cool-down, opens a new one
             self._open_until = time.monotonic() + self.cooldown
             self.stats.incr("publish_failed")
             log.warning(
@@ -186,6 +221,12 @@ class Publisher:
     def close(self) -> None:
         self.flush(self.timeout)
         with self._lock:
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                try:
+                    producer.connection.release()
+                except Exception as exc:  # closing: a dead broker has nothing to hear
+                    log.debug("refresher: closing the broker connection: %s", exc)
             if self._app is not None:
                 self._app.close()
                 self._app = None
@@ -196,6 +237,28 @@ def _one_attempt(transport_options: dict[str, Any]) -> dict[str, Any]:
     every 2 s until broker_connection_timeout, so a publish to a dead broker took seconds
     whatever the publish timeout; the breaker, not kombu, decides when to try again."""
     return {**transport_options, "max_retries": 0}
+
+
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+
+def bounded(broker_url: str, transport_options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Make an AMQP publish fail within `timeout` when it did not reach the broker.
+
+    An AMQP publish is a write to a socket: without confirms it "succeeds" into the
+    kernel's buffer of a hung or dying broker and the task is lost unseen, with the
+    pending marker held until it lapses. With publisher confirms the publish waits for the
+    broker's ack (at most `confirm_timeout`), so a hung broker is a failed publish: the
+    marker is freed and the breaker opens, as with Redis. The read and write timeouts bound
+    the connection handshake and the queue declaration the same way. Redis needs none of
+    this: its socket timeouts already bound every command."""
+    if not is_amqp(broker_url):
+        return transport_options
+    return {**transport_options, "confirm_publish": True, "read_timeout": timeout, "write_timeout": timeout}
 
 
 class _Job(NamedTuple):

@@ -7,12 +7,17 @@ loaders are registered; only those loaders can be refreshed.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+from typing import Any
 
 from celery import Celery
+from celery.worker.consumer import Consumer as CeleryConsumer
 
 from refresher.client import DEFAULT_REDIS_URL
 from refresher.publish import celery_settings
+
+log = logging.getLogger("refresher")
 
 
 def _broker_url() -> str:
@@ -32,6 +37,40 @@ def import_loaders(spec: str | None = None) -> list[str]:
     return modules
 
 
+class Consumer(CeleryConsumer):  # type: ignore[misc]
+    """Celery's consumer, made to survive broker restarts (see docs/brokers.md).
+
+    1. A lost connection's clean-up must not kill the worker. Celery 5.7 first collects
+       the broken connection (which clears its transport's `client`), then closes it. On
+       the Redis transport, if the connection died during a BRPOP, the collect's channel
+       close stops early, so the close closes the channel again; holding messages received
+       but not yet acknowledged, it restores them through a new Redis client built from
+       that `client`: `AttributeError: 'NoneType' object has no attribute 'hostname'`,
+       which is not a connection error, so it escaped and the worker exited
+       ("Unrecoverable error"). The restore could not have reached a dead broker anyway,
+       and a refresh task that is not restored costs nothing: its pending marker lapses
+       and the next read asks again. So an error from that clean-up is logged, and the
+       worker reconnects as it does after any connection loss.
+    2. No gossip and no mingle, however the worker is started: refresher needs neither
+       (no elections, no revoked-task sync at start-up). Closing Gossip's broadcast channel
+       on a reconnect dereferences the closed connection too (kombu issue 582; "Error on
+       restarting Gossip" in the worker's log, not fatal), and with both on, older Celery
+       releases left workers that reconnected but never consumed (celery issues 8030,
+       8091). Turning them off alone did not stop the crash in (1). The worker heartbeat
+       stays: Flower needs it.
+    """
+
+    def __init__(self, *args: Any, worker_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        options = {**(worker_options or {}), "without_gossip": True, "without_mingle": True}
+        super().__init__(*args, worker_options=options, **kwargs)
+
+    def on_connection_error_after_connected(self, exc: BaseException) -> None:
+        try:
+            super().on_connection_error_after_connected(exc)
+        except Exception as cleanup:  # the connection is gone already; reconnect regardless
+            log.warning("refresher: closing the lost broker connection failed (%r); reconnecting anyway", cleanup)
+
+
 app = Celery("refresher", set_as_current=True)
 app.conf.update(
     celery_settings(_broker_url(), os.environ.get("REFRESHER_QUEUE") or "refresher", timeout=5.0),
@@ -40,5 +79,12 @@ app.conf.update(
     task_acks_late=False,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # A worker keeps trying to reach a lost broker (every 2, 4, ... up to 30 s) instead of
+    # exiting after 100 attempts (about 45 minutes): it holds no state a restart would save.
+    broker_connection_max_retries=None,
+    # Cancels running acks_late tasks on a connection loss: refresher has none, and this
+    # silences the deprecation warning Celery otherwise prints at every reconnect.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    worker_consumer="workers.app:Consumer",
 )
 import_loaders()

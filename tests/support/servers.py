@@ -106,11 +106,18 @@ class RedisServer:
         self.start()
 
 
+TEST_WORKER_FLAGS = ("--without-mingle", "--without-gossip", "--without-heartbeat")
+
+
 class WorkerProcess:
-    """`celery -A workers worker` as a subprocess, exactly as a user runs it."""
+    """`celery -A workers worker` as a subprocess, exactly as a user runs it.
+
+    `flags=()` runs it as the README recommends, heartbeat on (workers/app.py turns gossip
+    and mingle off whatever the flags)."""
 
     def __init__(self, redis_url: str, loaders: str = "tests.support.loaders", concurrency: int = 1,
-                 pool: str = "threads", extra_env: dict[str, str] | None = None) -> None:
+                 pool: str = "threads", extra_env: dict[str, str] | None = None,
+                 flags: tuple[str, ...] = TEST_WORKER_FLAGS) -> None:
         self.env = dict(os.environ)
         self.env.update(
             REFRESHER_REDIS_URL=redis_url,
@@ -121,7 +128,7 @@ class WorkerProcess:
         self.env.update(extra_env or {})
         self.args = [
             sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", "-E",
-            "-P", pool, "-c", str(concurrency), "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-P", pool, "-c", str(concurrency), *flags,
             "-n", f"worker{free_port()}@%h",
         ]
         self.proc: subprocess.Popen[str] | None = None
