@@ -148,8 +148,11 @@ class Publisher:
                 self._done()
 
     def _connect(self) -> None:
-        """Open the broker connection and declare the queue before the first refresh is
-        due, so that refresh is not the one that pays for them."""
+        """Open the broker connection, declare the queue and load the result backend
+        (Celery loads it lazily, per thread, on the first send: about 10 ms of imports
+        under the GIL, which stalled an event loop's readers at the first refresh) before
+        the first refresh is due, so that refresh is not the one that pays for them."""
+        self.app.backend  # loaded for its side effect, in this (the publishing) thread
         try:
             producer = self._connected()
             self.app.amqp.queues[self.queue].bind(producer.channel).declare()
