@@ -135,7 +135,8 @@ class RabbitServer:
         Returns once the VM has exited, so its port is free for the next start."""
         if self.proc is not None and self.proc.poll() is None:
             vm = _exit_watch(self._vm_pid)
-            os.killpg(self.proc.pid, signal.SIGCONT)  # a frozen node cannot stop
+            if sig != signal.SIGKILL:  # a frozen node cannot stop cleanly; SIGKILL needs no wake-up,
+                os.killpg(self.proc.pid, signal.SIGCONT)  # which would let it deliver what it had buffered
             os.killpg(self.proc.pid, sig)
             self.proc.wait(timeout=30)
             if vm is not None:
