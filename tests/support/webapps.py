@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port
+from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port, stop_gracefully
 
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
 
@@ -65,14 +64,7 @@ class AppServer:
         return self
 
     def stop(self) -> None:
-        """SIGTERM (a graceful shutdown for uvicorn and gunicorn), SIGKILL if it hangs."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_gracefully(self.proc)
 
 
 def uvicorn(app: str, env: dict[str, str], *options: str) -> AppServer:
