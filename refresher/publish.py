@@ -20,6 +20,8 @@ from typing import Any, Callable, NamedTuple
 from celery import Celery
 from kombu.messaging import Producer
 
+from refresher.calls import call_repr
+from refresher.logs import about
 from refresher.stats import Stats
 
 REFRESH_TASK = "refresher.refresh"
@@ -99,7 +101,7 @@ class Publisher:
         return time.monotonic() >= self._open_until
 
     def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], seen: int, expires_s: float,
-               on_failure: Callable[[], object]) -> bool:
+               on_failure: Callable[[], object], key: str) -> bool:
         """Queue a refresh task for publishing; False (and nothing queued) if the breaker
         is open or the backlog is full."""
         if not self.available():
@@ -109,10 +111,10 @@ class Publisher:
         with self._idle:
             self._unfinished += 1
         try:
-            self._jobs.put_nowait(_Job(loader, args, kwargs, time.time(), seen, expires_s, on_failure))
+            self._jobs.put_nowait(_Job(loader, key, args, kwargs, time.time(), seen, expires_s, on_failure))
         except queue_module.Full:
             self._done()
-            self.stats.incr("publish_dropped")
+            self.stats.loader(loader).incr("publish_dropped")
             return False
         return True
 
@@ -188,7 +190,7 @@ class Publisher:
 
     def _publish(self, job: _Job) -> None:
         if not self.available():
-            self.stats.incr("publish_skipped")
+            self.stats.loader(job.loader).incr("publish_skipped")
             self._give_back(job)
             return
         try:
@@ -196,6 +198,7 @@ class Publisher:
                 REFRESH_TASK,
                 producer=self._connected(),
                 args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen],
+                argsrepr=call_repr(job.loader, job.args, job.kwargs),  # what Flower shows
                 queue=self.queue,
                 expires=job.expires_s,
                 retry=False,
@@ -206,20 +209,21 @@ class Publisher:
         except Exception as exc:  # any broker failure: reads go on, the marker is freed
             self._drop_connection()  # the next publish, after the cool-down, opens a new one
             self._open_until = time.monotonic() + self.cooldown
-            self.stats.incr("publish_failed")
-            log.warning(
-                "refresher: publishing a refresh of %s failed (%s: %s); not publishing for %.1fs",
-                job.loader, type(exc).__name__, exc, self.cooldown,
+            self.stats.breaker_opened(self.cooldown)
+            self.stats.loader(job.loader).incr("publish_failed")
+            about(job.loader, job.key).warning(
+                "publishing a refresh failed (%s: %s); not publishing for %.1fs",
+                type(exc).__name__, exc, self.cooldown, extra={"error_type": type(exc).__name__},
             )
             self._give_back(job)
             return
-        self.stats.incr("refresh_enqueued")
+        self.stats.loader(job.loader).incr("refresh_enqueued")
 
     def _give_back(self, job: _Job) -> None:
         try:
             job.on_failure()
         except Exception as exc:  # the marker then lapses by its TTL instead
-            log.warning("refresher: could not free the pending marker for %s: %s", job.loader, exc)
+            about(job.loader, job.key).warning("could not free the pending marker: %s", exc)
 
     def close(self) -> None:
         self.flush(self.timeout)
@@ -266,6 +270,7 @@ def bounded(broker_url: str, transport_options: dict[str, Any], timeout: float) 
 
 class _Job(NamedTuple):
     loader: str
+    key: str
     args: list[Any]
     kwargs: dict[str, Any]
     enqueued_at: float

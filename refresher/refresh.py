@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from refresher import registry
 from refresher.core.refresh import refresh
+from refresher.logs import about
 
 
 def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
     """Refresh the value of loader `name` for these arguments, at most once however often
     the task is delivered (see refresher.core.refresh). Returns what happened, which
     Flower shows as the task's result. `args` and `kwargs` are the call's wire form
-    (typed arguments tagged in JSON), rebuilt here from the loader's own annotations."""
+    (typed arguments tagged in JSON), rebuilt here from the loader's own annotations.
+    Logs one line with the outcome at INFO (a failed load's exception is logged at ERROR
+    where it is caught), or one at ERROR with what the refresh raised."""
     loader = registry.lookup(name)
-    return loader.run_steps(refresh(loader.spec, loader.call.from_wire([args, kwargs]), enqueued_at, seen))
+    call = loader.call.from_wire([args, kwargs])
+    keylog, started = about(name, call.keys.value), time.monotonic()
+    try:
+        outcome = loader.run_steps(refresh(loader.spec, call, enqueued_at, seen))
+    except Exception as exc:  # Redis unreachable, say: Celery records the task as failed
+        keylog.error("refresh raised %s: %s", type(exc).__name__, exc,
+                     extra={"outcome": "error", "error_type": type(exc).__name__})
+        loader.spec.stats.incr("task_error")
+        raise
+    loader.spec.stats.incr(f"task_{outcome}")  # one per task: refresher_refresh_tasks_total{outcome=...}
+    keylog.info("refresh %s in %.3fs", outcome, time.monotonic() - started, extra={"outcome": outcome})
+    return outcome

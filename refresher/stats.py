@@ -1,26 +1,157 @@
-"""Per-process counters, cheap enough for the hit path."""
+"""Counts of what happened, per loader and per process, cheap enough for the hit path.
+
+Each loader counts its own events (`Stats.loader(name)`, held by its Spec); the process
+figures are the sum of its loaders' (plus events tied to no loader). A `Listener` (the
+Prometheus multiprocess exporter, refresher/metrics) can be told of each event as it
+happens; without one, counting costs a lock and a dict update, and exporters read
+`snapshot()` when they are scraped.
+"""
 
 from __future__ import annotations
 
+import bisect
 import threading
+import time
+import weakref
 from collections import Counter
+from typing import NamedTuple, Protocol
+
+# Upper bounds, in seconds, of the duration buckets (Prometheus' default buckets).
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
-class Stats:
-    """Thread-safe event counts. `snapshot()` is what tests and dashboards read."""
+class Listener(Protocol):
+    """Told of every event as it is counted (see refresher/metrics/multiproc.py)."""
 
-    def __init__(self) -> None:
+    def counted(self, loader: str, event: str, by: int) -> None: ...
+
+    def timed(self, loader: str, event: str, seconds: float) -> None: ...
+
+    def breaker_opened(self, seconds: float) -> None: ...
+
+
+class Timing(NamedTuple):
+    """Durations of one kind: how many fell at or under each of BUCKETS (not cumulative;
+    the last slot is the ones over every bound), how many in all, and their sum in seconds."""
+
+    buckets: tuple[int, ...]
+    observed: int
+    total: float
+
+
+class LoaderStats:
+    """One loader's counts. `incr` is on the hit path: a lock, a dict update, one check."""
+
+    __slots__ = ("name", "listener", "_lock", "_counts", "_buckets", "_sums")
+
+    def __init__(self, name: str, listener: Listener | None) -> None:
+        self.name = name
+        self.listener = listener
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._buckets: dict[str, list[int]] = {}
+        self._sums: dict[str, float] = {}
 
     def incr(self, event: str, by: int = 1) -> None:
         with self._lock:
             self._counts[event] += by
+        if self.listener is not None:
+            self.listener.counted(self.name, event, by)
+
+    def time(self, event: str, seconds: float) -> None:
+        """Record one duration (an origin call's, for `load`)."""
+        with self._lock:
+            buckets = self._buckets.setdefault(event, [0] * (len(BUCKETS) + 1))
+            buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+            self._sums[event] = self._sums.get(event, 0.0) + seconds
+        if self.listener is not None:
+            self.listener.timed(self.name, event, seconds)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
 
+    def timings(self) -> dict[str, Timing]:
+        with self._lock:
+            return {event: Timing(tuple(b), sum(b), self._sums[event]) for event, b in self._buckets.items()}
+
     def __getitem__(self, event: str) -> int:
         with self._lock:
             return self._counts[event]
+
+
+_everything: weakref.WeakSet[Stats] = weakref.WeakSet()
+_default_listener: Listener | None = None
+
+
+def everything() -> list[Stats]:
+    """Every Stats in this process (one per Refresher): what an exporter reads."""
+    return list(_everything)
+
+
+def listen_everywhere(listener: Listener | None) -> None:
+    """Give `listener` every Stats in this process, now and to come (metrics.install)."""
+    global _default_listener
+    _default_listener = listener
+    for stats in list(_everything):
+        stats.listen(listener)
+
+
+class Stats:
+    """A process's counts for one Refresher: `cache.stats["hit"]` is every loader's hits,
+    `cache.stats.by_loader()["myapp.load_user"]["hit"]` one loader's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._loaders: dict[str, LoaderStats] = {}
+        self.listener = _default_listener
+        self._open_until = 0.0
+        _everything.add(self)
+
+    def loader(self, name: str) -> LoaderStats:
+        """The counts of loader `name` (made on first use), which add up into these."""
+        with self._lock:
+            found = self._loaders.get(name)
+            if found is None:
+                found = self._loaders[name] = LoaderStats(name, self.listener)
+            return found
+
+    def listen(self, listener: Listener | None) -> None:
+        with self._lock:
+            self.listener = listener
+            for stats in self._loaders.values():
+                stats.listener = listener
+
+    def incr(self, event: str, by: int = 1) -> None:
+        """Count an event tied to no loader."""
+        with self._lock:
+            self._counts[event] += by
+
+    def loaders(self) -> list[LoaderStats]:
+        with self._lock:
+            return list(self._loaders.values())
+
+    def by_loader(self) -> dict[str, dict[str, int]]:
+        return {stats.name: stats.snapshot() for stats in self.loaders()}
+
+    def snapshot(self) -> dict[str, int]:
+        """The process's counts: every loader's, added up."""
+        with self._lock:
+            total = Counter(self._counts)
+        for stats in self.loaders():
+            total.update(stats.snapshot())
+        return dict(total)
+
+    def __getitem__(self, event: str) -> int:
+        return self.snapshot().get(event, 0)
+
+    def breaker_opened(self, seconds: float) -> None:
+        """The publisher's circuit breaker opened for `seconds`."""
+        self._open_until = time.monotonic() + seconds
+        if self.listener is not None:
+            self.listener.breaker_opened(seconds)
+
+    @property
+    def breaker_open(self) -> bool:
+        return time.monotonic() < self._open_until

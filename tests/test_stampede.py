@@ -59,7 +59,9 @@ def test_hot_key_is_refreshed_ahead_and_no_reader_waits(
     # no reader after warm-up loaded, waited on a lock, or was coalesced onto a load
     for key in ("miss", "coalesced", "waited", "load"):
         assert sum(rep.stats.get(key, 0) for rep in reports) == 0, key
-    assert sum(rep.stats.get("hit", 0) for rep in reports) == sum(len(rep.values) for rep in reports)
+    served = sum(rep.stats.get("hit", 0) + rep.stats.get("near_hit", 0) + rep.stats.get("refresh_asked", 0)
+                 for rep in reports)  # from Redis or memory, or served by a read that asked for the refresh
+    assert served == sum(len(rep.values) for rep in reports)
     # the warm-up load plus at most one refresh per TTL period (+1)
     assert 1 + int(periods) <= loaders.calls("hot") <= 1 + int(periods) + 1
     # one task per window, each of which did a refresh: none was a duplicate

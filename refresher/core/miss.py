@@ -8,7 +8,6 @@ channel until the holder writes, fails or gives up: woken, not polling.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from enum import Enum
 from typing import Any, TypeVar
@@ -24,10 +23,10 @@ from refresher.core.spec import Nothing, Spec, now_ms
 from refresher.envelope import NOTHING_READ, Envelope
 from refresher.errors import CacheUnavailable, LoadFailed
 from refresher.keys import Keys
+from refresher.logs import about
 from refresher.policy import Verdict, decide
 
 R = TypeVar("R")
-log = logging.getLogger("refresher")
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
@@ -48,12 +47,15 @@ def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
     try:
         stale = envelope if envelope is not None and decide(envelope, now_ms(), spec.policy) is Verdict.STALE else None
         if stale is not None and (yield Command(("GET", call.keys.pending))) == BACKOFF:
-            if not isinstance(value := spec.decode(stale), Nothing):
+            if not isinstance(value := spec.decode(stale, key=call.keys.value), Nothing):
                 spec.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
         value, led = yield Coalesce(call.keys.value, lambda: _fill(spec, call, stale))
     except UNAVAILABLE as exc:
         return (yield from cache_down(spec, call, exc))
+    except Exception:
+        spec.stats.incr("error")  # the loader's error, or LoadFailed from another process's
+        raise
     spec.stats.incr("miss" if led else "coalesced")
     return value  # type: ignore[no-any-return]
 
@@ -63,8 +65,9 @@ def cache_down(spec: Spec[R], call: Call, exc: Exception) -> Steps[R]:
     itself, still coalesced within the process."""
     spec.stats.incr("cache_unavailable")
     if not spec.settings.fail_open:
+        spec.stats.incr("error")
         raise CacheUnavailable(f"cache Redis unavailable while reading {call.keys.value}: {exc}") from exc
-    log.warning("refresher: cache Redis unavailable (%s); calling %s directly", exc, spec.name)
+    about(spec.name, call.keys.value).warning("cache Redis unavailable (%s); calling the loader directly", exc)
     value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(spec, call))
     return value  # type: ignore[no-any-return]
 
@@ -85,7 +88,7 @@ def _fill(spec: Spec[R], call: Call, stale: Envelope | None) -> Steps[R]:
         except Exception:
             if stale is None or isinstance(value := spec.decode(stale, quiet=True), Nothing):
                 raise
-            log.exception("refresher: reloading %s failed; serving the stale value", call.keys.value)
+            about(spec.name, call.keys.value).exception("reloading failed; serving the stale value")
             spec.stats.incr("stale_served")
             return value
 
@@ -159,11 +162,13 @@ def load_and_commit(
     are always told how it went; the loader's own exception is re-raised to our caller,
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
+    started = time.monotonic()
     try:
         payload, value = spec.encode((yield Load(spec.fn, call, held)))
     except GeneratorExit:
         raise
     except Exception as exc:
+        spec.stats.time("load", time.monotonic() - started)
         spec.stats.incr("load_failed")
         if back_off:
             # While we still hold the lock: released first, another process could take
@@ -175,12 +180,13 @@ def load_and_commit(
     except BaseException:  # cancelled, interrupted: let a waiter take over at once
         yield from release(held.key, held.token, signal, RETRY)
         raise
+    spec.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
     spec.stats.incr("load")
     envelope = spec.envelope(payload, now_ms() - started_ms)
     if len(payload) > spec.settings.max_value_bytes:
-        log.warning(
-            "refresher: %s is %d bytes, over max_value_bytes=%d; served but not cached",
-            call.keys.value, len(payload), spec.settings.max_value_bytes,
+        about(spec.name, call.keys.value).warning(
+            "value is %d bytes, over max_value_bytes=%d; served but not cached",
+            len(payload), spec.settings.max_value_bytes,
         )
         spec.stats.incr("too_large")
         yield from release(held.key, held.token, signal, FILLED + envelope.to_bytes())
@@ -188,11 +194,11 @@ def load_and_commit(
     try:
         outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + spec.settings.stale_ms)
     except RedisError as exc:
-        log.warning("refresher: loaded %s but could not store it: %s", call.keys.value, exc)
+        about(spec.name, call.keys.value).warning("loaded but could not store it: %s", exc)
         return value, "not_stored"
     if outcome is not Commit.WRITTEN:
         spec.stats.incr(f"commit_{outcome.name.lower()}")
-        log.info("refresher: dropped the load of %s: %s", call.keys.value, outcome.name.lower())
+        about(spec.name, call.keys.value).info("dropped the load: %s", outcome.name.lower())
     return value, outcome.name.lower()
 
 
@@ -202,7 +208,7 @@ def set_back_off(spec: Spec[Any], call: Call) -> Steps[None]:
     try:
         yield Command(("SET", call.keys.pending, BACKOFF, "PX", spec.settings.error_backoff_ms))
     except RedisError as exc:
-        log.warning("refresher: could not record the back-off for %s: %s", call.keys.value, exc)
+        about(spec.name, call.keys.value).warning("could not record the back-off: %s", exc)
 
 
 def _await_holder(spec: Spec[R], call: Call) -> Steps[R]:

@@ -7,10 +7,9 @@ per-process memo, then a pending marker claimed in Redis.
 
 from __future__ import annotations
 
-import logging
 import time
 from enum import Enum
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Protocol, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -18,12 +17,18 @@ from refresher.calls import Call
 from refresher.core.lock import new_token, release
 from refresher.core.ops import Command, MGet, Publish, Script, Steps
 from refresher.core.miss import UNAVAILABLE, cache_down, miss
-from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
+from refresher.core.spec import SERVABLE, UNSHARED, Nothing, Spec, now_ms
 from refresher.envelope import Envelope
+from refresher.logs import about
 from refresher.policy import Verdict, decide
 
 R = TypeVar("R")
-log = logging.getLogger("refresher")
+
+
+class Fill(Protocol):
+    """Where a read that went to Redis leaves a servable envelope (a near cache ticket)."""
+
+    def fill(self, envelope: Envelope, value: Any) -> None: ...
 
 
 class Then:
@@ -35,23 +40,41 @@ class Then:
         self.steps = steps
 
 
-def read(spec: Spec[R], call: Call, raw: bytes | None, now: int) -> R | Then:
-    """The value to serve from what one GET returned, or the steps still to run."""
-    value: R | Then = _read(spec, call, raw, now)
+def read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
+    """The value to serve from what one GET returned, or the steps still to run. A
+    servable value is also kept by the near cache's `ticket`, when there is one."""
+    value: R | Then = _read(spec, call, raw, now, ticket)
     if type(value) is not Then:
         spec.stats.incr("hit")
     return value
 
 
-def _read(spec: Spec[R], call: Call, raw: bytes | None, now: int) -> R | Then:
-    envelope = spec.parse(raw)
+def _read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
+    envelope = spec.parse(raw, key=call.keys.value)
     if envelope is not None:
         verdict = decide(envelope, now, spec.policy)
-        if verdict in SERVABLE and not isinstance(value := spec.decode(envelope), Nothing):
+        if verdict in SERVABLE and not isinstance(value := spec.decode(envelope, key=call.keys.value), Nothing):
+            if ticket is not None:
+                ticket.fill(envelope, value)
             if verdict is Verdict.REFRESH:
                 return Then(_serve_after_asking(spec, call, envelope, value))
             return value
     return Then(miss(spec, call, raw))
+
+
+def read_near(spec: Spec[R], call: Call, envelope: Envelope, shared: Any, now: int) -> R | Then | None:
+    """A near cache entry decided on exactly as a hit from Redis would be; None when it
+    is past its TTL (Redis decides then: stale-on-error, a load, or a newer value)."""
+    verdict = decide(envelope, now, spec.policy)
+    if verdict is not Verdict.FRESH and verdict is not Verdict.REFRESH:
+        return None
+    value = spec.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
+    if isinstance(value, Nothing):
+        return None
+    if verdict is Verdict.REFRESH:
+        return Then(_serve_after_asking(spec, call, envelope, value, "near_hit"))
+    spec.stats.incr("near_hit")  # a read served from memory (`hit`: from Redis)
+    return value
 
 
 def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None]) -> list[R | Then]:
@@ -65,9 +88,9 @@ def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None]) -
     return out
 
 
-def _serve_after_asking(spec: Spec[R], call: Call, envelope: Envelope, value: R) -> Steps[R]:
-    spec.stats.incr("hit")
-    yield from ask_for_refresh(spec, call, envelope)
+def _serve_after_asking(spec: Spec[R], call: Call, envelope: Envelope, value: R, served: str = "hit") -> Steps[R]:
+    asked = yield from ask_for_refresh(spec, call, envelope)
+    spec.stats.incr("refresh_asked" if asked else served)  # one outcome per read
     return value
 
 
@@ -85,9 +108,10 @@ return 0
 """
 
 
-def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
+def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[bool]:
     """Publish one refresh task per key per marker lifetime, from whichever reader claims
-    the marker first. Never raises: the caller has a value to serve.
+    the marker first; True if this reader handed one over. Never raises: the caller has a
+    value to serve.
 
     The claim checks that the value is still the version this reader saw: a reader that
     read the old value just before a worker's commit cleared the marker would otherwise
@@ -97,10 +121,10 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[No
     asked = spec.asked.get(key)
     if asked is not None and asked[0] == envelope.version and asked[1] > time.monotonic():
         spec.stats.incr("refresh_deduplicated")
-        return
+        return False
     if not spec.publisher.available():
         spec.stats.incr("publish_skipped")
-        return
+        return False
     # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
     # the marker to the lock's TTL (see core/refresh.py).
     token = new_token()
@@ -108,12 +132,12 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[No
     try:
         claim = Claim(int((yield Script(CLAIM, (key, call.keys.pending), (envelope.version, token, px)))))
     except RedisError as exc:
-        log.warning("refresher: could not mark %s for refresh: %s", key, exc)
-        return
+        about(spec.name, key).warning("could not mark for refresh: %s", exc)
+        return False
     spec.remember_asked(key, envelope.version)
     if claim is not Claim.CLAIMED:
         spec.stats.incr("refresh_deduplicated")
-        return
+        return False
 
     def undo() -> Steps[bool]:
         spec.asked.pop(key, None)
@@ -121,16 +145,18 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[No
 
     expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
     args, kwargs = call.wire
-    if not (yield Publish(spec.name, args, kwargs, envelope.version, expires_s, undo)):
+    if not (yield Publish(spec.name, key, args, kwargs, envelope.version, expires_s, undo)):
         yield from undo()
+        return False
+    return True
 
 
-def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception) -> R | Then:
+def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception, ticket: Fill | None = None) -> R | Then:
     """What a driver's GET brought back (or the error that made the cache unreachable),
     as the value to serve or the steps still to run."""
     if isinstance(raw, Exception):
         return Then(cache_down(spec, call, raw))
-    return read(spec, call, raw, now_ms())
+    return read(spec, call, raw, now_ms(), ticket)
 
 
 def fetch_many(spec: Spec[R], calls: list[Call]) -> Steps[list[R]]:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import random
 import time
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
 
 from refresher.calls import Calls
 from refresher.envelope import Codec, CorruptEnvelope, Envelope, new_version
+from refresher.logs import about
 from refresher.options import Settings
 from refresher.policy import Verdict, decide
-from refresher.stats import Stats
+from refresher.stats import LoaderStats, Stats
 from refresher.values import codec_for
 
 if TYPE_CHECKING:
     from refresher.publish import Publisher
 
 R = TypeVar("R")
-log = logging.getLogger("refresher")
 ASKED_SIZE = 4096
 SERVABLE = (Verdict.FRESH, Verdict.REFRESH)
 
@@ -29,6 +28,7 @@ class Nothing:
 
 
 NOTHING = Nothing()
+UNSHARED = object()  # a near cache entry whose value must be decoded for every hit
 
 
 def now_ms() -> int:
@@ -45,7 +45,7 @@ class Spec(Generic[R]):
         self.policy = settings.policy
         self.codec: Codec = settings.codec or codec_for(fn)
         self.calls = calls
-        self.stats = stats
+        self.stats: LoaderStats = stats.loader(name)  # adds up into the process's `stats`
         self.publisher = publisher
         # Refreshes this process has already asked for: value key -> (the version of the
         # value it was asked for, until when). Saves in-window readers a claim each.
@@ -76,23 +76,25 @@ class Spec(Generic[R]):
             ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
         return Envelope(new_version(), now_ms(), ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload)
 
-    def parse(self, raw: bytes | None, quiet: bool = False) -> Envelope | None:
+    def parse(self, raw: bytes | None, quiet: bool = False, key: str | None = None) -> Envelope | None:
+        """The envelope in `raw`; unreadable bytes are None, counted and logged (as being
+        at `key`) unless `quiet`."""
         if raw is None:
             return None
         try:
             return Envelope.from_bytes(raw)
         except CorruptEnvelope:
             if not quiet:
-                self.count_corrupt(None)
+                self.count_corrupt(key, None)
             return None
 
-    def decode(self, envelope: Envelope, quiet: bool = False) -> R | Nothing:
+    def decode(self, envelope: Envelope, quiet: bool = False, key: str | None = None) -> R | Nothing:
         """The decoded payload, or NOTHING if the codec cannot read it."""
         try:
             return cast(R, self.codec.decode(envelope.payload))
         except Exception as exc:  # bytes of an older shape (a deploy changed the type), or foreign
             if not quiet:
-                self.count_corrupt(exc)
+                self.count_corrupt(key, exc)
             return NOTHING
 
     def servable(self, raw: bytes | None) -> R | Nothing:
@@ -103,7 +105,7 @@ class Spec(Generic[R]):
             return NOTHING
         return self.decode(envelope, quiet=True)
 
-    def count_corrupt(self, exc: Exception | None) -> None:
+    def count_corrupt(self, key: str | None, exc: Exception | None) -> None:
         self.stats.incr("corrupt")
-        log.warning("refresher: unreadable data for loader %s treated as a miss and reloaded%s",
-                    self.name, f": {exc}" if exc is not None else "")
+        about(self.name, key).warning("unreadable data treated as a miss and reloaded%s",
+                                      f": {exc}" if exc is not None else "")
