@@ -2,7 +2,8 @@
 a real refresh worker: a cold stampede costs one origin call across the three processes,
 and each of them publishes the refreshes its reads ask for, although the app, its
 Refresher and a running publishing thread were made in gunicorn's master before the fork
-(`--preload`, tests/support/preforked.py)."""
+(`--preload`, tests/support/preforked.py). The app's /metrics (multiprocess mode, across
+the three) and the worker's (REFRESHER_METRICS_PORT) count what the traffic did."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from examples.flask_app.loaders import ORIGIN_CALLS, load_user
 from examples.userdb import USERS
 from refresher.envelope import Envelope
 from tests.support.ageing import into_window
-from tests.support.servers import RedisServer, WorkerProcess
+from tests.support.metrics import Scrape, grew
+from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port
 from tests.support.webapps import WRITTEN, AppServer, Deployment, example_env, gunicorn, stampede
 
 PROCESSES = 3
@@ -26,9 +28,10 @@ MAX_KEYS = 40  # in-window reads of fresh keys until every process has served on
 
 
 class Site(Deployment):
-    def __init__(self, server: AppServer, worker: WorkerProcess, r: redis.Redis) -> None:
+    def __init__(self, server: AppServer, worker: WorkerProcess, r: redis.Redis, worker_metrics: str) -> None:
         super().__init__(worker, r, ORIGIN_CALLS)
         self.server = server
+        self.worker_metrics = worker_metrics
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +39,15 @@ def site(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     env = example_env(redis_server.url, tmp_path_factory.mktemp("flask") / "users.sqlite3",
                       EXAMPLES_QUERY_SECONDS="0.2")
     r = redis.Redis.from_url(redis_server.url)
-    server = gunicorn("tests.support.preforked:app", env, workers=PROCESSES)
+    metrics_dir = tmp_path_factory.mktemp("prometheus")  # the app's gunicorn workers' metric files
+    server = gunicorn("tests.support.preforked:app", {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                      PROCESSES, "-c", str(ROOT / "examples/flask_app/gunicorn.conf.py"))
     try:  # gunicorn starts while the worker does
-        worker = WorkerProcess(redis_server.url, loaders="examples.flask_app.loaders", extra_env=env).start()
+        port = free_port()
+        worker = WorkerProcess(redis_server.url, loaders="examples.flask_app.loaders", extra_env={
+            **env, "REFRESHER_METRICS_PORT": str(port), "REFRESHER_METRICS_ADDR": "127.0.0.1"}).start()
         try:
-            yield Site(server.wait_ready(), worker, r)
+            yield Site(server.wait_ready(), worker, r, f"http://127.0.0.1:{port}/metrics")
         finally:
             worker.stop()
     finally:
@@ -84,3 +91,37 @@ def test_every_forked_process_publishes_the_refreshes_it_asks_for(site: Site) ->
     assert site.origin_calls() - origin == loads + len(aged)  # a load, then a refresh, per user
     print(f"\nin-window reads per process: { {pid: len(users) for pid, users in served.items()} }; "
           f"{len(aged)} refreshes written by the worker")
+
+
+def test_metrics_count_the_reads_loads_and_refreshes_of_every_process(site: Site) -> None:
+    """One miss, then a stampede of hits over the three gunicorn processes, then one read in
+    the refresh window: the app's /metrics adds up the three processes' counts exactly, and
+    the worker's counts its one refresh."""
+    user, hits, loader = 43, 30, load_user.name
+    app, worker = f"{site.server.url}/metrics", site.worker_metrics
+    app_before, worker_before, written = Scrape(app), Scrape(worker), site.written()
+    with httpx.Client(base_url=site.server.url, timeout=30) as client:
+        assert client.get(f"/users/{user}").json() == USERS[user - 1]  # the miss
+        answers, _ = stampede(site.server.url, f"/users/{user}", hits)
+        assert [(a.status, a.body) for a in answers] == [(200, USERS[user - 1])] * hits
+        assert len({a.served_by for a in answers}) >= 2  # counted in several processes
+        into_window(site.r, load_user.keys(user))
+        assert client.get(f"/users/{user}").json() == USERS[user - 1]  # asks for the refresh
+    assert site.worker.log is not None
+    site.worker.log.wait_for(WRITTEN, count=written + 1)
+    app_after, worker_after = Scrape(app), Scrape(worker)
+
+    def reads(outcome: str) -> float:
+        return grew(app_before, app_after, "refresher_reads_total", loader=loader, outcome=outcome)
+
+    assert {o: reads(o) for o in ("miss", "hit", "refresh_asked", "coalesced", "error")} == {
+        "miss": 1, "hit": hits, "refresh_asked": 1, "coalesced": 0, "error": 0}
+    assert grew(app_before, app_after, "refresher_loads_total", loader=loader, result="ok") == 1
+    assert grew(app_before, app_after, "refresher_load_duration_seconds_count", loader=loader) == 1
+    assert grew(app_before, app_after, "refresher_load_duration_seconds_sum", loader=loader) >= 0.2  # the query
+    assert grew(app_before, app_after, "refresher_load_duration_seconds_bucket", loader=loader, le="0.1") == 0
+    assert app_after.value("refresher_publish_breaker_open") == 0
+    assert grew(worker_before, worker_after, "refresher_refresh_tasks_total", loader=loader, outcome="written") == 1
+    assert grew(worker_before, worker_after, "refresher_loads_total", loader=loader, result="ok") == 1
+    assert grew(worker_before, worker_after, "refresher_load_duration_seconds_count", loader=loader) == 1
+    assert grew(worker_before, worker_after, "refresher_reads_total", loader=loader, outcome="hit") == 0

@@ -4,6 +4,8 @@ With --preload gunicorn imports this module once, in its master, and forks the w
 from it: every worker inherits a Refresher built before the fork, whose publishing
 thread does not survive the fork and is started again in each child on its first read.
 Each response names the process that served it (X-Served-By), to show the three at work.
+`/metrics` is refresher's Prometheus metrics: with PROMETHEUS_MULTIPROC_DIR set (and
+`-c examples/flask_app/gunicorn.conf.py`), the sum over every gunicorn worker.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import os
 
 from flask import Flask, Response, abort
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import refresher.metrics
 
 from examples.flask_app.loaders import load_user
 from examples.userdb import User, db_path, seed
 
 seed(db_path())
+refresher.metrics.install()
 app = Flask(__name__)
 
 
@@ -25,6 +31,11 @@ def user(user_id: int) -> User:
     if found is None:
         abort(404, f"no user {user_id}")
     return found
+
+
+@app.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(refresher.metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 @app.get("/health")

@@ -74,11 +74,11 @@ def uvicorn(app: str, env: dict[str, str], *options: str) -> AppServer:
     return AppServer(args, env, port, rf"Uvicorn running on http://127\.0\.0\.1:{port}").launch()
 
 
-def gunicorn(app: str, env: dict[str, str], workers: int) -> AppServer:
-    """`gunicorn -w <workers> --preload <app>` on a free loopback port, launched. Ready once
-    every worker has been forked (the socket listens before, so no request is lost)."""
+def gunicorn(app: str, env: dict[str, str], workers: int, *options: str) -> AppServer:
+    """`gunicorn -w <workers> --preload <options> <app>` on a free loopback port, launched. Ready
+    once every worker has been forked (the socket listens before, so no request is lost)."""
     port = free_port()
-    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--preload", "-b", f"127.0.0.1:{port}", app]
+    args = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--preload", "-b", f"127.0.0.1:{port}", *options, app]
     return AppServer(args, env, port, r"Booting worker with pid", count=workers).launch()
 
 

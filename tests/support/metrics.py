@@ -1,0 +1,32 @@
+"""Scraping a real /metrics endpoint, parsed by prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class Scrape:
+    """One scrape's samples; `value` is 0 for a series not exported (yet)."""
+
+    def __init__(self, url: str) -> None:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        self.samples: dict[Sample, float] = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def names(self) -> set[str]:
+        return {name for name, _ in self.samples}
+
+
+def grew(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
+    """How much a series grew between two scrapes."""
+    return after.value(name, **labels) - before.value(name, **labels)
