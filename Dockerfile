@@ -9,6 +9,7 @@ COPY refresher ./refresher
 COPY workers ./workers
 RUN pip install --no-cache-dir -e '.[test,examples]'
 COPY examples ./examples
+COPY flowerconfig.py ./
 # Celery warns against running a worker as root, and nothing here needs root.
 RUN useradd --create-home app
 USER app

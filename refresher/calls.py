@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 from refresher.keys import Keys, canonical_json, enum_name, tagged, untagged
 
 CACHE_SIZE = 4096
+MAX_REPR = 1024  # as Celery's own argsrepr
 _PLAIN = frozenset((int, str, float, bool, type(None)))
 
 
@@ -95,6 +96,27 @@ class Calls:
             hints.pop("return", None)
             self._enums = {enum_name(cls): cls for hint in hints.values() for cls in _enums_in(hint)}
         return self._enums
+
+
+def call_repr(name: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """A call as a person reads it, such as `user_profile(2)` or
+    `report(datetime.date(2024, 5, 1), region='eu')`: what Flower shows as a refresh
+    task's arguments. Built from the wire form (`Call.wire`), so it needs no loader: typed
+    arguments are shown rebuilt, an enum as its tag (its class is the loader's to know)."""
+    shown = [_shown(a) for a in args] + [f"{key}={_shown(value)}" for key, value in kwargs.items()]
+    text = f"{name}({', '.join(shown)})"
+    return text if len(text) <= MAX_REPR else text[:MAX_REPR - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    try:
+        return repr(untagged(value, _no_enums))
+    except (TypeError, ValueError):  # an enum, or a malformed tag: shown as it came
+        return repr(value)
+
+
+def _no_enums() -> dict[str, type[Enum]]:
+    return {}
 
 
 def _rememberable(args: tuple[Any, ...] | list[Any]) -> bool:

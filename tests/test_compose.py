@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,11 @@ def flower_args(service: dict[str, Any], port: int) -> list[str]:
 
 
 def test_the_flower_service_comes_up(compose: dict[str, Any], redis_url: str) -> None:
+    """Flower comes up, and answers nothing but its healthcheck without the password (with
+    FLOWER_BASIC_AUTH unset the service passes it empty: then nobody gets in)."""
     port = free_port()
-    env = {**os.environ, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    auth = compose["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    env = {**os.environ, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": auth}
     proc = subprocess.Popen(flower_args(compose["services"]["flower"], port), cwd=ROOT, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -141,6 +145,10 @@ def test_the_flower_service_comes_up(compose: dict[str, Any], redis_url: str) ->
         log.wait_for(rf"Visit me at http://127\.0\.0\.1:{port}", timeout=15)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=5) as answer:
             assert (answer.status, answer.read()) == (200, b"OK")
+        for path in ("/", "/api/tasks"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert refused.value.code == 401, path
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from refresher.calls import Call
+from refresher.calls import Call, call_repr
 from refresher.cli.common import redis_call
 from refresher.handle import Loader
 from refresher.publish import REFRESH_TASK
@@ -46,6 +46,7 @@ def enqueue(loader: Loader[Any, Any], call: Call) -> Warmed:
     cache.publisher.app.send_task(
         REFRESH_TASK,
         args=[loader.name, args, kwargs, time.time(), seen],
+        argsrepr=call_repr(loader.name, args, kwargs),  # what Flower shows
         queue=cache.queue,
         expires=max(1.0, loader.settings.ttl_ms / 1000),
         retry=False,
