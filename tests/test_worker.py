@@ -108,7 +108,7 @@ def test_a_failing_refresh_keeps_the_old_value_and_backs_off(
     with caplog.at_level(logging.ERROR, logger="refresher"):
         assert load.get(3) == first
         assert tasks_done.wait(1) == ["failed"]
-    assert f"loader {load.name} key {load.keys(3).value}" in caplog.text and "origin down" in caplog.text
+    assert f"loader={load.name} key={load.keys(3).value}" in caplog.text and "origin down" in caplog.text
     assert r.get(load.keys(3).pending) == BACKOFF
     assert 0 < r.pttl(load.keys(3).pending) <= 1000  # error_backoff defaults to lock_ttl
     # during the back-off, readers are served and nothing is enqueued

@@ -12,9 +12,11 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 from refresher.client import DEFAULT_REDIS_URL
+from refresher.logs import json_asked, use_json
 from refresher.publish import celery_settings
 
 log = logging.getLogger("refresher")
@@ -69,6 +71,16 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
             super().on_connection_error_after_connected(exc)
         except Exception as cleanup:  # the connection is gone already; reconnect regardless
             log.warning("refresher: closing the lost broker connection failed (%r); reconnecting anyway", cleanup)
+
+
+def json_logs(logger: logging.Logger, **_: Any) -> None:
+    """REFRESHER_LOG_FORMAT=json: the worker's log lines, Celery's too, as JSON objects."""
+    if json_asked():
+        use_json(logger)
+
+
+after_setup_logger.connect(json_logs)
+after_setup_task_logger.connect(json_logs)
 
 
 app = Celery("refresher", set_as_current=True)

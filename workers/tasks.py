@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from refresher.errors import UnknownLoader
+from refresher.logs import about
 from refresher.publish import REFRESH_TASK
 from refresher.refresh import refresh_key
 from workers.app import app
-
-log = logging.getLogger("refresher")
 
 
 @app.task(name=REFRESH_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
@@ -19,5 +17,6 @@ def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: flo
     try:
         return refresh_key(name, args, kwargs, enqueued_at, seen)
     except (UnknownLoader, TypeError) as exc:
-        log.error("refresher: rejected a refresh task: %s", exc)
+        about(name, None).error("rejected a refresh task: %s", exc,
+                                extra={"outcome": "rejected", "error_type": type(exc).__name__})
         return "rejected"

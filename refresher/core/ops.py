@@ -113,6 +113,7 @@ class Publish:
     thread runs `undo()` with the sync driver."""
 
     loader: str
+    key: str  # the value's key, for the publisher's log lines
     args: list[Any]
     kwargs: dict[str, Any]
     seen: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from refresher.calls import Call
@@ -11,8 +10,7 @@ from refresher.core.miss import BACKOFF, load_and_commit
 from refresher.core.ops import Command, Held, Steps
 from refresher.core.spec import Spec
 from refresher.envelope import NOTHING_READ
-
-log = logging.getLogger("refresher")
+from refresher.logs import about
 
 
 def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[str]:
@@ -55,9 +53,9 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
         )
     except Exception as exc:
         stats.incr("refresh_failed")
-        log.error(
-            "refresher: refresh failed for loader %s key %s: %s: %s; serving the old value, next attempt in %.1fs",
-            spec.name, keys.value, type(exc).__name__, exc, settings.error_backoff_ms / 1000,
+        about(spec.name, keys.value).error(
+            "refresh failed: %s: %s; serving the old value, next attempt in %.1fs",
+            type(exc).__name__, exc, settings.error_backoff_ms / 1000, extra={"error_type": type(exc).__name__},
         )
         return "failed"
     stats.incr("refreshed" if outcome == "written" else "refresh_dropped")

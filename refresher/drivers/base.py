@@ -21,5 +21,6 @@ class Driver:
     def publish(self, op: Publish, undo_with: SyncDriver) -> bool:
         """Hand the task over; a failed publish is undone from the publisher's thread."""
         return self.publisher.submit(
-            op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo())
+            op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo()),
+            key=op.key,
         )

@@ -55,13 +55,14 @@ class Traffic:
         loader.set(key, {"key": key, "call": 0})
         self.publisher = Publisher(broker_url, "refresher", timeout=0.5, cooldown=0.05, stats=Stats())
         self._stop = threading.Event()
-        self._loader, self._key = loader.name, key
+        self._loader, self._key, self._cache_key = loader.name, key, loader.keys(key).value
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):  # the pacing of simulated traffic
-            self.publisher.submit(self._loader, [self._key], {}, NOTHING_READ, 30.0, on_failure=lambda: None)
+            self.publisher.submit(self._loader, [self._key], {}, NOTHING_READ, 30.0, on_failure=lambda: None,
+                                  key=self._cache_key)
 
     def close(self) -> None:
         self._stop.set()

@@ -41,7 +41,7 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
         assert reading.get(loader, key) == old
         assert tasks_done.wait(1) == ["failed"]
     assert stats["refresh_failed"] == failed + 1
-    assert f"refresh failed for loader {loader.name} key {keys.value}: ConnectionError: origin down" in caplog.text
+    assert f"loader={loader.name} key={keys.value} refresh failed: ConnectionError: origin down" in caplog.text
     assert r.get(keys.pending) == BACKOFF
     assert reading.get(loader, key) == old  # still served after the failure
 
@@ -67,7 +67,7 @@ def test_stale_ttl_serves_past_the_ttl_while_the_origin_is_down(
 
     with caplog.at_level(logging.ERROR, logger="refresher"):
         assert reading.get(loader, key) == old  # tried the origin once, failed, served the stale value
-    assert f"reloading {keys.value} failed; serving the stale value" in caplog.text
+    assert f"loader={loader.name} key={keys.value} reloading failed; serving the stale value" in caplog.text
     assert "origin down" in caplog.text
     assert r.get(keys.pending) == BACKOFF
     assert [reading.get(loader, key) for _ in range(5)] == [old] * 5  # backing off: the origin is left alone
@@ -133,7 +133,7 @@ def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
     stale_served = sum(rep.stats.get("stale_served", 0) for rep in reports)
     if worker is not None:
         assert worker.log is not None
-        worker.log.wait_for(rf"refresh failed for loader {loader.name} key ", count=len(started))
+        worker.log.wait_for(rf"loader={loader.name} key=\S+ refresh failed: ", count=len(started))
         assert stale_served == 0
     else:
         assert stale_served > 0

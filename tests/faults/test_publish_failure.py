@@ -62,7 +62,7 @@ def test_a_failed_publish_frees_the_marker_and_a_later_read_asks_again(
         assert cache.flush(timeout=5)
         assert time.monotonic() - started < 2 * PUBLISH_TIMEOUT
     assert cache.stats["publish_failed"] == 1
-    assert f"publishing a refresh of {loader.name} failed" in caplog.text
+    assert f"loader={loader.name} key={keys.value} publishing a refresh failed" in caplog.text
     assert r.get(keys.pending) is None  # the marker was freed
 
     # While the breaker is open, reads are served and publish nothing.
