@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis rabbitmq test demo bench bench-quick typecheck worker flower clean
+.PHONY: install redis rabbitmq test demo bench bench-quick typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ worker: install
 
 flower: install
 	$(BIN)/celery -A workers flower
+
+# Not run by CI: needs Debian's chromium (apt-get install -y chromium). Writes docs/flower.png.
+flower-screenshot: install redis
+	$(BIN)/python -m docs.flower_screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info

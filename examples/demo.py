@@ -74,6 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each hot-keys run (default 8, at most 60)")
     parser.add_argument("--processes", type=int, default=4, help="reader processes (default 4)")
     parser.add_argument("--threads", type=int, default=8, help="reader threads per process (default 8)")
+    parser.add_argument("--events", action="store_true", help="start the worker with -E, for Flower to watch")
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 60 or not 0 < args.processes <= 32 or not 0 < args.threads <= 64:
         parser.error("need 0 < --seconds <= 60, 0 < --processes <= 32, 0 < --threads <= 64")
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
         os.environ.update(env)  # before the readers are spawned and examples.loaders is imported
         stack.callback(delete_keys, url, run_id)
         readers = stack.enter_context(Readers(plan, args.processes, args.threads))
-        worker = stack.enter_context(celery_worker(run_id, env, WORKER_CONCURRENCY))
+        worker = stack.enter_context(celery_worker(run_id, env, WORKER_CONCURRENCY, args.events))
         print(f"worker: celery -A workers worker is ready (REFRESHER_LOADERS=examples.loaders, queue {run_id})")
         outcomes = [run_phase(f"[{i}/{len(plan)}]", phase, readers, worker, progress)
                     for i, phase in enumerate(plan, 1)]

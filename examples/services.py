@@ -110,11 +110,12 @@ def redis_server() -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(name: str, env: dict[str, str], concurrency: int) -> Iterator[Child]:
-    """`celery -A workers worker` (threads pool) with `env` added, stopped on exit."""
+def celery_worker(name: str, env: dict[str, str], concurrency: int, events: bool = False) -> Iterator[Child]:
+    """`celery -A workers worker` (threads pool) with `env` added, stopped on exit; with
+    `events`, -E and heartbeats, for Flower."""
     args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", "-P", "threads",
-            "-c", str(concurrency), "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-n", f"{name}@%h"]
+            "-c", str(concurrency), "--without-mingle", "--without-gossip",
+            *(["-E"] if events else ["--without-heartbeat"]), "-n", f"{name}@%h"]
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     worker = Child("celery worker", args, {**os.environ, **env, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"})
     worker.start(r"@\S+ ready\.", timeout=30)
