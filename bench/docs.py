@@ -18,8 +18,12 @@ RUNS_END = "<!-- python -m bench --only hot --runs: end -->"
 ASYNC_BEGIN = "<!-- python -m bench --only async: begin -->"
 ASYNC_END = "<!-- python -m bench --only async: end -->"
 ASYNC_TITLE = "Async rows: refresher aget against redis.asyncio and cashews (issue 9)"
-# Sections a full run keeps as they are: the `--runs` one, and `python -m bench.codec`'s (bench/codec.py).
-KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"))
+# `python -m bench.metrics` (bench/metrics.py) owns the text between these.
+METRICS_BEGIN = "<!-- metrics:start -->"
+METRICS_END = "<!-- metrics:end -->"
+# Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py)
+# and `python -m bench.metrics`'s.
+KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END))
 
 ASYNC_STRATEGIES = """\
 Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,
@@ -145,6 +149,12 @@ def write_async(out: Path, body: str) -> Path:
     """Put `body` between its markers in benchmarks.md (new: before the `--runs` section,
     if any), and leave the rest of the file alone."""
     return _put(out / "benchmarks.md", ASYNC_BEGIN, ASYNC_END, body, before=RUNS_BEGIN)
+
+
+def write_metrics(out: Path, body: str) -> Path:
+    """Put `body` between the metrics markers in benchmarks.md (new: at the end), and leave
+    the rest of the file alone."""
+    return _put(out / "benchmarks.md", METRICS_BEGIN, METRICS_END, body)
 
 
 def _put(path: Path, begin: str, end: str, body: str, before: str | None = None) -> Path:
