@@ -10,20 +10,32 @@ from dataclasses import replace
 from typing import Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
 
 from refresher import registry
-from refresher.connect import SyncClient, async_client, parse, sync_client
+from refresher.connect import SyncClient, async_client, parse, sync_client, tracking_pools
 from refresher.drivers.aio import AsyncDriver
 from refresher.drivers.sync import SyncDriver
 from refresher.handle import Loader
 from refresher.keys import check_namespace
+from refresher.near import NearCache
 from refresher.options import Options
 from refresher.publish import Publisher
 from refresher.singleflight import Group
 from refresher.stats import Stats
+from refresher.tracking import Tracker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def _near_cache_from_env() -> int:
+    """REFRESHER_NEAR_CACHE=10000 turns the near cache on without a code change (0: off)."""
+    text = os.environ.get("REFRESHER_NEAR_CACHE", "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"REFRESHER_NEAR_CACHE must be a number of entries (0 for off), got {text!r}")
+    return int(text)
 
 
 class Decorator(Protocol):
@@ -44,7 +56,8 @@ class Refresher:
     the cache's URL, for a single Redis); keyword arguments override them. The cache URL
     may name a Redis Cluster or a Sentinel-managed master (see connect.py); `redis=` hands
     over a ready-made redis-py client for the sync path (the async path still connects to
-    the URL). `loader_defaults` are Options
+    the URL). `near_cache=N` keeps up to N values (and `near_cache_bytes` of them) in this
+    process, dropped as soon as Redis reports a write (near.py). `loader_defaults` are Options
     fields (refresh_window, stale_ttl, fail_open, ...) applied to every loader.
     """
 
@@ -59,6 +72,8 @@ class Refresher:
         socket_timeout: float = 1.0,
         publish_timeout: float = 1.0,
         breaker_cooldown: float = 5.0,
+        near_cache: int | None = None,
+        near_cache_bytes: int = 64 * 1024 * 1024,
         **loader_defaults: Any,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("REFRESHER_REDIS_URL") or DEFAULT_REDIS_URL
@@ -72,6 +87,12 @@ class Refresher:
         self.stats = Stats()
         self.redis = redis if redis is not None else sync_client(self.target, socket_timeout)
         self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
+        near_cache = near_cache if near_cache is not None else _near_cache_from_env()
+        self.near = (
+            NearCache(near_cache, near_cache_bytes, lambda invalidate: Tracker(
+                lambda: tracking_pools(self.redis), f"{self.namespace}:{{", invalidate))
+            if near_cache else None
+        )
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
@@ -123,6 +144,8 @@ class Refresher:
         return self.publisher.flush(timeout)
 
     def close(self) -> None:
+        if self.near is not None:
+            self.near.close()
         self.publisher.close()
         self.redis.close()
 

@@ -22,6 +22,7 @@ import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
@@ -142,3 +143,10 @@ def async_client(target: Target, timeout: float) -> AsyncClient:
 def _sentinel_options(options: dict[str, Any]) -> dict[str, Any]:
     """Sentinels take the timeouts and TLS, not the data nodes' credentials."""
     return {k: v for k, v in options.items() if k not in ("username", "password")}
+
+
+def tracking_pools(client: SyncClient) -> list[ConnectionPool]:
+    """A connection pool per master, for the near cache's tracking connections."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return [client.get_redis_connection(node).connection_pool for node in client.get_primaries()]
+    return [client.connection_pool]

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, T
 
 from refresher.calls import Call, Calls
 from refresher.core.ops import Steps
-from refresher.core.read import Then, after_get, fetch_many
-from refresher.core.spec import Spec
+from refresher.core.read import Then, after_get, fetch_many, read_near
+from refresher.core.spec import NOTHING, Nothing, Spec, now_ms
 from refresher.core.write import invalidate, set_value
 from refresher.drivers import loop
 from refresher.keys import Keys, check_name
+from refresher.near import Ticket
 from refresher.options import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Loader(Generic[P, R]):
         self.settings = settings
         self.call = Calls(fn, cache.namespace, self.name)
         self.spec: Spec[R] = Spec(self.name, fn, settings, self.call, cache.stats, cache.publisher)
+        self.near = cache.near if settings.near else None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -48,7 +50,10 @@ class Loader(Generic[P, R]):
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
         call = self.call(args, kwargs)
         driver = self.cache.sync
-        value = after_get(self.spec, call, driver.get(call.keys.value))
+        near = self._near(call) if self.near is not None else NOTHING
+        if type(near) is not Ticket and near is not NOTHING:
+            return driver.run(near.steps) if type(near) is Then else near  # type: ignore[return-value]
+        value = after_get(self.spec, call, driver.get(call.keys.value), near if type(near) is Ticket else None)
         return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     def get_many(self, items: Iterable[Any]) -> list[R]:
@@ -61,7 +66,7 @@ class Loader(Generic[P, R]):
         if self.spec.is_async:
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget_many(...)`")
         calls = self._calls(items)
-        return self.cache.sync.run(fetch_many(self.spec, calls)) if calls else []
+        return self.cache.sync.run(self._fetch_many(calls)) if calls else []
 
     def set(self, *args: Any, **kwargs: Any) -> None:
         """`load_user.set(1001, value)`: store a value you already have. Any load or
@@ -81,12 +86,15 @@ class Loader(Generic[P, R]):
         loader's origin call runs in a thread)."""
         call = self.call(args, kwargs)
         driver = self.cache.aio()
-        value = after_get(self.spec, call, await driver.get(call.keys.value))
+        near = self._near(call) if self.near is not None else NOTHING
+        if type(near) is not Ticket and near is not NOTHING:
+            return await driver.run(near.steps) if type(near) is Then else near  # type: ignore[return-value]
+        value = after_get(self.spec, call, await driver.get(call.keys.value), near if type(near) is Ticket else None)
         return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     async def aget_many(self, items: Iterable[Any]) -> list[R]:
         calls = self._calls(items)
-        return await self.cache.aio().run(fetch_many(self.spec, calls)) if calls else []
+        return await self.cache.aio().run(self._fetch_many(calls)) if calls else []
 
     async def aset(self, *args: Any, **kwargs: Any) -> None:
         call, value = self._set_call(args, kwargs)
@@ -106,6 +114,32 @@ class Loader(Generic[P, R]):
         if not self.spec.is_async:
             return self.cache.sync.run(steps)
         return loop.run(lambda: self.cache.aio().run(steps))
+
+    def _near(self, call: Call) -> R | Then | Ticket | Nothing:
+        """What the near cache can serve (a value, or steps that ask for its refresh
+        first), else the ticket the read from Redis fills, or NOTHING while it is off."""
+        assert self.near is not None
+        key = call.keys.value
+        entry = self.near.lookup(key)
+        if entry is not None:
+            value = read_near(self.spec, call, entry.envelope, entry.value, now_ms())
+            if value is not None:
+                return value
+        return self.near.expect(key) or NOTHING
+
+    def _fetch_many(self, calls: list[Call]) -> Steps[list[R]]:
+        """The batch's steps, with what the near cache serves left out of the MGET."""
+        if self.near is None:
+            return fetch_many(self.spec, calls)
+        served: dict[int, Any] = {}
+        tickets: dict[int, Ticket] = {}
+        for i, call in enumerate(calls):
+            found = self._near(call)
+            if type(found) is Ticket:
+                tickets[i] = found
+            elif found is not NOTHING:
+                served[i] = found
+        return fetch_many(self.spec, calls, served, tickets)  # type: ignore[arg-type]
 
     def _calls(self, items: Iterable[Any]) -> list[Call]:
         return [self.call(item if isinstance(item, tuple) else (item,), {}) for item in items]

@@ -26,6 +26,7 @@ class Options:
     max_value_bytes: int = 1024 * 1024
     fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
     codec: Codec | None = None  # default: JSON typed by the loader's return annotation (values.py)
+    near: bool = True  # use the Refresher's near cache, when it has one
 
     def resolved(self) -> Settings:
         """A copy with every derived default filled in, or a ValueError naming the problem."""
@@ -68,6 +69,7 @@ class Options:
             max_value_bytes=self.max_value_bytes,
             fail_open=self.fail_open,
             codec=self.codec,
+            near=self.near,
         )
 
 
@@ -90,3 +92,4 @@ class Settings:
     max_value_bytes: int
     fail_open: bool
     codec: Codec | None
+    near: bool

@@ -10,10 +10,14 @@ would still come back different, instead of letting a hit reshape it later.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
+import enum
 import functools
 import sys
 import types
 import typing
+import uuid
 from typing import Any, Callable, Iterator
 
 import msgspec
@@ -77,6 +81,27 @@ class ValueCodec:
             hint = "annotate the loader's return type" if self.annotation is Any else f"the value is not a {_describe(self.annotation)}"
             raise TypeError(f"{difference} ({hint})")
         return payload, decoded
+
+
+_IMMUTABLE_SCALARS = (str, int, float, bool, type(None), bytes, datetime.date, datetime.time, uuid.UUID, decimal.Decimal, enum.Enum)
+
+
+def frozen(value: Any) -> bool:
+    """Whether no caller can change `value` in place (so one object can serve every hit):
+    scalars, tuples and frozensets of frozen values, frozen dataclasses and msgspec
+    Structs whose fields are frozen."""
+    if isinstance(value, _IMMUTABLE_SCALARS):
+        return True
+    if isinstance(value, (tuple, frozenset)):
+        return all(frozen(item) for item in value)
+    if isinstance(value, msgspec.Struct):
+        return bool(value.__struct_config__.frozen) and all(frozen(item) for item in msgspec.structs.astuple(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        params = getattr(value, "__dataclass_params__", None)
+        return bool(params is not None and params.frozen) and all(
+            frozen(getattr(value, field.name)) for field in dataclasses.fields(value)
+        )
+    return False
 
 
 def codec_for(fn: Callable[..., Any]) -> ValueCodec:

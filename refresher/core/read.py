@@ -77,12 +77,13 @@ def read_near(spec: Spec[R], call: Call, envelope: Envelope, shared: Any, now: i
     return value
 
 
-def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None]) -> list[R | Then]:
+def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None],
+              tickets: list[Fill | None] | None = None) -> list[R | Then]:
     """`read` for each call of a batch, counting its hits once per batch."""
     now = now_ms()
     out: list[R | Then] = []
-    for call, raw in zip(calls, found):
-        value = _read(spec, call, raw, now)
+    for i, (call, raw) in enumerate(zip(calls, found)):
+        value = _read(spec, call, raw, now, tickets[i] if tickets is not None else None)
         out.append(value)
     spec.stats.incr("hit", sum(1 for v in out if type(v) is not Then))
     return out
@@ -159,15 +160,28 @@ def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception, ticket: 
     return read(spec, call, raw, now_ms(), ticket)
 
 
-def fetch_many(spec: Spec[R], calls: list[Call]) -> Steps[list[R]]:
-    """Many reads in one round trip (one MGET); each miss then takes the coalesced path."""
+def fetch_many(spec: Spec[R], calls: list[Call], served: dict[int, Any] | None = None,
+               tickets: dict[int, Fill] | None = None) -> Steps[list[R]]:
+    """Many reads in one round trip (one MGET); each miss then takes the coalesced path.
+    `served` holds what the near cache answered by the call's index (a value, or a Then),
+    which Redis is not asked for; `tickets` what it expects back from the MGET."""
+    served = served or {}
+    ask = [i for i in range(len(calls)) if i not in served]
+    results: dict[int, R | Then] = dict(served)
+    if ask:
+        asked = [calls[i] for i in ask]
+        try:
+            found = yield MGet(tuple(call.keys.value for call in asked))
+        except UNAVAILABLE as exc:
+            found = None
+            for i, call in zip(ask, asked):
+                results[i] = Then(cache_down(spec, call, exc))
+        if found is not None:
+            fills = [tickets.get(i) for i in ask] if tickets else None
+            decided: list[R | Then] = read_many(spec, asked, found, fills)
+            results.update(zip(ask, decided))
     values: list[R] = []
-    try:
-        found = yield MGet(tuple(call.keys.value for call in calls))
-    except UNAVAILABLE as exc:
-        for call in calls:
-            values.append((yield from cache_down(spec, call, exc)))
-        return values
-    for value in read_many(spec, calls, found):
+    for i in range(len(calls)):
+        value = results[i]
         values.append((yield from value.steps) if isinstance(value, Then) else value)
     return values

@@ -1,0 +1,119 @@
+"""The near cache: recent envelopes in this process's memory, dropped the moment Redis
+says their key was written (see tracking.py).
+
+An entry keeps the envelope, so a near hit makes the very decision a Redis hit makes
+(serve, serve and ask for a refresh, or go to Redis once the TTL has passed). Values that
+cannot be changed in place (see values.frozen) are handed out as one shared object; the
+others are decoded again for every hit, so no caller can alter what the next one gets.
+
+A read that goes to Redis leaves a ticket under its key first; the reply is kept only if
+the ticket is still there, so a write whose invalidation arrived while the GET was in
+flight cannot be undone by the older reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from refresher.core.spec import UNSHARED
+from refresher.envelope import Envelope
+from refresher.tracking import Invalidate, Tracker
+from refresher.values import frozen
+
+ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
+
+
+class Entry(NamedTuple):
+    envelope: Envelope
+    value: Any  # the decoded value, or UNSHARED
+    size: int
+
+
+class Ticket:
+    """A read on its way to Redis: `fill` keeps what it found, unless the key was
+    invalidated since."""
+
+    __slots__ = ("near", "key")
+
+    def __init__(self, near: NearCache, key: str) -> None:
+        self.near = near
+        self.key = key
+
+    def fill(self, envelope: Envelope, value: Any) -> None:
+        self.near.fill(self, envelope, value)
+
+
+class NearCache:
+    """Up to `max_entries` envelopes and `max_bytes` of payload; the oldest go first."""
+
+    def __init__(self, max_entries: int, max_bytes: int, tracker: Callable[[Invalidate], Tracker]) -> None:
+        if max_entries <= 0:
+            raise ValueError(f"near_cache must be a number of entries > 0, got {max_entries!r}")
+        if max_bytes <= 0:
+            raise ValueError(f"near_cache_bytes must be > 0, got {max_bytes!r}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: dict[str, Entry | Ticket] = {}
+        self._bytes = 0
+        self.tracker = tracker(self._invalidate)
+
+    def __len__(self) -> int:
+        return sum(1 for found in list(self._entries.values()) if type(found) is Entry)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def lookup(self, key: str) -> Entry | None:
+        """The entry to decide on, after every invalidation received so far is applied."""
+        if not self.tracker.sync():
+            return None
+        found = self._entries.get(key)
+        return found if type(found) is Entry else None
+
+    def expect(self, key: str) -> Ticket | None:
+        """A ticket for a read about to go to Redis (None while tracking is off)."""
+        with self.tracker.lock:
+            if not self.tracker.live:
+                return None
+            self._remove(key)
+            self._make_room(0)
+            ticket = self._entries[key] = Ticket(self, key)
+        return ticket
+
+    def fill(self, ticket: Ticket, envelope: Envelope, value: Any) -> None:
+        size = len(envelope.payload) + ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return
+        entry = Entry(envelope, value if frozen(value) else UNSHARED, size)
+        self.tracker.sync()  # an invalidation that has arrived voids the ticket first
+        with self.tracker.lock:
+            if not self.tracker.live or self._entries.get(ticket.key) is not ticket:
+                return
+            del self._entries[ticket.key]
+            self._make_room(size)
+            self._entries[ticket.key] = entry
+            self._bytes += size
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    # -- under the tracker's lock ------------------------------------------------------
+
+    def _invalidate(self, keys: list[bytes] | None) -> None:
+        if keys is None:
+            self._entries.clear()
+            self._bytes = 0
+            return
+        for key in keys:
+            self._remove(key.decode())
+
+    def _remove(self, key: str) -> None:
+        found = self._entries.pop(key, None)
+        if type(found) is Entry:
+            self._bytes -= found.size
+
+    def _make_room(self, size: int) -> None:
+        entries = self._entries
+        while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
+            self._remove(next(iter(entries)))

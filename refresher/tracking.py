@@ -1,0 +1,220 @@
+"""Server-assisted invalidation: the near cache's one source of truth about writes.
+
+One RESP3 connection per Redis master runs `CLIENT TRACKING ON BCAST PREFIX <ns>:{`, so
+the server pushes the name of every key written under the namespace (by any client, a
+worker's commit, a `set`, an expiry or a FLUSHALL) to this process. Readers apply what has
+arrived on the read itself (`sync`: one epoll_wait for every master when nothing has), so
+a copy that an invalidation already received made stale is never served, however busy the
+GIL is. A background thread pings each connection: a lost or frozen one marks the tracker
+down (the near cache is flushed and bypassed) until every master is tracked again.
+
+BCAST rather than the default mode: it needs no tracking on the pooled data connections
+(any of which may be the one that read a key), works on Redis 6.0+, and its cost (a push
+for keys this process never read, the locks and markers included) is one dict miss each.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import threading
+import time
+from typing import Any, Callable, Iterable, cast
+
+import hiredis
+from redis.connection import ConnectionPool
+
+log = logging.getLogger("refresher")
+
+CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
+PING_EVERY = 0.1
+DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
+RETRY_EVERY = 0.5
+
+Invalidate = Callable[[list[bytes] | None], None]
+"""Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
+
+
+class _Link:
+    """One tracking connection: redis-py connects it (TLS, auth, Sentinel's master),
+    then its socket is read directly, without blocking."""
+
+    def __init__(self, pool: ConnectionPool, prefix: str) -> None:
+        self.connection: Any = cast(Any, pool.make_connection())
+        self.connection.protocol = 3  # pushes arrive on the connection that asked for them
+        self.connection.client_name = CLIENT_NAME
+        self.connection.connect()
+        self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix)
+        reply = self.connection.read_response()
+        if reply not in (b"OK", "OK"):
+            raise ConnectionError(f"CLIENT TRACKING was refused: {reply!r}")
+        sock = self.connection._sock  # noqa: SLF001  redis-py keeps it private
+        if sock is None:
+            raise ConnectionError("the tracking connection closed during set-up")
+        self.sock: Any = sock  # a socket, or an SSLSocket
+        self.sock.settimeout(0)
+        self.fd: int = sock.fileno()
+        self.tls = hasattr(sock, "pending")
+        self.reader: hiredis.Reader = hiredis.Reader()
+        self.ping_sent: float | None = None
+        self.last_ping: float = time.monotonic()
+
+    def read(self) -> Iterable[Any]:
+        """Everything that has arrived, parsed."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if type(exc).__name__ == "SSLWantReadError":
+                    break
+                raise
+            if not data:
+                raise ConnectionError("the server closed the tracking connection")
+            self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            yield reply
+
+    def ping(self) -> None:
+        self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+        self.ping_sent = self.last_ping = time.monotonic()
+
+    def close(self) -> None:
+        self.connection.disconnect()
+
+
+class Tracker:
+    """Keeps `invalidate` told of every write under `prefix` on each master, or says it
+    cannot (`sync()` is False) and has flushed everything."""
+
+    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefix: str, invalidate: Invalidate) -> None:
+        self._pools = pools
+        self._prefix = prefix
+        self._invalidate = invalidate
+        self._links: list[_Link] = []
+        self.lock = threading.Lock()
+        self._draining = False  # a drain has read bytes it has not applied yet
+        self._epoll = select.epoll()
+        self._poll = self._epoll.poll
+        self._tls = False
+        self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
+        self.live = False
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="refresher-tracking", daemon=True)
+        self._thread.start()
+
+    def sync(self) -> bool:
+        """Apply every invalidation that has arrived; False when copies must not be
+        served (not tracking, or a PING has gone unanswered too long)."""
+        if not self.live:
+            return False
+        try:
+            # Bytes not read yet, or a closed connection: one epoll_wait for every master,
+            # no lock, no GIL switch. `_draining` is looked at after it: a drain reads
+            # the bytes first and applies them after.
+            if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
+                with self.lock:
+                    self._drain()
+        except ValueError:  # the epoll was closed under us: the tracker just went down
+            return False
+        return self.live and time.monotonic() < self._answer_by
+
+    def wait_live(self, timeout: float) -> bool:
+        """For tests and start-up: block until tracking is on (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        while not self.live and time.monotonic() < deadline:
+            self._closed.wait(0.005)
+        return self.live
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2)
+        with self.lock:
+            self._down(None)
+
+    # -- under the lock --------------------------------------------------------------
+
+    def _drain(self) -> None:
+        self._draining = True
+        try:
+            for link in self._links:
+                for reply in link.read():
+                    if isinstance(reply, hiredis.PushNotification):
+                        if len(reply) >= 2 and reply[0] == b"invalidate":
+                            self._invalidate(reply[1])
+                    elif isinstance(reply, hiredis.ReplyError):
+                        raise ConnectionError(f"tracking connection: {reply}")
+                    else:  # PONG
+                        link.ping_sent = None
+                        waiting = [other.ping_sent for other in self._links if other.ping_sent is not None]
+                        self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
+        except (OSError, ConnectionError) as exc:
+            self._down(exc)
+        finally:
+            self._draining = False
+
+    def _down(self, exc: BaseException | None) -> None:
+        if self.live and exc is not None:
+            log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
+        self.live = False
+        self._invalidate(None)
+        self._epoll.close()
+        for link in self._links:
+            link.close()
+        self._links = []
+
+    # -- the background thread -------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            if not self.live:
+                self._connect()
+                if not self.live:
+                    self._closed.wait(RETRY_EVERY)
+                continue
+            self._tend()
+
+    def _connect(self) -> None:
+        links: list[_Link] = []
+        try:
+            for pool in self._pools():
+                links.append(_Link(pool, self._prefix))
+        except Exception as exc:  # any failure: nothing is tracked, try again later
+            for link in links:
+                link.close()
+            log.debug("refresher: near cache: tracking not on yet: %s", exc)
+            return
+        epoll = select.epoll()
+        for link in links:
+            epoll.register(link.fd, select.EPOLLIN | select.EPOLLRDHUP)
+        with self.lock:
+            self._links = links
+            self._epoll, self._poll = epoll, epoll.poll
+            self._tls = any(link.tls for link in links)
+            self._answer_by = math.inf
+            self._invalidate(None)  # anything kept from before was not tracked meanwhile
+            self.live = True
+        log.info("refresher: near cache on: tracking %d master(s)", len(links))
+
+    def _tend(self) -> None:
+        """Read what has arrived while no reader did, ping each link, and declare the
+        tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER. It
+        wakes on a clock, not on every push: readers apply those themselves, and a
+        thread woken per write would take the GIL from them each time."""
+        self._closed.wait(PING_EVERY / 4)
+        now = time.monotonic()
+        with self.lock:
+            if not self.live:
+                return
+            self._drain()
+            try:
+                for link in self._links:
+                    if link.ping_sent is not None and now - link.ping_sent > DEAD_AFTER:
+                        raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
+                    if link.ping_sent is None and now - link.last_ping >= PING_EVERY:
+                        link.ping()
+                        self._answer_by = min(self._answer_by, now + DEAD_AFTER)
+            except (OSError, ConnectionError) as exc:
+                self._down(exc)
