@@ -9,6 +9,8 @@ on without being restarted.
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -97,6 +99,35 @@ def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
     assert reading.get(load, 2) == {"n": 2, "call": 2}
     assert reading.get(load, 1) == {"n": 1, "call": 1}
     assert calls == [1, 2]
+
+
+def test_the_kernel_keeps_the_socket_timeout_and_a_frozen_cache_still_times_out_once(
+    cache_server: RedisServer, cache: Refresher
+) -> None:
+    """The sync client's sockets are blocking (no poll() before each send and recv) with
+    SO_RCVTIMEO/SO_SNDTIMEO set; a frozen server still fails a command within the socket
+    timeout, as a timeout (not a connection error, which the client would retry)."""
+    client = cache.redis
+    assert isinstance(client, redis.Redis)
+    client.set("t", "v")
+    connection = client.connection_pool.get_connection()
+    try:
+        sock = connection._sock
+        assert sock is not None and sock.gettimeout() is None
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            assert struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, option, 16)) == (0, SOCKET_TIMEOUT * 1e6)
+    finally:
+        client.connection_pool.release(connection)
+    assert cache_server.proc is not None
+    cache_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        for op in (lambda: client.get("t"), lambda: client.set("t", "w")):  # the pooled connection, then a new one
+            error, seconds = timed(op)
+            assert isinstance(error, redis.TimeoutError), error
+            assert SOCKET_TIMEOUT * 0.9 <= seconds < 1.5 * SOCKET_TIMEOUT, seconds
+    finally:
+        cache_server.proc.send_signal(signal.SIGCONT)
+    assert client.get("t") == b"v"  # its own answer, not a late reply to a timed-out command
 
 
 def test_fail_open_calls_the_loader_directly_once_for_all_threads(
