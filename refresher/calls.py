@@ -32,9 +32,11 @@ class Call(NamedTuple):
 class Calls:
     """Builds the Call for a loader's arguments; remembers recent ones by value."""
 
-    def __init__(self, fn: Callable[..., Any], namespace: str, name: str) -> None:
+    def __init__(self, fn: Callable[..., Any], namespace: str, name: str, version: int | None = None) -> None:
         self.namespace = namespace
         self.name = name
+        # A versioned loader's keys name its version: versions never read each other's values.
+        self._key_name = name if version is None else f"{name}:v{version}"
         self._fn = fn
         self._enums: dict[str, type[Enum]] | None = None
         self._signature = inspect.signature(fn)
@@ -83,7 +85,7 @@ class Calls:
             args_json = canonical_json(wire if self._keyword_form else wire[0])
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a datetime out of range in UTC
             raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
-        return Call(args, kwargs, Keys.build(self.namespace, self.name, args_json), wire)
+        return Call(args, kwargs, Keys.build(self.namespace, self._key_name, args_json), wire)
 
     def _enum_classes(self) -> dict[str, type[Enum]]:
         """The enums named in the parameter annotations, read on first need (annotations

@@ -11,8 +11,10 @@ from typing import Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overl
 
 from refresher import registry
 from refresher.connect import SyncClient, async_client, parse, sync_client, tracking_pools
+from refresher.core.write import bump_epoch
 from refresher.drivers.aio import AsyncDriver
 from refresher.drivers.sync import SyncDriver
+from refresher.epochs import Epochs, check_tag
 from refresher.handle import Loader
 from refresher.keys import check_namespace
 from refresher.near import NearCache
@@ -88,11 +90,11 @@ class Refresher:
         self.redis = redis if redis is not None else sync_client(self.target, socket_timeout)
         self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
         near_cache = near_cache if near_cache is not None else _near_cache_from_env()
-        self.near = (
-            NearCache(near_cache, near_cache_bytes, lambda invalidate: Tracker(
-                lambda: tracking_pools(self.redis), f"{self.namespace}:{{", invalidate))
-            if near_cache else None
-        )
+        self.epochs = Epochs(self.namespace)
+        prefixes = [self.epochs.prefix] + ([f"{self.namespace}:{{"] if near_cache else [])
+        self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written)
+        self.epochs.tracker = self.tracker
+        self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
@@ -139,13 +141,31 @@ class Refresher:
 
         return decorate
 
+    def invalidate_tag(self, tag: str) -> None:
+        """Drop every cached value carrying `tag` (a loader's `tags=`), across loaders, in
+        O(1): none is served again, and loads in flight write values already dropped."""
+        self.sync.run(bump_epoch(self.epochs.tag_key(check_tag(tag)), hard=True))
+
+    async def ainvalidate_tag(self, tag: str) -> None:
+        await self.aio().run(bump_epoch(self.epochs.tag_key(check_tag(tag)), hard=True))
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every refresh asked for so far has been published (or has failed)."""
         return self.publisher.flush(timeout)
 
-    def close(self) -> None:
+    def _written(self, keys: list[bytes] | None) -> None:
+        """Redis reported these keys written (None: everything may have been): the
+        tracker's pushes, sorted between the epochs and the near cache."""
+        epoch_prefix = self.epochs.prefix.encode()
+        if keys is None:
+            self.epochs.forget(None)
+        else:
+            self.epochs.forget([key for key in keys if key.startswith(epoch_prefix)])
         if self.near is not None:
-            self.near.close()
+            self.near.invalidate(keys)
+
+    def close(self) -> None:
+        self.tracker.close()
         self.publisher.close()
         self.redis.close()
 

@@ -4,6 +4,9 @@ An envelope is a short ASCII header followed by the codec's bytes:
 
     r1|<version>|<kind>|<written_ms>|<ttl_ms>|<stale_ms>|<delta_ms>|<payload>
 
+where kind is `t` (a tombstone), `v`, or `v~...` (a value with the epochs it was loaded
+under: Marks).
+
 The header carries everything the read path needs (so a hit is one GET, no TTL call),
 and its version sits where a Lua script can read it with one pattern match (or a
 GETRANGE of the first bytes), whatever codec the payload uses.
@@ -68,13 +71,16 @@ class Envelope(NamedTuple):
     delta_ms: int
     payload: bytes
     tombstone: bool = False
+    marks: Marks | None = None
+    """The loader's epoch and its tags' epochs when the value was loaded (epochs.py);
+    None for a value loaded before any was bumped (every epoch 0)."""
 
     @property
     def expires_ms(self) -> int:
         return self.written_ms + self.ttl_ms
 
     def to_bytes(self) -> bytes:
-        kind = TOMBSTONE if self.tombstone else VALUE
+        kind = TOMBSTONE if self.tombstone else VALUE if self.marks is None else VALUE + self.marks.to_bytes()
         return b"|".join(
             (
                 MAGIC,
@@ -93,12 +99,38 @@ class Envelope(NamedTuple):
         try:
             magic, version, kind, written, ttl, stale, delta, payload = data.split(b"|", 7)
             # tuple.__new__ skips NamedTuple's keyword handling: this runs once per read.
-            envelope = _new(cls, (int(version), int(written), int(ttl), int(stale), int(delta), payload, kind == TOMBSTONE))
+            marks = None if kind == VALUE or kind == TOMBSTONE else Marks.from_bytes(kind)
+            envelope = _new(cls, (int(version), int(written), int(ttl), int(stale), int(delta), payload,
+                                  kind == TOMBSTONE, marks))
         except ValueError as exc:  # the wrong number of fields, or one that is not a number
             raise CorruptEnvelope(f"not a refresher envelope: {exc}") from None
-        if magic != MAGIC or (kind != VALUE and kind != TOMBSTONE):
+        if magic != MAGIC:
             raise CorruptEnvelope("not a refresher envelope")
         return envelope
+
+
+class Marks(NamedTuple):
+    """Epochs a value was loaded under, stored in the header's kind field after the
+    `v`: `v~<loader epoch>` and `~<tag>=<epoch>,...` for its tags (tag names hold no
+    `|`, `~`, `,`, `=` or whitespace; see epochs.check_tag)."""
+
+    epoch: int
+    tags: tuple[tuple[str, int], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        head = b"~%d" % self.epoch
+        if not self.tags:
+            return head
+        return head + b"~" + b",".join(b"%s=%d" % (tag.encode(), n) for tag, n in self.tags)
+
+    @classmethod
+    def from_bytes(cls, kind: bytes) -> Marks:
+        value, _, rest = kind.partition(b"~")
+        if value != VALUE or not rest:
+            raise ValueError(f"unknown kind {kind[:16]!r}")
+        epoch, _, tags = rest.partition(b"~")
+        pairs = (part.rpartition(b"=") for part in tags.split(b",")) if tags else ()
+        return cls(int(epoch), tuple((tag.decode(), int(n)) for tag, _, n in pairs))
 
 
 _new = tuple.__new__

@@ -13,7 +13,7 @@ from refresher.calls import Call, Calls
 from refresher.core.ops import Steps
 from refresher.core.read import Then, after_get, fetch_many, read_near
 from refresher.core.spec import NOTHING, Nothing, Spec, now_ms
-from refresher.core.write import invalidate, set_value
+from refresher.core.write import bump_epoch, invalidate, set_value
 from refresher.drivers import loop
 from refresher.keys import Keys, check_name
 from refresher.near import Ticket
@@ -33,8 +33,8 @@ class Loader(Generic[P, R]):
         self.fn = fn
         self.name = check_name(name)
         self.settings = settings
-        self.call = Calls(fn, cache.namespace, self.name)
-        self.spec: Spec[R] = Spec(self.name, fn, settings, self.call, cache.stats, cache.publisher)
+        self.call = Calls(fn, cache.namespace, self.name, settings.version)
+        self.spec: Spec[R] = Spec(self.name, fn, settings, self.call, cache.stats, cache.publisher, cache.epochs)
         self.near = cache.near if settings.near else None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -79,6 +79,12 @@ class Loader(Generic[P, R]):
         this key is refused when it tries to write, so it cannot bring the old data back."""
         self.cache.sync.run(invalidate(self.spec, self.call(args, kwargs)))
 
+    def invalidate_all(self, hard: bool = True) -> None:
+        """Every value of this loader, at once, in O(1). `hard=True`: none is served again
+        (the next read of each key loads it, coalesced). `hard=False`: each stays servable
+        but is due for a refresh, which the workers do as it is next read: no stampede."""
+        self.cache.sync.run(bump_epoch(self.spec.epoch_key, hard))
+
     # -- asyncio ---------------------------------------------------------------------
 
     async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -99,6 +105,9 @@ class Loader(Generic[P, R]):
     async def aset(self, *args: Any, **kwargs: Any) -> None:
         call, value = self._set_call(args, kwargs)
         await self.cache.aio().run(set_value(self.spec, call, value))
+
+    async def ainvalidate_all(self, hard: bool = True) -> None:
+        await self.cache.aio().run(bump_epoch(self.spec.epoch_key, hard))
 
     async def ainvalidate(self, *args: P.args, **kwargs: P.kwargs) -> None:
         await self.cache.aio().run(invalidate(self.spec, self.call(args, kwargs)))

@@ -5,6 +5,9 @@
     <namespace>:{<loader>:<args-json>}:pending    the "refresh already asked for" marker
     <namespace>:{<loader>:<args-json>}:signal     pub/sub channel that wakes waiters
 
+A loader with `version=N` uses `<loader>:vN` in place of `<loader>` (names hold no ':', and
+the arguments part starts with '[' or '#', so neither can be mistaken for the other).
+
 Loader names and namespaces may not hold ':' or braces, and the arguments are canonical
 JSON (always an array, so it starts with '['). Arguments that are long or hold braces are
 replaced by '#' and a 128-bit BLAKE2b digest, which can never look like an array. The part

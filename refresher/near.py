@@ -13,11 +13,11 @@ flight cannot be undone by the older reply.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from refresher.core.spec import UNSHARED
 from refresher.envelope import Envelope
-from refresher.tracking import Invalidate, Tracker
+from refresher.tracking import Tracker
 from refresher.values import frozen
 
 ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
@@ -46,7 +46,7 @@ class Ticket:
 class NearCache:
     """Up to `max_entries` envelopes and `max_bytes` of payload; the oldest go first."""
 
-    def __init__(self, max_entries: int, max_bytes: int, tracker: Callable[[Invalidate], Tracker]) -> None:
+    def __init__(self, max_entries: int, max_bytes: int, tracker: Tracker) -> None:
         if max_entries <= 0:
             raise ValueError(f"near_cache must be a number of entries > 0, got {max_entries!r}")
         if max_bytes <= 0:
@@ -55,7 +55,7 @@ class NearCache:
         self.max_bytes = max_bytes
         self._entries: dict[str, Entry | Ticket] = {}
         self._bytes = 0
-        self.tracker = tracker(self._invalidate)
+        self.tracker = tracker
 
     def __len__(self) -> int:
         return sum(1 for found in list(self._entries.values()) if type(found) is Entry)
@@ -95,12 +95,9 @@ class NearCache:
             self._entries[ticket.key] = entry
             self._bytes += size
 
-    def close(self) -> None:
-        self.tracker.close()
-
     # -- under the tracker's lock ------------------------------------------------------
 
-    def _invalidate(self, keys: list[bytes] | None) -> None:
+    def invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:
             self._entries.clear()
             self._bytes = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 from refresher.envelope import Codec
 from refresher.policy import Policy, Window
@@ -27,6 +28,8 @@ class Options:
     fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
     codec: Codec | None = None  # default: JSON typed by the loader's return annotation (values.py)
     near: bool = True  # use the Refresher's near cache, when it has one
+    tags: Callable[..., Iterable[str]] | None = None  # the call's tags, for Refresher.invalidate_tag
+    version: int | None = None  # the shape of the values; another version's are never served
 
     def resolved(self) -> Settings:
         """A copy with every derived default filled in, or a ValueError naming the problem."""
@@ -70,7 +73,14 @@ class Options:
             fail_open=self.fail_open,
             codec=self.codec,
             near=self.near,
+            tags=self.tags,
+            version=self._checked_version(),
         )
+
+    def _checked_version(self) -> int | None:
+        if self.version is not None and (type(self.version) is not int or self.version < 0):
+            raise ValueError(f"version must be an int >= 0, got {self.version!r}")
+        return self.version
 
 
 def _ms(seconds: float) -> int:
@@ -93,3 +103,5 @@ class Settings:
     fail_open: bool
     codec: Codec | None
     near: bool
+    tags: Callable[..., Iterable[str]] | None
+    version: int | None

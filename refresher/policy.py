@@ -66,19 +66,28 @@ class XFetch:
         return now_ms - envelope.delta_ms * self.beta * math.log(r) >= envelope.expires_ms
 
 
+class Dropped(Enum):
+    """What `invalidate_all` and `invalidate_tag` have done to a value (epochs.py)."""
+
+    NO = 0
+    SOFT = 1  # its loader was invalidated softly since it was loaded: refresh it
+    HARD = 2  # its loader, hard, or one of its tags: never serve it
+
+
 def decide(
     envelope: Envelope | None,
     now_ms: int,
     policy: Policy,
     draw: Callable[[], float] = random.random,
+    dropped: Dropped = Dropped.NO,
 ) -> Verdict:
     """The whole read-path decision. `draw` is injectable so XFetch is testable."""
-    if envelope is None or envelope.tombstone:
+    if envelope is None or envelope.tombstone or dropped is Dropped.HARD:
         return Verdict.MISS
     if now_ms >= envelope.expires_ms:
         if now_ms < envelope.expires_ms + envelope.stale_ms:
             return Verdict.STALE
         return Verdict.MISS
-    if policy.refresh_due(envelope, now_ms, draw):
+    if dropped is Dropped.SOFT or policy.refresh_due(envelope, now_ms, draw):
         return Verdict.REFRESH
     return Verdict.FRESH

@@ -101,7 +101,7 @@ class Publisher:
         return time.monotonic() >= self._open_until
 
     def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], seen: int, expires_s: float,
-               on_failure: Callable[[], object], key: str) -> bool:
+               on_failure: Callable[[], object], key: str, version: int | None = None) -> bool:
         """Queue a refresh task for publishing; False (and nothing queued) if the breaker
         is open or the backlog is full."""
         if not self.available():
@@ -111,7 +111,7 @@ class Publisher:
         with self._idle:
             self._unfinished += 1
         try:
-            self._jobs.put_nowait(_Job(loader, key, args, kwargs, time.time(), seen, expires_s, on_failure))
+            self._jobs.put_nowait(_Job(loader, key, args, kwargs, time.time(), seen, expires_s, on_failure, version))
         except queue_module.Full:
             self._done()
             self.stats.loader(loader).incr("publish_dropped")
@@ -197,7 +197,8 @@ class Publisher:
             self.app.send_task(
                 REFRESH_TASK,
                 producer=self._connected(),
-                args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen],
+                # A versioned loader's tasks carry its version: a worker on another drops them.
+                args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen, *([job.version] if job.version is not None else [])],
                 argsrepr=call_repr(job.loader, job.args, job.kwargs),  # what Flower shows
                 queue=self.queue,
                 expires=job.expires_s,
@@ -277,3 +278,4 @@ class _Job(NamedTuple):
     seen: int  # the version of the value the reader saw: the one to replace
     expires_s: float
     on_failure: Callable[[], object]
+    version: int | None = None

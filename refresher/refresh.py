@@ -30,3 +30,15 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
     loader.spec.stats.incr(f"task_{outcome}")  # one per task: refresher_refresh_tasks_total{outcome=...}
     keylog.info("refresh %s in %.3fs", outcome, time.monotonic() - started, extra={"outcome": outcome})
     return outcome
+
+
+def same_version(name: str, version: int | None) -> bool:
+    """Whether this worker's loader `name` writes values of the asking reader's version;
+    if not, the task is dropped (logged): its values would not be served there."""
+    loader = registry.lookup(name)
+    if loader.settings.version == version:
+        return True
+    about(name, None).warning("version_mismatch: the task is for version %s, this worker's loader is version %s",
+                              version, loader.settings.version, extra={"outcome": "version_mismatch"})
+    loader.spec.stats.incr("task_version_mismatch")
+    return False

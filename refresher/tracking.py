@@ -1,8 +1,9 @@
 """Server-assisted invalidation: the near cache's one source of truth about writes.
 
-One RESP3 connection per Redis master runs `CLIENT TRACKING ON BCAST PREFIX <ns>:{`, so
-the server pushes the name of every key written under the namespace (by any client, a
-worker's commit, a `set`, an expiry or a FLUSHALL) to this process. Readers apply what has
+One RESP3 connection per Redis master runs `CLIENT TRACKING ON BCAST PREFIX ...` for the
+namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), so the
+server pushes the name of every such key written (by any client, a worker's commit, a
+`set`, an expiry or a FLUSHALL) to this process. It starts with the process's first read. Readers apply what has
 arrived on the read itself (`sync`: one epoll_wait for every master when nothing has), so
 a copy that an invalidation already received made stale is never served, however busy the
 GIL is. A background thread pings each connection: a lost or frozen one marks the tracker
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import select
 import threading
 import time
@@ -40,12 +42,12 @@ class _Link:
     """One tracking connection: redis-py connects it (TLS, auth, Sentinel's master),
     then its socket is read directly, without blocking."""
 
-    def __init__(self, pool: ConnectionPool, prefix: str) -> None:
+    def __init__(self, pool: ConnectionPool, prefixes: list[str]) -> None:
         self.connection: Any = cast(Any, pool.make_connection())
         self.connection.protocol = 3  # pushes arrive on the connection that asked for them
         self.connection.client_name = CLIENT_NAME
         self.connection.connect()
-        self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix)
+        self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", *(part for prefix in prefixes for part in ("PREFIX", prefix)))
         reply = self.connection.read_response()
         if reply not in (b"OK", "OK"):
             raise ConnectionError(f"CLIENT TRACKING was refused: {reply!r}")
@@ -89,9 +91,9 @@ class Tracker:
     """Keeps `invalidate` told of every write under `prefix` on each master, or says it
     cannot (`sync()` is False) and has flushed everything."""
 
-    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefix: str, invalidate: Invalidate) -> None:
+    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate) -> None:
         self._pools = pools
-        self._prefix = prefix
+        self._prefixes = prefixes
         self._invalidate = invalidate
         self._links: list[_Link] = []
         self.lock = threading.Lock()
@@ -102,13 +104,29 @@ class Tracker:
         self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
         self.live = False
         self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="refresher-tracking", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first read
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _start(self) -> None:
+        with self.lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="refresher-tracking", daemon=True)
+                self._thread.start()
+
+    def _forked(self) -> None:
+        """A forked child (a prefork worker) starts its own connections when it first reads."""
+        self.lock = threading.Lock()
+        self.live, self._draining, self._links, self._thread = False, False, [], None
+        self._epoll = select.epoll()
+        self._poll = self._epoll.poll
+        self._invalidate(None)
 
     def sync(self) -> bool:
         """Apply every invalidation that has arrived; False when copies must not be
         served (not tracking, or a PING has gone unanswered too long)."""
         if not self.live:
+            if self._thread is None:
+                self._start()
             return False
         try:
             # Bytes not read yet, or a closed connection: one epoll_wait for every master,
@@ -123,6 +141,8 @@ class Tracker:
 
     def wait_live(self, timeout: float) -> bool:
         """For tests and start-up: block until tracking is on (or the timeout passes)."""
+        if self._thread is None:
+            self._start()
         deadline = time.monotonic() + timeout
         while not self.live and time.monotonic() < deadline:
             self._closed.wait(0.005)
@@ -130,7 +150,8 @@ class Tracker:
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
         with self.lock:
             self._down(None)
 
@@ -180,7 +201,7 @@ class Tracker:
         links: list[_Link] = []
         try:
             for pool in self._pools():
-                links.append(_Link(pool, self._prefix))
+                links.append(_Link(pool, self._prefixes))
         except Exception as exc:  # any failure: nothing is tracked, try again later
             for link in links:
                 link.close()

@@ -19,6 +19,8 @@ import redis
 
 from refresher.core.miss import BACKOFF
 from refresher.envelope import Envelope
+from refresher.epochs import parse as parse_epoch
+from refresher.policy import Dropped
 from tests.support import loaders
 from tests.support.ageing import age, expire_in
 from tests.support.cluster import RedisClusterServers
@@ -90,6 +92,22 @@ def test_inspect_follows_a_key_through_its_life(r: redis.Redis) -> None:
     assert state["version"] not in (None, stored.version) and state["age_ms"] is None
     calls = loaders.calls("windowed")
     assert loaders.windowed.get(3) == 6 and loaders.calls("windowed") == calls + 1  # loaded again
+
+
+def test_invalidate_all_hard_or_soft_and_by_tag(redis_url: str) -> None:
+    loaders.windowed.get(5)
+    assert ok("invalidate", "tests.windowed", "--all", "--soft") == \
+        "invalidated every value of tests.windowed (soft: refreshed as read)\n"
+    assert loaders.windowed.cache.epochs.judge(loaders.windowed.spec.epoch_key, None, _epochs(redis_url)) is Dropped.SOFT
+    assert ok("invalidate", "tests.windowed", "--all") == "invalidated every value of tests.windowed (hard)\n"
+    assert loaders.windowed.cache.epochs.judge(loaders.windowed.spec.epoch_key, None, _epochs(redis_url)) is Dropped.HARD
+    assert ok("invalidate", "--tag", "user:7") == "invalidated every value tagged user:7\n"
+    assert redis.Redis.from_url(redis_url).get("refresher:epoch:tag:user:7") == b"1 1"
+
+
+def _epochs(redis_url: str) -> dict[str, tuple[int, int]]:
+    client = redis.Redis.from_url(redis_url)
+    return {key.decode(): parse_epoch(client.get(key)) for key in client.scan_iter("refresher:epoch:*")}
 
 
 def test_typed_arguments_take_the_tagged_form_of_the_keys(redis_url: str) -> None:
@@ -220,7 +238,9 @@ def test_warm_checks_every_line_before_sending_any(r: redis.Redis, tmp_path: Pat
     assert r.llen("refresher") == 0  # nothing enqueued
 
 
-@pytest.mark.parametrize("args", [["warm", "tests.windowed"], ["nope"]])
+@pytest.mark.parametrize("args", [["warm", "tests.windowed"], ["nope"], ["invalidate", "tests.windowed"],
+                                  ["invalidate", "tests.windowed", "1", "--all"], ["invalidate", "--tag", "a b"],
+                                  ["invalidate", "tests.windowed", "1", "--soft"]])
 def test_click_usage_errors_exit_2(args: list[str], redis_url: str) -> None:
     done = cli(*args)
     assert done.returncode == 2 and done.stderr.startswith("Usage: ") and "Traceback" not in done.stderr

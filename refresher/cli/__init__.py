@@ -16,6 +16,7 @@ import click
 from refresher.cli.common import Commands, Failure, cwd_on_path, parse_call, resolve
 from refresher.cli.state import describe, key_pattern, read_state, scan
 from refresher.cli.warm import FAILED, Warmed, enqueue, load_now
+from refresher.client import Refresher
 
 PROGRESS_FROM = 20  # calls: a shorter warm is over before a progress bar could say anything
 
@@ -67,12 +68,40 @@ def inspect_command(loader_name: str, args_json: str, as_json: bool) -> None:
 
 
 @cli.command("invalidate")
-@loader_argument
-@click.argument("args_json", metavar="ARGS_JSON")
-def invalidate_command(loader_name: str, args_json: str) -> None:
-    """Drop one call's value: the next read loads it again, and a load already in flight
-    cannot bring the old value back."""
+@click.argument("loader_name", metavar="[LOADER]", required=False)
+@click.argument("args_json", metavar="[ARGS_JSON]", required=False)
+@click.option("--all", "everything", is_flag=True, help="Every value of LOADER, in O(1) (invalidate_all).")
+@click.option("--soft", is_flag=True, help="With --all: keep serving the values while workers refresh each one.")
+@click.option("--tag", help="Every value carrying this tag, across loaders (invalidate_tag).")
+def invalidate_command(loader_name: str | None, args_json: str | None, everything: bool, soft: bool, tag: str | None) -> None:
+    """Drop one call's value (LOADER ARGS_JSON), all of a loader's (LOADER --all), or every
+    value with a tag (--tag TAG): the next read loads again, and a load already in flight
+    cannot bring an old value back. --all --soft serves the old values while workers
+    refresh them, one refresh per key as it is next read."""
+    if tag is not None:
+        if loader_name is not None or everything or soft:
+            raise click.UsageError("--tag TAG takes no LOADER, ARGS_JSON, --all or --soft")
+        cache = Refresher()  # REFRESHER_REDIS_URL and REFRESHER_NAMESPACE, as the loaders' own
+        try:
+            cache.invalidate_tag(tag)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--tag") from None
+        finally:
+            cache.close()
+        click.echo(f"invalidated every value tagged {tag}")
+        return
+    if loader_name is None:
+        raise click.UsageError("give LOADER ARGS_JSON, LOADER --all, or --tag TAG")
+    if soft and not everything:
+        raise click.UsageError("--soft goes with --all")
+    if everything == (args_json is not None):
+        raise click.UsageError("give either ARGS_JSON or --all, not both" if everything else "give ARGS_JSON, or --all")
     loader = resolve(loader_name)
+    if everything:
+        loader.invalidate_all(hard=not soft)
+        click.echo(f"invalidated every value of {loader.name} ({'soft: refreshed as read' if soft else 'hard'})")
+        return
+    assert args_json is not None
     call = parse_call(loader, args_json)
     loader.invalidate(*call.args, **call.kwargs)
     click.echo(f"invalidated {call.keys.value}")

@@ -17,14 +17,15 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.calls import Call
+from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import acquire, new_token, release
 from refresher.core.ops import Batch, Command, Held, Listen, Load, Coalesce, Script, Steps, Subscribe
-from refresher.core.spec import Nothing, Spec, now_ms
+from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
 from refresher.envelope import NOTHING_READ, Envelope
 from refresher.errors import CacheUnavailable, LoadFailed
 from refresher.keys import Keys
 from refresher.logs import about
-from refresher.policy import Verdict, decide
+from refresher.policy import Verdict
 
 R = TypeVar("R")
 
@@ -45,7 +46,7 @@ def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
     stale_ttl) is served instead while the key backs off after a failed load."""
     envelope = spec.parse(raw, quiet=True)
     try:
-        stale = envelope if envelope is not None and decide(envelope, now_ms(), spec.policy) is Verdict.STALE else None
+        stale = envelope if envelope is not None and (yield from verdict(spec, envelope)) is Verdict.STALE else None
         if stale is not None and (yield Command(("GET", call.keys.pending))) == BACKOFF:
             if not isinstance(value := spec.decode(stale, key=call.keys.value), Nothing):
                 spec.stats.incr("stale_served")  # the origin failed lately: don't try again yet
@@ -99,7 +100,7 @@ def _fill_holding(spec: Spec[R], call: Call, token: str, stale: Envelope | None)
     be a second attempt on a failing origin)."""
     keys = call.keys
     raw, pending = yield Command(("MGET", keys.value, keys.pending))
-    if not isinstance(value := spec.servable(raw), Nothing):
+    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
         yield from release(keys.lock, token)
         return value
     if stale is not None and pending == BACKOFF and not isinstance(value := spec.decode(stale, quiet=True), Nothing):
@@ -162,6 +163,7 @@ def load_and_commit(
     are always told how it went; the loader's own exception is re-raised to our caller,
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
+    marks = yield from current_marks(spec, call)  # before the origin call: an invalidation during it marks this value old
     started = time.monotonic()
     try:
         payload, value = spec.encode((yield Load(spec.fn, call, held)))
@@ -182,7 +184,7 @@ def load_and_commit(
         raise
     spec.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
     spec.stats.incr("load")
-    envelope = spec.envelope(payload, now_ms() - started_ms)
+    envelope = spec.envelope(payload, now_ms() - started_ms, marks)
     if len(payload) > spec.settings.max_value_bytes:
         about(spec.name, call.keys.value).warning(
             "value is %d bytes, over max_value_bytes=%d; served but not cached",
@@ -220,7 +222,7 @@ def _await_holder(spec: Spec[R], call: Call) -> Steps[R]:
     spec.stats.incr("waited")
     subscription = yield Subscribe(call.keys.signal)
     raw, lock_pttl = yield Batch((("GET", call.keys.value), ("PTTL", call.keys.lock)))
-    if not isinstance(value := spec.servable(raw), Nothing):
+    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
         return value
     if lock_pttl <= 0:
         raise Retry
@@ -228,15 +230,15 @@ def _await_holder(spec: Spec[R], call: Call) -> Steps[R]:
     while (left := deadline - time.monotonic()) > 0:
         data = yield Listen(subscription, left)
         if data is not None:
-            return _heard(spec, data)
+            return (yield from _heard(spec, data))
     raise Retry
 
 
-def _heard(spec: Spec[R], data: bytes) -> R:
+def _heard(spec: Spec[R], data: bytes) -> Steps[R]:
     kind, body = data[:1], data[1:]
     if kind == FILLED:
         envelope = spec.parse(body, quiet=True)
-        if envelope is not None and not envelope.tombstone:
+        if envelope is not None and (yield from verdict(spec, envelope)) in SERVABLE:  # not loaded before an invalidate_all
             if not isinstance(value := spec.decode(envelope, quiet=True), Nothing):
                 return value
     if kind == FAILED:

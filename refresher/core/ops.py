@@ -119,6 +119,7 @@ class Publish:
     seen: int
     expires_s: float
     undo: Callable[[], Steps[Any]] = field(compare=False)
+    version: int | None = None  # the loader's `version`, when it has one
 
 
 Op = Command | Batch | MGet | Script | Subscribe | Listen | Load | Pause | Coalesce | Publish

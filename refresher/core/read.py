@@ -15,7 +15,8 @@ from redis.exceptions import RedisError
 
 from refresher.calls import Call
 from refresher.core.lock import new_token, release
-from refresher.core.ops import Command, MGet, Publish, Script, Steps
+from refresher.core.ops import MGet, Publish, Script, Steps
+from refresher.core.marks import verdict
 from refresher.core.miss import UNAVAILABLE, cache_down, miss
 from refresher.core.spec import SERVABLE, UNSHARED, Nothing, Spec, now_ms
 from refresher.envelope import Envelope
@@ -51,21 +52,46 @@ def read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | 
 
 def _read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
     envelope = spec.parse(raw, key=call.keys.value)
-    if envelope is not None:
-        verdict = decide(envelope, now, spec.policy)
-        if verdict in SERVABLE and not isinstance(value := spec.decode(envelope, key=call.keys.value), Nothing):
-            if ticket is not None:
-                ticket.fill(envelope, value)
-            if verdict is Verdict.REFRESH:
-                return Then(_serve_after_asking(spec, call, envelope, value))
+    if envelope is not None and not envelope.tombstone:
+        dropped = spec.epochs.judge(spec.epoch_key, envelope.marks)
+        if dropped is None:  # an epoch this process has not heard yet
+            return Then(_read_with_epochs(spec, call, raw, envelope, ticket))
+        value = _decided(spec, call, envelope, decide(envelope, now, spec.policy, dropped=dropped), ticket)
+        if value is not None:
             return value
     return Then(miss(spec, call, raw))
 
 
+def _decided(spec: Spec[R], call: Call, envelope: Envelope, verdict: Verdict, ticket: Fill | None) -> R | Then | None:
+    """A value to serve (after asking for its refresh, in the window), or None."""
+    if verdict in SERVABLE and not isinstance(value := spec.decode(envelope, key=call.keys.value), Nothing):
+        if ticket is not None:
+            ticket.fill(envelope, value)
+        if verdict is Verdict.REFRESH:
+            return Then(_serve_after_asking(spec, call, envelope, value))
+        return value
+    return None
+
+
+def _read_with_epochs(spec: Spec[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
+    """`_read`, once the epochs the value is judged by are fetched (one MGET)."""
+    value = _decided(spec, call, envelope, (yield from verdict(spec, envelope)), ticket)
+    if value is None:
+        return (yield from miss(spec, call, raw))
+    if type(value) is Then:
+        return (yield from value.steps)  # type: ignore[no-any-return]
+    spec.stats.incr("hit")
+    return value  # type: ignore[return-value]
+
+
 def read_near(spec: Spec[R], call: Call, envelope: Envelope, shared: Any, now: int) -> R | Then | None:
     """A near cache entry decided on exactly as a hit from Redis would be; None when it
-    is past its TTL (Redis decides then: stale-on-error, a load, or a newer value)."""
-    verdict = decide(envelope, now, spec.policy)
+    is past its TTL, or an epoch it is judged by is not known here (Redis decides then:
+    stale-on-error, a load, or a newer value)."""
+    dropped = spec.epochs.judge(spec.epoch_key, envelope.marks)
+    if dropped is None:
+        return None
+    verdict = decide(envelope, now, spec.policy, dropped=dropped)
     if verdict is not Verdict.FRESH and verdict is not Verdict.REFRESH:
         return None
     value = spec.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
@@ -146,7 +172,7 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[bo
 
     expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
     args, kwargs = call.wire
-    if not (yield Publish(spec.name, key, args, kwargs, envelope.version, expires_s, undo)):
+    if not (yield Publish(spec.name, key, args, kwargs, envelope.version, expires_s, undo, spec.settings.version)):
         yield from undo()
         return False
     return True

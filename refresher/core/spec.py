@@ -7,11 +7,12 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
 
-from refresher.calls import Calls
-from refresher.envelope import Codec, CorruptEnvelope, Envelope, new_version
+from refresher.calls import Call, Calls
+from refresher.epochs import Epochs, check_tag
+from refresher.envelope import Codec, CorruptEnvelope, Envelope, Marks, new_version
 from refresher.logs import about
 from refresher.options import Settings
-from refresher.policy import Verdict, decide
+from refresher.policy import Verdict
 from refresher.stats import LoaderStats, Stats
 from refresher.values import codec_for
 
@@ -37,7 +38,7 @@ def now_ms() -> int:
 
 class Spec(Generic[R]):
     def __init__(self, name: str, fn: Callable[..., Any], settings: Settings, calls: Calls,
-                 stats: Stats, publisher: Publisher) -> None:
+                 stats: Stats, publisher: Publisher, epochs: Epochs) -> None:
         self.name = name
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
@@ -47,6 +48,8 @@ class Spec(Generic[R]):
         self.calls = calls
         self.stats: LoaderStats = stats.loader(name)  # adds up into the process's `stats`
         self.publisher = publisher
+        self.epochs = epochs
+        self.epoch_key = epochs.loader_key(name)
         # Refreshes this process has already asked for: value key -> (the version of the
         # value it was asked for, until when). Saves in-window readers a claim each.
         self.asked: dict[str, tuple[int, float]] = {}
@@ -70,11 +73,20 @@ class Spec(Generic[R]):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"loader {self.name!r}: the value cannot be cached: {exc}") from None
 
-    def envelope(self, payload: bytes, delta_ms: int) -> Envelope:
+    def envelope(self, payload: bytes, delta_ms: int, marks: Marks | None = None) -> Envelope:
         ttl_ms = self.settings.ttl_ms
         if self.settings.ttl_jitter:
             ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
-        return Envelope(new_version(), now_ms(), ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload)
+        return Envelope(new_version(), now_ms(), ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload, False, marks)
+
+    def tags_of(self, call: Call) -> list[str]:
+        """The call's tags (`tags=` of the loader), checked."""
+        if self.settings.tags is None:
+            return []
+        try:
+            return [check_tag(tag) for tag in self.settings.tags(*call.args, **call.kwargs)]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"loader {self.name!r}: tags: {exc}") from None
 
     def parse(self, raw: bytes | None, quiet: bool = False, key: str | None = None) -> Envelope | None:
         """The envelope in `raw`; unreadable bytes are None, counted and logged (as being
@@ -96,14 +108,6 @@ class Spec(Generic[R]):
             if not quiet:
                 self.count_corrupt(key, exc)
             return NOTHING
-
-    def servable(self, raw: bytes | None) -> R | Nothing:
-        """A second look (after taking the lock, or while waiting): the value if some
-        other process has just written a usable one, else NOTHING. Not counted again."""
-        envelope = self.parse(raw, quiet=True)
-        if envelope is None or decide(envelope, now_ms(), self.policy) not in SERVABLE:
-            return NOTHING
-        return self.decode(envelope, quiet=True)
 
     def count_corrupt(self, key: str | None, exc: Exception | None) -> None:
         self.stats.incr("corrupt")

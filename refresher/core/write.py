@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from refresher.calls import Call
+from refresher.core.marks import current_marks
 from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import Script, Steps
 from refresher.core.spec import Spec, now_ms
@@ -37,8 +38,32 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
 
 def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
     payload, _ = spec.encode(value)
-    yield from _replace(spec, call, spec.envelope(payload, delta_ms=0))
+    marks = yield from current_marks(spec, call)
+    yield from _replace(spec, call, spec.envelope(payload, 0, marks))
 
 
 def invalidate(spec: Spec[Any], call: Call) -> Steps[None]:
     yield from _replace(spec, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
+
+
+BUMP = """
+local epoch, floor = 0, 0
+local current = redis.call('GET', KEYS[1])
+if current then
+  epoch, floor = string.match(current, '^(%d+) (%d+)$')
+  epoch, floor = tonumber(epoch), tonumber(floor)
+end
+epoch = epoch + 1
+if ARGV[1] == 'hard' then floor = epoch end
+redis.call('SET', KEYS[1], epoch .. ' ' .. floor)
+return epoch
+"""
+
+
+def bump_epoch(key: str, hard: bool) -> Steps[int]:
+    """`invalidate_all` of a loader, or `invalidate_tag`: its epoch key goes up by one (and
+    its floor with it, if hard). One write, whatever the number of values (epochs.py)."""
+    try:
+        return int((yield Script(BUMP, (key,), ("hard" if hard else "soft",))))
+    except UNAVAILABLE as exc:
+        raise CacheUnavailable(f"cache Redis unavailable while writing {key}: {exc}") from exc

@@ -22,5 +22,5 @@ class Driver:
         """Hand the task over; a failed publish is undone from the publisher's thread."""
         return self.publisher.submit(
             op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo()),
-            key=op.key,
+            key=op.key, version=op.version,
         )
