@@ -15,6 +15,7 @@ import redis
 from refresher import Refresher
 from refresher.policy import Dropped
 from tests.support import epoch_loaders as el
+from tests.support.ageing import into_window
 from tests.support.readers import CTX
 from tests.support.reading import Reading
 from tests.support.servers import RedisServer, WorkerProcess
@@ -115,36 +116,50 @@ def test_a_tag_drops_its_values_across_loaders(reading: Reading, redis_url: str)
 
 @pytest.fixture
 def cache(redis_url: str) -> Iterator[Refresher]:
-    c = Refresher(redis_url, queue="epochs-" + uuid.uuid4().hex[:8])
+    c = Refresher(redis_url)  # on the queue the in-process `worker` reads
     yield c
     c.close()
 
 
 @pytest.mark.parametrize("drop", ["invalidate_all", "invalidate_tag"])
-def test_a_load_in_flight_across_an_invalidation_is_not_served(reading: Reading, cache: Refresher, drop: str) -> None:
-    """The load reads its epochs before it calls the origin; the invalidation comes while
-    it is in the origin; what it commits is already marked old, so the next read loads."""
-    entered, release = threading.Event(), threading.Event()
+@pytest.mark.parametrize("loading", ["reader", "worker"])
+def test_a_load_in_flight_across_an_invalidation_is_not_served(
+    reading: Reading, cache: Refresher, r: redis.Redis, worker: object, tasks_done: Any, drop: str, loading: str
+) -> None:
+    """The load (a reader's miss, or a worker's refresh) reads its epochs before it calls
+    the origin; the invalidation comes while it is in the origin; what it commits is
+    already marked old, so the next read loads again."""
+    armed, started, release = threading.Event(), threading.Event(), threading.Event()
     generation = [0]
     tag = "t" + uuid.uuid4().hex[:8]
 
     @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10], tags=lambda n: [tag])
     def slow(n: int) -> int:
-        entered.set()
-        if generation[0] == 0:
+        if generation[0] == 0 and armed.is_set():
+            started.set()
             assert release.wait(10)
         return generation[0]
 
-    first = threading.Thread(target=lambda: reading.get(slow, 1))
-    first.start()
-    assert entered.wait(10)
+    if loading == "reader":
+        armed.set()
+        first = threading.Thread(target=lambda: reading.get(slow, 1))
+        first.start()
+    else:
+        reading.get(slow, 1)  # loaded, generation 0
+        into_window(r, slow.keys(1))
+        armed.set()
+        assert reading.get(slow, 1) == 0  # served, and a refresh asked for
+    assert started.wait(10)  # the load is in the origin
     generation[0] = 1
     if drop == "invalidate_all":
         slow.invalidate_all(hard=True)
     else:
         cache.invalidate_tag(tag)
     release.set()
-    first.join(10)
+    if loading == "reader":
+        first.join(10)
+    else:
+        assert tasks_done.wait(1) == ["written"]  # it wrote, with the old marks
     assert reading.get(slow, 1) == 1
 
 
