@@ -2,7 +2,10 @@
 the tables, write the docs. `--only` runs one scenario, `--runs` times, and prints its tables;
 `--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest,
 and `--only async [--runs N]` runs the asyncio scenarios (cold_async, hot_async, hit_async) and
-writes them, with their targets run by run, as another section."""
+writes them, with their targets run by run, as another section. `--only near [--runs N]` runs the
+near-cache scenario, which a full run leaves out, and writes its own section the same way;
+`--only hit [--runs N]` writes its runs' tables (3, 3d, 3e) as a section too, and `--only many_keys`
+its tables (4a to 4d, with the refresh throughput per worker process) as another."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from bench.plot import hot_key_png
 from bench.readers import ReaderPool
 from bench.report import targets_table
 from bench.scale import FULL, QUICK, Scale
-from bench.scenarios import Outcome, bulk, cold, hit, hot, many_keys
+from bench.scenarios import Outcome, bulk, cold, hit, hot, many_keys, near
 from bench.workloads import HOT_TTL_ENV
 from tests.support.servers import RedisServer, WorkerProcess
 
@@ -33,9 +36,11 @@ SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
     "hit": hit.run, "hit_async": hit.run_async, "many_keys": many_keys.run, "bulk": bulk.run,
 }
 GROUPS = {"async": ("cold_async", "hot_async", "hit_async")}
+# Scenarios only `--only` runs, each writing a section of its own.
+ALONE = {"near": near.run}
 # The scenarios whose repeated runs (--runs N) need keys of their own, given by a suffix.
 KEYED: dict[str, Callable[[Context, str], Outcome]] = {
-    "cold": cold.run, "cold_async": cold.run_async, "hot": hot.run, "hot_async": hot.run_async,
+    "cold": cold.run, "cold_async": cold.run_async, "hot": hot.run, "hot_async": hot.run_async, **ALONE,
 }
 
 
@@ -44,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="everything scaled down: under a minute")
     parser.add_argument("--out", type=Path, default=machine.ROOT / "docs",
                         help="where benchmarks.md and hot-key.png go (default: docs/)")
-    parser.add_argument("--only", choices=[*SCENARIOS, *GROUPS],
-                        help="run this scenario (or group) only; docs: --only hot and --only async write their own sections")
+    parser.add_argument("--only", choices=[*SCENARIOS, *GROUPS, *ALONE],
+                        help="run this scenario (or group) only; docs: --only hot, hit, async and near write their own sections")
     parser.add_argument("--runs", type=int, default=1, help="with --only: how many times to run it (default 1)")
     args = parser.parse_args(argv)
     if args.runs < 1 or (args.runs > 1 and not args.only):
@@ -110,6 +115,15 @@ def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_
         for i, run in enumerate(by_run, 1):
             print(f"run {i}: " + targets_table([t for o in run.outcomes for t in o.targets]).text())
         print(f"\nwrote section \"{docs.ASYNC_TITLE}\" of {docs.write_async(out, docs.async_section(described, by_run))}")
+    if name in ALONE:
+        for i, run in enumerate(by_run, 1):
+            print(f"run {i}: " + targets_table(run.targets).text())
+        print(f"\nwrote section \"{docs.NEAR_TITLE}\" of {docs.write_near(out, docs.near_section(described, by_run))}")
+    if name == "many_keys":
+        print(f"\nwrote section \"{docs.MANY_TITLE}\" of "
+              f"{docs.write_many_keys(out, docs.many_keys_section(described, by_run[-1]))}")
+    if name == "hit":
+        print(f"\nwrote section \"{docs.HIT_TITLE}\" of {docs.write_hit(out, docs.hit_section(described, by_run))}")
     return 0
 
 

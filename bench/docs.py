@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from bench.report import Table, Target
+from bench.report import Table, Target, targets_table
 from bench.scenarios import Outcome
 
 PNG = "hot-key.png"
@@ -18,12 +18,30 @@ RUNS_END = "<!-- python -m bench --only hot --runs: end -->"
 ASYNC_BEGIN = "<!-- python -m bench --only async: begin -->"
 ASYNC_END = "<!-- python -m bench --only async: end -->"
 ASYNC_TITLE = "Async rows: refresher aget against redis.asyncio and cashews (issue 9)"
+# `python -m bench --only hit` owns the text between these; a full run, which has the same
+# tables in its own results, drops it.
+HIT_BEGIN = "<!-- python -m bench --only hit: begin -->"
+HIT_END = "<!-- python -m bench --only hit: end -->"
+HIT_TITLE = "Hit path, near cache off: refresher get against a default-client raw GET (issue 12)"
+# `python -m bench --only near` owns the text between these (bench/scenarios/near.py writes it).
+NEAR_BEGIN = "<!-- python -m bench --only near: begin -->"
+NEAR_END = "<!-- python -m bench --only near: end -->"
+NEAR_TITLE = "Near cache: Refresher(near_cache=10_000) against issue 12's targets"
+# `python -m bench --only many_keys` owns the text between these; a full run, which has the
+# same tables in its own results, drops it.
+MANY_BEGIN = "<!-- python -m bench --only many_keys: begin -->"
+MANY_END = "<!-- python -m bench --only many_keys: end -->"
+MANY_TITLE = "Many keys: refresh throughput per worker process (issue 12)"
 # `python -m bench.metrics` (bench/metrics.py) owns the text between these.
 METRICS_BEGIN = "<!-- metrics:start -->"
 METRICS_END = "<!-- metrics:end -->"
-# Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py)
-# and `python -m bench.metrics`'s.
-KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END))
+# `python -m bench.epochs` (bench/epochs.py) owns the text between these.
+EPOCHS_BEGIN = "<!-- epochs:start -->"
+EPOCHS_END = "<!-- epochs:end -->"
+# Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py),
+# `python -m bench.metrics`'s, `python -m bench.epochs`'s and `python -m bench --only near`'s.
+KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END),
+        (EPOCHS_BEGIN, EPOCHS_END), (NEAR_BEGIN, NEAR_END))
 
 ASYNC_STRATEGIES = """\
 Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,
@@ -119,15 +137,6 @@ def async_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) 
     """The asyncio rows: the targets of every run side by side, then each run's tables."""
     several = len(runs) > 1
     loads = [x for run in runs for x in run.loads]
-    targets = Table("Async targets" + (f", {len(runs)} runs" if several else ""),
-                    ["scenario", "target", *(f"run {i}" for i in range(1, len(runs) + 1)),
-                     *(["met in"] if several else [])],
-                    notes=[("Load average (1 min) at the start / end of each run: " + "; ".join(
-                        f"run {i}: {run.loads[0]:.2f} / {run.loads[-1]:.2f}" for i, run in enumerate(runs, 1)) + ".")])
-    for j, first in enumerate(runs[0].targets):
-        cells = [run.targets[j] for run in runs]
-        targets.add(first.scenario, first.goal, *(f"{t.measured} {t.verdict}" for t in cells),
-                    *([f"{sum(t.met for t in cells)} of {len(cells)}"] if several else []))
     parts = [f"## {ASYNC_TITLE}", "",
              "Written by `python -m bench --only async [--runs N]` (tables 1b, 2c, 3b and 3c of a full run), "
              "apart from the full run above, with its own commit, date and load: each run is one run of each "
@@ -137,12 +146,51 @@ def async_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) 
              "replaces this section.", "",
              ASYNC_STRATEGIES, *_machine([*machine, ("load average (1 min) over the scenarios, min / max",
                                                      f"{min(loads):.2f} / {max(loads):.2f}")]),
-             targets.markdown(), ""]
+             _targets_by_run("Async targets", runs).markdown(), ""]
     for i, run in enumerate(runs, 1):
         if several:
             parts += [f"### Run {i} of {len(runs)} ({run.seconds:.0f} s)", ""]
         parts += _results(run.outcomes)
     return "\n".join(parts)
+
+
+def hit_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) -> str:
+    """`--only hit --runs N`: the hit target of every run side by side, then each run's tables."""
+    loads = [x for run in runs for x in run.loads]
+    parts = [f"## {HIT_TITLE}", "",
+             "Written by `python -m bench --only hit [--runs N]` (tables 3, 3d and 3e of a full run), apart from "
+             "the full run above, with its own commit, date and load. The figures move with the machine's load "
+             "(other work shares its 2 CPUs), so the target is given for every run. A full `make bench` has "
+             "these tables in its own results and replaces this section.", "",
+             *_machine([*machine, ("load average (1 min) over the runs, min / max",
+                                   f"{min(loads):.2f} / {max(loads):.2f}")]),
+             _targets_by_run("Hit targets", runs).markdown(), ""]
+    for i, run in enumerate(runs, 1):
+        if len(runs) > 1:
+            parts += [f"### Run {i} of {len(runs)} ({run.seconds:.0f} s)", ""]
+        parts += _results(run.outcomes)
+    return "\n".join(parts)
+
+
+def write_hit(out: Path, body: str) -> Path:
+    """Put `body` between its markers in benchmarks.md (new: before the `--runs` section,
+    if any), and leave the rest of the file alone."""
+    return _put(out / "benchmarks.md", HIT_BEGIN, HIT_END, body, before=RUNS_BEGIN)
+
+
+def _targets_by_run(title: str, runs: Sequence[GroupRun]) -> Table:
+    """Every run's targets side by side, with how many runs met each."""
+    several = len(runs) > 1
+    targets = Table(title + (f", {len(runs)} runs" if several else ""),
+                    ["scenario", "target", *(f"run {i}" for i in range(1, len(runs) + 1)),
+                     *(["met in"] if several else [])],
+                    notes=[("Load average (1 min) at the start / end of each run: " + "; ".join(
+                        f"run {i}: {run.loads[0]:.2f} / {run.loads[-1]:.2f}" for i, run in enumerate(runs, 1)) + ".")])
+    for j, first in enumerate(runs[0].targets):
+        cells = [run.targets[j] for run in runs]
+        targets.add(first.scenario, first.goal, *(f"{t.measured} {t.verdict}" for t in cells),
+                    *([f"{sum(t.met for t in cells)} of {len(cells)}"] if several else []))
+    return targets
 
 
 def write_async(out: Path, body: str) -> Path:
@@ -151,10 +199,56 @@ def write_async(out: Path, body: str) -> Path:
     return _put(out / "benchmarks.md", ASYNC_BEGIN, ASYNC_END, body, before=RUNS_BEGIN)
 
 
+def near_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) -> str:
+    """`--only near --runs N`: the near cache's targets of every run side by side, then each run's tables."""
+    parts = [f"## {NEAR_TITLE}", "",
+             "Written by `python -m bench --only near [--runs N]` (bench/scenarios/near.py; a full run leaves it "
+             "out and keeps this section), with its own commit, date and load: one redis-server started by the "
+             "bench on a free 127.0.0.1 port, the same `celery -A workers worker -P solo` and reader processes "
+             "as a full run; the near cache's loaders are in `bench/near_loaders.py`. The figures move with the "
+             "machine's load (other work shares its 2 CPUs), so the targets are given for every run.", "",
+             *_machine(machine), _targets_by_run("Near cache targets", runs).markdown(), ""]
+    for i, run in enumerate(runs, 1):
+        if len(runs) > 1:
+            parts += [f"### Run {i} of {len(runs)} ({run.seconds:.0f} s)", ""]
+        parts += _results(run.outcomes)
+    return "\n".join(parts)
+
+
+def write_near(out: Path, body: str) -> Path:
+    """Put `body` between the near-cache markers in benchmarks.md (new: before the `--runs`
+    section, if any), and leave the rest of the file alone."""
+    return _put(out / "benchmarks.md", NEAR_BEGIN, NEAR_END, body, before=RUNS_BEGIN)
+
+
+def many_keys_section(machine: Sequence[tuple[str, str]], run: GroupRun) -> str:
+    """`--only many_keys`: its target, then its tables (4a to 4d) and finding."""
+    parts = [f"## {MANY_TITLE}", "",
+             "Written by `python -m bench --only many_keys` (table 4 of a full run, with 4d: one worker process "
+             "draining one-key tasks, batches and no-op tasks in turn), apart from the full run above, with its own "
+             "commit, date and load. A full `make bench` has these tables in its own results and replaces this "
+             "section.", "",
+             *_machine([*machine, ("load average (1 min) at the start / end of the scenario",
+                                   f"{run.loads[0]:.2f} / {run.loads[-1]:.2f}")]),
+             targets_table(run.targets).markdown(), "", *_results(run.outcomes)]
+    return "\n".join(parts)
+
+
+def write_many_keys(out: Path, body: str) -> Path:
+    """Put `body` between its markers in benchmarks.md (new: before the `--runs` section,
+    if any), and leave the rest of the file alone."""
+    return _put(out / "benchmarks.md", MANY_BEGIN, MANY_END, body, before=RUNS_BEGIN)
+
+
 def write_metrics(out: Path, body: str) -> Path:
     """Put `body` between the metrics markers in benchmarks.md (new: at the end), and leave
     the rest of the file alone."""
     return _put(out / "benchmarks.md", METRICS_BEGIN, METRICS_END, body)
+
+
+def write_epochs(out: Path, body: str) -> Path:
+    """Put `body` between the epochs markers in benchmarks.md (new: at the end)."""
+    return _put(out / "benchmarks.md", EPOCHS_BEGIN, EPOCHS_END, body)
 
 
 def _put(path: Path, begin: str, end: str, body: str, before: str | None = None) -> Path:

@@ -33,6 +33,8 @@ ASYNC_LABELS = {
 }
 ASYNC_NAMES = tuple(ASYNC_LABELS)
 LABELS.update(ASYNC_LABELS)
+# Read only by the near-cache scenario (bench/scenarios/near.py), so in neither NAMES.
+LABELS["refresher-near"] = "refresher + near cache"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,13 @@ def _refresher_loaders(spec: Spec) -> Any:
 def build(spec: Spec) -> Strategy:
     workload = by_name(spec.workload)
     load = partial(origin.fetch, workload)
+    if spec.strategy == "refresher-near":
+        from bench import near_loaders  # imported only here: it connects a Refresher with a near cache
+        from bench.strategies.refresher import NearRefresherStrategy
+
+        if near_loaders.cache.redis_url != spec.redis_url:
+            raise RuntimeError(f"bench.near_loaders uses {near_loaders.cache.redis_url}, not {spec.redis_url}")
+        return NearRefresherStrategy({"hot": near_loaders.hot}[workload.name])
     if spec.strategy in ("refresher", "refresher-xfetch"):
         from bench.strategies.refresher import RefresherStrategy
 

@@ -54,6 +54,17 @@ class RefresherStrategy(_Counters):
         """The module's cache stays open: the next strategy in this process shares it."""
 
 
+class NearRefresherStrategy(RefresherStrategy):
+    """refresher with its near cache on (bench/near_loaders.py)."""
+
+    def warm(self) -> None:
+        """Also wait for the near cache's tracking connection, as a long-running app has it."""
+        super().warm()
+        near = self.cache.near
+        if near is None or not near.tracker.wait_live(10):
+            raise RuntimeError("the near cache's tracking is not on")
+
+
 class AsyncRefresherStrategy(_Counters):
     def __init__(self, loader: Loader[Any, Any]) -> None:
         super().__init__(loader)
