@@ -75,6 +75,16 @@ def redis_url(redis_server: RedisServer) -> str:
     return os.environ["REFRESHER_REDIS_URL"]
 
 
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[RedisClusterServers]:
+    """A Redis Cluster of the session's own (3 masters, 3 replicas), for the tests that
+    kill its nodes or load it with a fleet; started on first use."""
+    servers = RedisClusterServers()
+    servers.start()
+    yield servers
+    servers.stop()
+
+
 def cluster_client() -> RedisCluster:
     assert CLUSTER is not None
     return RedisCluster(host="127.0.0.1", port=CLUSTER.nodes[0].port)

@@ -76,6 +76,22 @@ class RedisClusterServers:
         finally:
             client.close()
 
+    def replica_of(self, master: RedisServer) -> RedisServer:
+        client = redis.Redis(host="127.0.0.1", port=master.port)
+        try:
+            port = client.info("replication")["slave0"]["port"]
+            return next(n for n in self.nodes if n.port == port)
+        finally:
+            client.close()
+
+    def state(self, node: RedisServer) -> str:
+        """The cluster's state as `node` sees it: "ok", or "fail" while slots are uncovered."""
+        client = redis.Redis(host="127.0.0.1", port=node.port)
+        try:
+            return str(client.cluster("info")["cluster_state"])
+        finally:
+            client.close()
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()

@@ -4,6 +4,7 @@ waits on the key's signal channel and must be woken with the value, not load it.
 from __future__ import annotations
 
 import threading
+import time
 import typing
 import uuid
 from typing import Any, Callable
@@ -44,3 +45,11 @@ def lead_and_wait(reading: Reading, leader: Refresher, waiter: Refresher, origin
         release.set()
     assert waiter.stats["load"] == 0, "the waiter loaded instead of being woken with the value"
     return results["leader"], results["waiter"]
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 10.0, every: float = 0.01) -> None:
+    """Poll `condition` until it holds; fail with `what` once `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        threading.Event().wait(every)
