@@ -76,6 +76,23 @@ class SentinelServers:
             master.close()
             replica.close()
 
+    def cut_replication(self, timeout: float = 10.0) -> None:
+        """Break the replica's link to its master and keep it broken, the replica itself
+        up and answering the sentinels: whatever the master acknowledges from now on, the
+        replica never receives. The replica is told to log in to its master as a user that
+        does not exist, so each reconnection is refused; then its link is closed."""
+        replica = redis.Redis(host="127.0.0.1", port=self.replica.port)
+        deadline = time.monotonic() + timeout
+        try:
+            replica.config_set("masteruser", "no-such-user")
+            replica.config_set("masterauth", "no-such-password")
+            replica.client_kill_filter(_type="master")
+            while replica.info("replication")["master_link_status"] != "down":
+                assert time.monotonic() < deadline, "the replica kept its link"
+                time.sleep(0.01)
+        finally:
+            replica.close()
+
     def wait_for_failover(self, timeout: float = 30.0) -> None:
         """Until a sentinel has switched the service to the replica."""
         self.logs[0].wait_for(r"\+switch-master %s 127\.0\.0\.1 %d 127\.0\.0\.1 %d" % (
