@@ -16,7 +16,7 @@ from refresher.core.spec import NOTHING, Nothing, Spec, now_ms
 from refresher.core.write import bump_epoch, invalidate, set_value
 from refresher.drivers import loop
 from refresher.keys import Keys, check_name
-from refresher.near import Ticket
+from refresher.near import Entry, Ticket
 from refresher.options import Settings
 
 if TYPE_CHECKING:
@@ -50,10 +50,17 @@ class Loader(Generic[P, R]):
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
         call = self.call(args, kwargs)
         driver = self.cache.sync
-        near = self._near(call) if self.near is not None else NOTHING
-        if type(near) is not Ticket and near is not NOTHING:
-            return driver.run(near.steps) if type(near) is Then else near  # type: ignore[return-value]
-        value = after_get(self.spec, call, driver.get(call.keys.value), near if type(near) is Ticket else None)
+        near = self._near(call, wait=True) if self.near is not None else NOTHING
+        if near is NOTHING:
+            value = after_get(self.spec, call, driver.get(call.keys.value))
+        elif type(near) is Ticket:
+            try:  # settled once every step ran: a fill may come after fetching epochs
+                value = after_get(self.spec, call, driver.get(call.keys.value), near)
+                return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+            finally:
+                near.near.settle(near)
+        else:
+            value = near  # type: ignore[assignment]
         return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     def get_many(self, items: Iterable[Any]) -> list[R]:
@@ -92,10 +99,17 @@ class Loader(Generic[P, R]):
         loader's origin call runs in a thread)."""
         call = self.call(args, kwargs)
         driver = self.cache.aio()
-        near = self._near(call) if self.near is not None else NOTHING
-        if type(near) is not Ticket and near is not NOTHING:
-            return await driver.run(near.steps) if type(near) is Then else near  # type: ignore[return-value]
-        value = after_get(self.spec, call, await driver.get(call.keys.value), near if type(near) is Ticket else None)
+        near = self._near(call, wait=False) if self.near is not None else NOTHING
+        if near is NOTHING:
+            value = after_get(self.spec, call, await driver.get(call.keys.value))
+        elif type(near) is Ticket:
+            try:  # settled once every step ran: a fill may come after fetching epochs
+                value = after_get(self.spec, call, await driver.get(call.keys.value), near)
+                return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+            finally:
+                near.near.settle(near)
+        else:
+            value = near  # type: ignore[assignment]
         return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
 
     async def aget_many(self, items: Iterable[Any]) -> list[R]:
@@ -124,31 +138,42 @@ class Loader(Generic[P, R]):
             return self.cache.sync.run(steps)
         return loop.run(lambda: self.cache.aio().run(steps))
 
-    def _near(self, call: Call) -> R | Then | Ticket | Nothing:
+    def _near(self, call: Call, wait: bool) -> R | Then | Ticket | Nothing:
         """What the near cache can serve (a value, or steps that ask for its refresh
-        first), else the ticket the read from Redis fills, or NOTHING while it is off."""
-        assert self.near is not None
+        first), else the ticket this read from Redis fills, or NOTHING (off, or another
+        read of the key is on its way). With `wait`, a thread waits for that other read,
+        up to the socket timeout, and looks again: one GET per key per process refills it."""
+        near = self.near
+        assert near is not None
         key = call.keys.value
-        entry = self.near.lookup(key)
-        if entry is not None:
-            value = read_near(self.spec, call, entry.envelope, entry.value, now_ms())
-            if value is not None:
-                return value
-        return self.near.expect(key) or NOTHING
+        entry = near.lookup(key)
+        if entry is not None and (value := read_near(self.spec, call, entry.envelope, entry.value, now_ms())) is not None:
+            return value
+        found, mine = near.expect(key)
+        if type(found) is Ticket and not mine and wait and found.done.wait(self.cache.socket_timeout):
+            found = near.lookup(key)
+        if type(found) is Entry:  # kept by another read since we looked
+            value = read_near(self.spec, call, found.envelope, found.value, now_ms())
+            return NOTHING if value is None else value
+        return found if mine else NOTHING  # type: ignore[return-value]
 
     def _fetch_many(self, calls: list[Call]) -> Steps[list[R]]:
         """The batch's steps, with what the near cache serves left out of the MGET."""
         if self.near is None:
-            return fetch_many(self.spec, calls)
+            return (yield from fetch_many(self.spec, calls))
         served: dict[int, Any] = {}
         tickets: dict[int, Ticket] = {}
         for i, call in enumerate(calls):
-            found = self._near(call)
+            found = self._near(call, wait=False)
             if type(found) is Ticket:
                 tickets[i] = found
             elif found is not NOTHING:
                 served[i] = found
-        return fetch_many(self.spec, calls, served, tickets)  # type: ignore[arg-type]
+        try:
+            return (yield from fetch_many(self.spec, calls, served, tickets))  # type: ignore[arg-type]
+        finally:
+            for ticket in tickets.values():
+                ticket.near.settle(ticket)
 
     def _calls(self, items: Iterable[Any]) -> list[Call]:
         return [self.call(item if isinstance(item, tuple) else (item,), {}) for item in items]

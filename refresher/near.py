@@ -13,6 +13,7 @@ flight cannot be undone by the older reply.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NamedTuple
 
 from refresher.core.spec import UNSHARED
@@ -31,13 +32,15 @@ class Entry(NamedTuple):
 
 class Ticket:
     """A read on its way to Redis: `fill` keeps what it found, unless the key was
-    invalidated since."""
+    invalidated since. Other threads that miss the key meanwhile wait for `done` and look
+    in memory again, rather than each sending a GET and voiding each other's fills."""
 
-    __slots__ = ("near", "key")
+    __slots__ = ("near", "key", "done")
 
     def __init__(self, near: NearCache, key: str) -> None:
         self.near = near
         self.key = key
+        self.done = threading.Event()
 
     def fill(self, envelope: Envelope, value: Any) -> None:
         self.near.fill(self, envelope, value)
@@ -71,15 +74,27 @@ class NearCache:
         found = self._entries.get(key)
         return found if type(found) is Entry else None
 
-    def expect(self, key: str) -> Ticket | None:
-        """A ticket for a read about to go to Redis (None while tracking is off)."""
+    def expect(self, key: str) -> tuple[Entry | Ticket | None, bool]:
+        """A ticket for a read about to go to Redis, and whether it is this read's (False:
+        another read of the key is on its way). An entry instead if one was kept since the
+        caller looked; None while tracking is off."""
         with self.tracker.lock:
             if not self.tracker.live:
-                return None
+                return None, False
+            found = self._entries.get(key)
+            if found is not None and (isinstance(found, Entry) or not found.done.is_set()):
+                return found, False
             self._remove(key)
             self._make_room(0)
             ticket = self._entries[key] = Ticket(self, key)
-        return ticket
+        return ticket, True
+
+    def settle(self, ticket: Ticket) -> None:
+        """The read that owned `ticket` is over, filled or not: wake whoever waits on it."""
+        with self.tracker.lock:
+            if self._entries.get(ticket.key) is ticket:
+                del self._entries[ticket.key]
+        ticket.done.set()
 
     def fill(self, ticket: Ticket, envelope: Envelope, value: Any) -> None:
         size = len(envelope.payload) + ENTRY_OVERHEAD
@@ -94,11 +109,15 @@ class NearCache:
             self._make_room(size)
             self._entries[ticket.key] = entry
             self._bytes += size
+        ticket.done.set()
 
     # -- under the tracker's lock ------------------------------------------------------
 
     def invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:
+            for found in self._entries.values():
+                if type(found) is Ticket:
+                    found.done.set()
             self._entries.clear()
             self._bytes = 0
             return
@@ -109,6 +128,8 @@ class NearCache:
         found = self._entries.pop(key, None)
         if type(found) is Entry:
             self._bytes -= found.size
+        elif type(found) is Ticket:
+            found.done.set()
 
     def _make_room(self, size: int) -> None:
         entries = self._entries
