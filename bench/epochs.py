@@ -1,0 +1,131 @@
+"""`python -m bench.epochs [--quick] [--out DIR]`: what invalidate_all and tags cost a hit (issue 13).
+
+Three loaders on one redis-server (a free loopback port) read a fresh key with `get` in
+alternating rounds (the first rotating):
+
+  no epoch check: today's read path with the epoch check taken out (its Epochs answers
+      "not dropped" at once, without looking at the tracker or its memory): the baseline;
+  epochs: the read path as shipped, the loader's epoch known in memory;
+  epochs + 2 tags: a loader whose values carry two tags, one of them invalidated once (so
+      its envelope names tag epochs, and the check looks each up).
+
+The ratio is the throughput over the baseline's, the median of the per-round ratios, by
+wall time (the target: at least 0.95) and by this process's CPU time. Results go into
+docs/benchmarks.md between `<!-- epochs:start -->` and `<!-- epochs:end -->`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, cast
+
+import refresher
+from bench.codec import alternate, machine
+from bench.docs import write_epochs
+from bench.report import Table
+from refresher.envelope import Marks
+from refresher.epochs import Epochs
+from refresher.handle import Loader
+from refresher.policy import Dropped
+from tests.support.servers import RedisServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.95
+VALUE = {"id": 1001, "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["beta", "newsletter"]}
+
+
+class Scale(NamedTuple):
+    rounds: int
+    reads: int  # per round and contender
+
+
+FULL = Scale(rounds=100, reads=1000)
+QUICK = Scale(rounds=6, reads=200)
+
+
+class NoCheck(Epochs):
+    """The baseline: every value judged current at once."""
+
+    def judge(self, loader_key: str, marks: Marks | None, fetched: dict[str, tuple[int, int]] | None = None) -> Dropped:
+        return Dropped.NO
+
+
+def profile(user_id: int) -> dict[str, Any]:
+    return VALUE
+
+
+def _reads(loader: Loader[[int], Any], n: int) -> Callable[[], None]:
+    def reads() -> None:
+        for _ in range(n):
+            loader.get(1)
+
+    return reads
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.epochs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    command = "python -m bench.epochs" + (" --quick" if args.quick else "")
+    server = RedisServer()
+    server.start()
+    cache = refresher.Refresher(server.url, namespace="benchepochs")
+    loads: list[float] = [os.getloadavg()[0]]
+    try:
+        redis_version = str(cast(dict[str, Any], cache.redis.info("server"))["redis_version"])
+        plain = cache.loader(ttl=3600, name="bench.epochs.plain")(profile)
+        checked = cache.loader(ttl=3600, name="bench.epochs.checked")(profile)
+        tagged = cache.loader(ttl=3600, name="bench.epochs.tagged", tags=lambda user_id: [f"user:{user_id}", "all"])(profile)
+        plain.spec.epochs = NoCheck(cache.namespace)
+        cache.invalidate_tag("user:1")
+        assert cache.tracker.wait_live(10)
+        contenders = {"no epoch check": plain, "epochs": checked, "epochs + 2 tags": tagged}
+        for loader in contenders.values():
+            assert loader.get(1) == VALUE and loader.get(1) == VALUE  # loaded, then its epochs known
+        assert tagged.get(1) == VALUE and tagged.spec.epochs.judge(
+            tagged.spec.epoch_key, Marks(0, (("user:1", 1), ("all", 0)))) is Dropped.NO
+        hits_before = cache.stats["hit"]
+        timing = alternate([_reads(loader, scale.reads) for loader in contenders.values()], scale.rounds, scale.reads)
+        assert cache.stats["hit"] - hits_before == 3 * scale.rounds * scale.reads  # every timed read a hit
+        loads.append(os.getloadavg()[0])
+    finally:
+        cache.close()
+        server.stop()
+
+    table = Table(f"Hit path with the epoch check (invalidate_all, tags) and without: {scale.rounds} alternating "
+                  f"rounds of {scale.reads:,} `get` hits per contender",
+                  ["contender", "clock", "µs per hit", "throughput vs no epoch check (median of rounds)",
+                   "quartiles of the per-round ratios", "rounds not slower", "target"])
+    for i, name in enumerate(contenders):
+        for cpu in (False, True):
+            ratio = timing.ratio(i, 0, cpu)
+            verdict = "—" if i == 0 or cpu else ("MET" if ratio >= TARGET else "MISSED") + f" (>= {TARGET})"
+            table.add(name, "client CPU" if cpu else "wall", f"{timing.us(i, cpu):.1f}", f"{ratio:.3f}x",
+                      timing.quartiles(i, 0, cpu), timing.not_slower(i, 0, cpu), verdict)
+    print(table.text())
+    facts = machine(command, redis_version, loads)
+    body = "\n".join([
+        "## Invalidation: what the epoch check costs a hit (issue 13)", "",
+        "Written by `python -m bench.epochs` (the code is in `bench/epochs.py`), apart from the full run, with "
+        "its own machine, date and commit. Three loaders of one Refresher on one redis-server read a fresh key "
+        "with `get`, taking turns round by round (the first rotating): the baseline has the epoch check taken "
+        "out (its judge returns \"not dropped\" at once); `epochs` is the shipped read path (the tracker syncs "
+        "and the loader's epoch is looked up in memory); `epochs + 2 tags` reads values whose envelope also "
+        "names two tag epochs, one of them invalidated once. A full `python -m bench` keeps this section.", "",
+        "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
+        table.markdown(),
+    ])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = write_epochs(args.out, body)
+    print(f"\nwrote the epochs section of {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
