@@ -8,6 +8,7 @@ on without being restarted.
 
 from __future__ import annotations
 
+import select
 import signal
 import socket
 import struct
@@ -128,6 +129,36 @@ def test_the_kernel_keeps_the_socket_timeout_and_a_frozen_cache_still_times_out_
     finally:
         cache_server.proc.send_signal(signal.SIGCONT)
     assert client.get("t") == b"v"  # its own answer, not a late reply to a timed-out command
+
+
+def test_a_pooled_connection_with_bytes_waiting_or_closed_by_the_server_is_replaced(
+    cache_server: RedisServer, cache: Refresher
+) -> None:
+    """The pool asks `can_read()` before each command; the client answers with one poll(),
+    so it must still see a reply nobody read, one already in the parser's buffer, and a
+    connection the server closed."""
+    client = cache.redis
+    assert isinstance(client, redis.Redis)
+    client.set("t", "v")
+    pool = client.connection_pool
+    connection: Any = pool.get_connection()  # redis-py's Connection methods are untyped
+    assert connection.can_read() is False
+    connection.send_command("PING")
+    connection.send_command("ECHO", "stray")
+    assert connection._sock is not None and select.select([connection._sock], [], [], 5)[0]
+    time.sleep(0.05)  # both replies on the socket: the first read buffers the second
+    assert connection.read_response() == b"PONG"
+    assert connection.can_read() is True  # the second reply, in the parser's buffer
+    pool.release(connection)
+    assert client.get("t") == b"v"  # its own reply: the pool replaced the connection
+    with redis.Redis.from_url(cache_server.url) as admin:
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # closes the pooled connection
+    connection = pool.get_connection()  # the pool found it closed and connected again
+    try:
+        assert connection.can_read() is False
+        assert connection.send_command("GET", "t") is None and connection.read_response() == b"v"
+    finally:
+        pool.release(connection)
 
 
 def test_fail_open_calls_the_loader_directly_once_for_all_threads(
