@@ -42,7 +42,7 @@ class Window:
             raise ValueError(f"refresh window must be in (0, 1), got {self.fraction!r}")
 
     def refresh_due(self, envelope: Envelope, now_ms: int, draw: Callable[[], float]) -> bool:
-        return now_ms >= envelope.expires_ms - envelope.ttl_ms * self.fraction
+        return now_ms >= envelope.written_ms + envelope.ttl_ms - envelope.ttl_ms * self.fraction  # no property: per hit
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,9 @@ def decide(
     """The whole read-path decision. `draw` is injectable so XFetch is testable."""
     if envelope is None or envelope.tombstone or dropped is Dropped.HARD:
         return Verdict.MISS
-    if now_ms >= envelope.expires_ms:
-        if now_ms < envelope.expires_ms + envelope.stale_ms:
+    expires_ms = envelope.written_ms + envelope.ttl_ms  # the property once, inlined: this runs per hit
+    if now_ms >= expires_ms:
+        if now_ms < expires_ms + envelope.stale_ms:
             return Verdict.STALE
         return Verdict.MISS
     if dropped is Dropped.SOFT or policy.refresh_due(envelope, now_ms, draw):
