@@ -33,6 +33,14 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Commands and scripts in one round trip (a pipeline, not a transaction; on a Redis
+    Cluster one per node): each one's reply, or the exception it raised, in order."""
+
+    ops: tuple[Command | Script, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class MGet:
     """The values of keys of any slots, in order: one MGET, or on a Redis Cluster one
     round trip per node."""
@@ -79,6 +87,14 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class Keep:
+    """Keep `held` alive (as during a Load) from now until the step ends. A Load of the
+    same lock meanwhile starts no second watchdog."""
+
+    held: Held
+
+
+@dataclass(frozen=True, slots=True)
 class Load:
     """Call the loader with the call's arguments (awaited if it is a coroutine function,
     in a thread if a sync loader is read from asyncio), keeping `held` alive meanwhile:
@@ -122,4 +138,4 @@ class Publish:
     version: int | None = None  # the loader's `version`, when it has one
 
 
-Op = Command | Batch | MGet | Script | Subscribe | Listen | Load | Pause | Coalesce | Publish
+Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | Publish

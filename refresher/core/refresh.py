@@ -5,12 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from refresher.calls import Call
-from refresher.core.lock import acquire, extend, new_token, release
+from refresher.core.lock import new_token, release
 from refresher.core.miss import BACKOFF, load_and_commit
-from refresher.core.ops import Command, Held, Steps
+from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.spec import Spec
 from refresher.envelope import NOTHING_READ
 from refresher.logs import about
+
+
+CLAIM = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+    redis.call('DEL', KEYS[1])
+    return {1}
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return {2, redis.call('GET', KEYS[2])}
+"""
+HELD, BACKING_OFF = 0, 1  # CLAIM's replies but the one that took the lock: {2, value}
 
 
 def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[str]:
@@ -18,13 +30,16 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
 
     1. Take the key's lock (SET NX PX, random token); if it is held, somebody is already
        loading: drop this task.
-    2. If the key is backing off after a failure, drop this task too: it was queued or
-       redelivered before the failure, and the origin gets one attempt per back-off.
+    2. If the key is backing off after a failure, drop this task too (and free the lock):
+       it was queued or redelivered before the failure, and the origin gets one attempt
+       per back-off. Steps 1 and 2 and reading the value are one script, CLAIM, which
+       also re-arms the pending marker to live as long as the lock.
     3. If the value is no longer the version `seen` that the reader asked to replace, it
        has been rewritten since (by a refresh, set or invalidate): stop. A task without
        `seen` (sent by hand) stops if the value was written after it was enqueued.
-    4. Call the loader under the lock (kept alive by the watchdog) and commit only if
-       the lock still holds and the value is still the version read in step 3.
+    4. Call the loader under the lock (kept alive by the watchdog until the step ends)
+       and commit only if the lock still holds and the value is still the version read
+       in step 3.
     On a loader error the old value stays servable and the key is held off for
     `error_backoff`, so a failing origin gets one attempt per key per back-off period.
     """
@@ -32,21 +47,21 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
     # The pending marker lives as long as our lock: readers keep off while we work,
     # and if this worker dies both lapse and the next reader asks again.
     held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
-    if not (yield from acquire(held.key, held.token, held.ttl_ms)):
+    claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+    if claim[0] == HELD:
         stats.incr("refresh_deduplicated")
         return "deduplicated"
-    raw, pending = yield Command(("MGET", keys.value, keys.pending))
-    if pending == BACKOFF:
-        yield from release(held.key, held.token)
+    if claim[0] == BACKING_OFF:
         stats.incr("refresh_backing_off")
         return "backing_off"
-    yield from extend(held)
+    raw = claim[1]
     started_ms = int(enqueued_at * 1000)
     current = spec.parse(raw, quiet=True)
     if current is not None and (current.version != seen if seen is not None else current.written_ms >= started_ms):
         yield from release(held.key, held.token)
         stats.incr("refresh_unneeded")
         return "fresh"
+    yield Keep(held)  # in a batch, other keys' loads may run before ours
     try:
         _, outcome = yield from load_and_commit(
             spec, call, held, current.version if current is not None else NOTHING_READ, started_ms, back_off=True

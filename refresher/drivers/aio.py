@@ -14,8 +14,10 @@ from redis.commands.core import AsyncScript
 
 from refresher.core.lock import keep_alive
 from refresher.core.miss import UNAVAILABLE
-from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
-from refresher.drivers.base import Driver
+from refresher.core.ops import (
+    Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
+)
+from refresher.drivers.base import Driver, lost_scripts
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.sync import SyncDriver
 
@@ -34,9 +36,9 @@ class AsyncDriver(Driver):
         self._scripts: dict[str, AsyncScript] = {}
         self._reading: dict[str, asyncio.Future[bytes | None | Exception | _ReadAgain]] = {}
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Awaitable[Any]]] = {
-            Command: self._command, Batch: self._batch, MGet: self._mget, Script: self._script, Subscribe: self._subscribe,
-            Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
-            Publish: self._publish,
+            Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
+            Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load, Pause: self._pause,
+            Coalesce: self._coalesce, Publish: self._publish,
         }
 
     async def get(self, key: str) -> bytes | None | Exception:
@@ -74,6 +76,8 @@ class AsyncDriver(Driver):
         finally:
             for subscription in stepper.opened:
                 await subscription.disconnect()
+            for watchdog in stepper.kept.values():
+                watchdog.cancel()
 
     async def _command(self, op: Command, _: Stepper[Any]) -> Any:
         return await self.redis.execute_command(*op.args)
@@ -84,16 +88,38 @@ class AsyncDriver(Driver):
                 pipe.execute_command(*command)
             return await pipe.execute()
 
+    async def _pipeline(self, op: Pipeline, _: Stepper[Any]) -> list[Any]:
+        """As the sync driver's: EVALSHA, and scripts lost to NOSCRIPT loaded and sent again."""
+        replies = await self._send(op.ops)
+        if lost := lost_scripts(op.ops, replies):
+            for source in {script.source for script in lost.values()}:
+                await self.redis.script_load(source)
+            for i, reply in zip(lost, await self._send(tuple(lost.values()))):
+                replies[i] = reply
+        return replies
+
+    async def _send(self, ops: tuple[Command | Script, ...]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for o in ops:
+                if isinstance(o, Command):
+                    pipe.execute_command(*o.args)
+                else:
+                    pipe.execute_command("EVALSHA", self._registered(o.source).sha, len(o.keys), *o.keys, *o.args)
+            return await pipe.execute(raise_on_error=False)
+
     async def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
         if isinstance(self.redis, RedisCluster):
             return await self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
         return await self.redis.mget(op.keys)
 
     async def _script(self, op: Script, _: Stepper[Any]) -> Any:
-        script = self._scripts.get(op.source)
+        return await self._registered(op.source)(keys=op.keys, args=op.args)
+
+    def _registered(self, source: str) -> AsyncScript:
+        script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[op.source] = self.redis.register_script(op.source)  # type: ignore[misc]
-        return await script(keys=op.keys, args=op.args)
+            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+        return script
 
     async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Connection:
         """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
@@ -115,13 +141,17 @@ class AsyncDriver(Driver):
         reply = await op.subscription.read_response(timeout=max(0.0, op.timeout))
         return reply[2] if reply is not None and reply[0] == b"smessage" else None
 
-    async def _load(self, op: Load, _: Stepper[Any]) -> Any:
+    async def _keep(self, op: Keep, stepper: Stepper[Any]) -> None:
+        if op.held not in stepper.kept:
+            stepper.kept[op.held] = asyncio.create_task(self.run(keep_alive(op.held)))
+
+    async def _load(self, op: Load, stepper: Stepper[Any]) -> Any:
         args, kwargs = op.call.args, op.call.kwargs
         if inspect.iscoroutinefunction(op.fn):
             work = op.fn(*args, **kwargs)
         else:  # a sync loader read from asyncio: its origin call must not block the loop
             work = asyncio.to_thread(op.fn, *args, **kwargs)
-        if op.held is None:
+        if op.held is None or op.held in stepper.kept:
             return await work
         watchdog = asyncio.create_task(self.run(keep_alive(op.held)))
         try:

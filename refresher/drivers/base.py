@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from refresher.core.ops import Publish
+from redis.exceptions import NoScriptError
+
+from refresher.core.ops import Command, Publish, Script
 from refresher.singleflight import Group
 
 if TYPE_CHECKING:
@@ -24,3 +26,9 @@ class Driver:
             op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo()),
             key=op.key, version=op.version,
         )
+
+
+def lost_scripts(ops: tuple[Command | Script, ...], replies: list[Any]) -> dict[int, Script]:
+    """The pipeline's scripts the server did not have (NOSCRIPT: they ran nothing), by position."""
+    return {i: op for i, (op, reply) in enumerate(zip(ops, replies))
+            if isinstance(op, Script) and isinstance(reply, NoScriptError)}

@@ -14,7 +14,7 @@ class Stepper(Generic[T]):
     When the step returns, iteration stops and `value` holds what it returned; when it
     raises, the exception comes out of the iteration."""
 
-    __slots__ = ("_steps", "reply", "error", "value", "opened")
+    __slots__ = ("_steps", "reply", "error", "value", "opened", "kept")
 
     def __init__(self, steps: Steps[T]) -> None:
         self._steps = steps
@@ -22,6 +22,7 @@ class Stepper(Generic[T]):
         self.error: BaseException | None = None
         self.value: T
         self.opened: list[Any] = []  # subscriptions to close when the step is over
+        self.kept: dict[Any, Any] = {}  # Held -> the driver's keep-alive, stopped when the step is over
 
     def __iter__(self) -> Stepper[T]:
         return self

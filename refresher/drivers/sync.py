@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, TypeVar
 
 from redis import Redis
@@ -10,11 +9,13 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
 from redis.connection import Connection
 
-from refresher.core.lock import keep_alive
 from refresher.core.miss import UNAVAILABLE
-from refresher.core.ops import Batch, Coalesce, Command, Listen, Load, MGet, Pause, Publish, Script, Steps, Subscribe
-from refresher.drivers.base import Driver
+from refresher.core.ops import (
+    Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
+)
+from refresher.drivers.base import Driver, lost_scripts
 from refresher.drivers.stepping import Stepper
+from refresher.drivers.watchdog import Watchdog
 from refresher.publish import Publisher
 from refresher.singleflight import Group
 
@@ -26,12 +27,12 @@ class SyncDriver(Driver):
         super().__init__(flights, publisher, socket_timeout)
         self.redis = redis
         self._scripts: dict[str, RedisScript] = {}
-        self._watchdog = threading.local()  # the stop event of the watchdog this thread runs
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Any]] = {
-            Command: self._command, Batch: self._batch, MGet: self._mget, Script: self._script, Subscribe: self._subscribe,
-            Listen: self._listen, Load: self._load, Pause: self._pause, Coalesce: self._coalesce,
-            Publish: self._publish,
+            Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
+            Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load,
+            Coalesce: self._coalesce, Publish: self._publish,
         }
+        self.watchdog = Watchdog(lambda op, stepper: self._perform[type(op)](op, stepper))
 
     def get(self, key: str) -> bytes | None | Exception:
         """A hit's one GET, outside any step (a generator per hit would cost more than
@@ -55,6 +56,8 @@ class SyncDriver(Driver):
         finally:
             for subscription in stepper.opened:
                 subscription.disconnect()
+            for lease in stepper.kept.values():
+                self.watchdog.drop(lease)
 
     def _command(self, op: Command, _: Stepper[Any]) -> Any:
         return self.redis.execute_command(*op.args)
@@ -65,16 +68,39 @@ class SyncDriver(Driver):
                 pipe.execute_command(*command)
             return pipe.execute()
 
+    def _pipeline(self, op: Pipeline, _: Stepper[Any]) -> list[Any]:
+        """Scripts go as EVALSHA; any the server has lost (NOSCRIPT, which runs nothing)
+        are loaded and sent again."""
+        replies = self._send(op.ops)
+        if lost := lost_scripts(op.ops, replies):
+            for source in {script.source for script in lost.values()}:
+                self.redis.script_load(source)
+            for i, reply in zip(lost, self._send(tuple(lost.values()))):
+                replies[i] = reply
+        return replies
+
+    def _send(self, ops: tuple[Command | Script, ...]) -> list[Any]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for o in ops:
+                if isinstance(o, Command):
+                    pipe.execute_command(*o.args)
+                else:
+                    pipe.execute_command("EVALSHA", self._registered(o.source).sha, len(o.keys), *o.keys, *o.args)
+            return pipe.execute(raise_on_error=False)
+
     def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
         if isinstance(self.redis, RedisCluster):
             return self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
         return self.redis.mget(op.keys)  # type: ignore[return-value]
 
     def _script(self, op: Script, _: Stepper[Any]) -> Any:
-        script = self._scripts.get(op.source)
+        return self._registered(op.source)(keys=op.keys, args=op.args)
+
+    def _registered(self, source: str) -> RedisScript:
+        script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[op.source] = self.redis.register_script(op.source)  # type: ignore[misc]
-        return script(keys=op.keys, args=op.args)
+            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+        return script
 
     def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Any:
         """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
@@ -96,25 +122,15 @@ class SyncDriver(Driver):
         reply = connection.read_response()
         return reply[2] if reply[0] == b"smessage" else None
 
-    def _load(self, op: Load, _: Stepper[Any]) -> Any:
-        if op.held is None:
-            return op.fn(*op.call.args, **op.call.kwargs)
-        stop = threading.Event()
-        watchdog = threading.Thread(target=self._watch, args=(op, stop), name=f"lock-watchdog:{op.held.key}", daemon=True)
-        watchdog.start()
-        try:
-            return op.fn(*op.call.args, **op.call.kwargs)
-        finally:
-            stop.set()
-            watchdog.join()
+    def _keep(self, op: Keep, stepper: Stepper[Any]) -> None:
+        if op.held not in stepper.kept:
+            stepper.kept[op.held] = self.watchdog.hold(op.held)
 
-    def _watch(self, op: Load, stop: threading.Event) -> None:
-        assert op.held is not None
-        self._watchdog.stop = stop
-        self.run(keep_alive(op.held))
-
-    def _pause(self, op: Pause, _: Stepper[Any]) -> bool:
-        return self._watchdog.stop.wait(op.seconds)
+    def _load(self, op: Load, stepper: Stepper[Any]) -> Any:
+        if op.held is None or op.held in stepper.kept:
+            return op.fn(*op.call.args, **op.call.kwargs)
+        with self.watchdog.holding(op.held):
+            return op.fn(*op.call.args, **op.call.kwargs)
 
     def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
         return self.flights.do(op.key, lambda: self.run(op.steps()))
