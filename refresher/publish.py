@@ -20,11 +20,12 @@ from typing import Any, Callable, NamedTuple
 from celery import Celery
 from kombu.messaging import Producer
 
-from refresher.calls import call_repr
+from refresher.calls import MAX_REPR, call_repr
 from refresher.logs import about
 from refresher.stats import Stats
 
 REFRESH_TASK = "refresher.refresh"
+REFRESH_MANY_TASK = "refresher.refresh_many"  # several keys: a list of REFRESH_TASK's arguments
 log = logging.getLogger("refresher")
 
 
@@ -60,6 +61,12 @@ class Publisher:
     """
 
     QUEUE_SIZE = 10_000
+    # With this many refreshes or more waiting to be published, they go several to a
+    # message (refresher.refresh_many), up to BATCH keys each: a worker refreshes a
+    # batch's keys several times faster than one task per key. With fewer waiting, each
+    # key gets a one-key task at once.
+    BACKLOG = 8
+    BATCH = 32
 
     def __init__(self, broker_url: str, queue: str, timeout: float, cooldown: float, stats: Stats) -> None:
         self.broker_url = broker_url
@@ -143,11 +150,20 @@ class Publisher:
     def _run(self, jobs: queue_module.Queue[_Job]) -> None:
         self._connect()
         while True:
-            job = jobs.get()
+            batch = self._take(jobs)
             try:
-                self._publish(job)
+                self._publish(batch)
             finally:
-                self._done()
+                for _ in batch:
+                    self._done()
+
+    def _take(self, jobs: queue_module.Queue[_Job]) -> list[_Job]:
+        """The next job (waiting for one), and the ones behind it if BACKLOG or more are."""
+        batch = [jobs.get()]
+        if jobs.qsize() >= self.BACKLOG:
+            while len(batch) < self.BATCH and not jobs.empty():
+                batch.append(jobs.get_nowait())
+        return batch
 
     def _connect(self) -> None:
         """Open the broker connection, declare the queue and load the result backend
@@ -188,20 +204,25 @@ class Publisher:
             self._unfinished -= 1
             self._idle.notify_all()
 
-    def _publish(self, job: _Job) -> None:
+    def _publish(self, batch: list[_Job]) -> None:
+        """One key: a one-key task. Several: one refresh_many task of their one-key
+        arguments, which expires when the last of them stops being servable (the worker
+        checks each key's freshness anyway)."""
         if not self.available():
-            self.stats.loader(job.loader).incr("publish_skipped")
-            self._give_back(job)
+            for skipped in batch:
+                self.stats.loader(skipped.loader).incr("publish_skipped")
+                self._give_back(skipped)
             return
+        job = batch[0]
+        shown = ", ".join(call_repr(j.loader, j.args, j.kwargs) for j in batch)  # what Flower shows
         try:
             self.app.send_task(
-                REFRESH_TASK,
+                REFRESH_TASK if len(batch) == 1 else REFRESH_MANY_TASK,
                 producer=self._connected(),
-                # A versioned loader's tasks carry its version: a worker on another drops them.
-                args=[job.loader, job.args, job.kwargs, job.enqueued_at, job.seen, *([job.version] if job.version is not None else [])],
-                argsrepr=call_repr(job.loader, job.args, job.kwargs),  # what Flower shows
+                args=job.wire if len(batch) == 1 else [[j.wire for j in batch]],
+                argsrepr=shown if len(shown) <= MAX_REPR else shown[:MAX_REPR - 3] + "...",
                 queue=self.queue,
-                expires=job.expires_s,
+                expires=max(j.expires_s for j in batch),
                 retry=False,
                 ignore_result=True,
                 timeout=self.timeout,  # AMQP: the write, then the broker's confirm
@@ -211,14 +232,16 @@ class Publisher:
             self._drop_connection()  # the next publish, after the cool-down, opens a new one
             self._open_until = time.monotonic() + self.cooldown
             self.stats.breaker_opened(self.cooldown)
-            self.stats.loader(job.loader).incr("publish_failed")
             about(job.loader, job.key).warning(
                 "publishing a refresh failed (%s: %s); not publishing for %.1fs",
                 type(exc).__name__, exc, self.cooldown, extra={"error_type": type(exc).__name__},
             )
-            self._give_back(job)
+            for failed in batch:
+                self.stats.loader(failed.loader).incr("publish_failed")
+                self._give_back(failed)
             return
-        self.stats.loader(job.loader).incr("refresh_enqueued")
+        for sent in batch:
+            self.stats.loader(sent.loader).incr("refresh_enqueued")
 
     def _give_back(self, job: _Job) -> None:
         try:
@@ -279,3 +302,10 @@ class _Job(NamedTuple):
     expires_s: float
     on_failure: Callable[[], object]
     version: int | None = None
+
+    @property
+    def wire(self) -> list[Any]:
+        """The one-key task's arguments. A versioned loader's tasks carry its version: a
+        worker on another drops them."""
+        return [self.loader, self.args, self.kwargs, self.enqueued_at, self.seen,
+                *([self.version] if self.version is not None else [])]

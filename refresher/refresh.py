@@ -1,13 +1,22 @@
-"""Refreshing one key on a worker: the whole job of the Celery task, kept apart from Celery."""
+"""Refreshing keys on a worker: the whole job of the Celery tasks, kept apart from Celery."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 from refresher import registry
+from refresher.calls import Call, call_repr
 from refresher.core.refresh import refresh
+from refresher.core.together import together
+from refresher.errors import UnknownLoader
 from refresher.logs import about
+
+if TYPE_CHECKING:
+    from refresher.handle import Loader
+
+REJECTED = (UnknownLoader, TypeError)  # an unregistered loader, or arguments it cannot take
 
 
 def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
@@ -19,15 +28,67 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
     where it is caught), or one at ERROR with what the refresh raised."""
     loader = registry.lookup(name)
     call = loader.call.from_wire([args, kwargs])
-    keylog, started = about(name, call.keys.value), time.monotonic()
+    started = time.monotonic()
     try:
         outcome = loader.run_steps(refresh(loader.spec, call, enqueued_at, seen))
     except Exception as exc:  # Redis unreachable, say: Celery records the task as failed
-        keylog.error("refresh raised %s: %s", type(exc).__name__, exc,
-                     extra={"outcome": "error", "error_type": type(exc).__name__})
-        loader.spec.stats.incr("task_error")
+        _report(loader, call, exc, started)
         raise
-    loader.spec.stats.incr(f"task_{outcome}")  # one per task: refresher_refresh_tasks_total{outcome=...}
+    return _report(loader, call, outcome, started)
+
+
+def refresh_keys(items: list[Any]) -> str:
+    """Refresh several keys, each item a one-key task's arguments `[name, args, kwargs,
+    enqueued_at, seen]` (and a versioned loader's version). Each key is refreshed as
+    refresh_key would (its own lock, freshness check and commit, logged and counted
+    alike), but the Redis work of the keys of one cache goes out together: one round
+    trip claims them all, one commits them all (refresher.core.together). An item that cannot be refreshed is `rejected`,
+    and a key whose refresh raised is `error`, without failing the others. Returns each
+    key and what happened to it, as `loader(args): outcome; ...`."""
+    shown: list[str] = []
+    outcomes: list[str] = []
+    groups: defaultdict[tuple[int, bool], list[tuple[int, Loader[Any, Any], Call, float, int | None]]] = defaultdict(list)
+    for i, item in enumerate(items):
+        shown.append(f"item {i}")
+        outcomes.append("rejected")
+        try:
+            name, args, kwargs, enqueued_at, seen, *version = item
+            loader = registry.lookup(name)
+            call = loader.call.from_wire([args, kwargs])
+        except (*REJECTED, ValueError) as exc:  # ValueError: too few fields
+            rejected(item[0] if isinstance(item, list) and item else None, exc)
+            continue
+        shown[i] = call_repr(name, args, kwargs)
+        if not same_version(name, version[0] if version else None):
+            outcomes[i] = "version_mismatch"
+            continue
+        groups[id(loader.cache), loader.spec.is_async].append((i, loader, call, enqueued_at, seen))
+    for group in groups.values():
+        started = time.monotonic()
+        results = group[0][1].run_steps(together([
+            refresh(loader.spec, call, enqueued_at, seen) for _, loader, call, enqueued_at, seen in group
+        ]))
+        for (i, loader, call, _, _), result in zip(group, results):
+            outcomes[i] = _report(loader, call, result, started)
+    return "; ".join(f"{key}: {outcome}" for key, outcome in zip(shown, outcomes))
+
+
+def rejected(name: Any, exc: Exception) -> str:
+    """A task, or an item of one, that no registered loader can run."""
+    about(name, None).error("rejected a refresh task: %s", exc,
+                            extra={"outcome": "rejected", "error_type": type(exc).__name__})
+    return "rejected"
+
+
+def _report(loader: Loader[Any, Any], call: Call, outcome: str | Exception, started: float) -> str:
+    """One log line and one count per refreshed key: its outcome, or what its refresh raised."""
+    keylog = about(loader.name, call.keys.value)
+    if isinstance(outcome, Exception):
+        keylog.error("refresh raised %s: %s", type(outcome).__name__, outcome,
+                     extra={"outcome": "error", "error_type": type(outcome).__name__})
+        loader.spec.stats.incr("task_error")
+        return "error"
+    loader.spec.stats.incr(f"task_{outcome}")  # one per key: refresher_refresh_tasks_total{outcome=...}
     keylog.info("refresh %s in %.3fs", outcome, time.monotonic() - started, extra={"outcome": outcome})
     return outcome
 

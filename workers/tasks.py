@@ -1,13 +1,11 @@
-"""The refresh task: a thin wrapper over refresher.refresh.refresh_key."""
+"""The refresh tasks: thin wrappers over refresher.refresh (refresh_key, refresh_keys)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from refresher.errors import UnknownLoader
-from refresher.logs import about
-from refresher.publish import REFRESH_TASK
-from refresher.refresh import refresh_key, same_version
+from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK
+from refresher.refresh import REJECTED, refresh_key, refresh_keys, rejected, same_version
 from workers.app import app
 
 
@@ -20,7 +18,12 @@ def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: flo
         if not same_version(name, version):
             return "version_mismatch"
         return refresh_key(name, args, kwargs, enqueued_at, seen)
-    except (UnknownLoader, TypeError) as exc:
-        about(name, None).error("rejected a refresh task: %s", exc,
-                                extra={"outcome": "rejected", "error_type": type(exc).__name__})
-        return "rejected"
+    except REJECTED as exc:
+        return rejected(name, exc)
+
+
+@app.task(name=REFRESH_MANY_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+def refresh_many(items: list[list[Any]]) -> str:
+    """Several keys in one message, sent by a publisher with a backlog: each item is a
+    `refresh` task's arguments. The result names each key and its outcome."""
+    return refresh_keys(items)
