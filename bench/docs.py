@@ -228,9 +228,7 @@ def many_keys_section(machine: Sequence[tuple[str, str]], run: GroupRun) -> str:
              "draining one-key tasks, batches and no-op tasks in turn), apart from the full run above, with its own "
              "commit, date and load. A full `make bench` has these tables in its own results and replaces this "
              "section.", "",
-             *_machine([*machine, ("load average (1 min) at the start / end of the scenario",
-                                   f"{run.loads[0]:.2f} / {run.loads[-1]:.2f}")]),
-             targets_table(run.targets).markdown(), "", *_results(run.outcomes)]
+             *_machine(machine), targets_table(run.targets).markdown(), "", *_results(run.outcomes)]
     return "\n".join(parts)
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from refresher import registry
-from refresher.core import lock, miss
+from refresher.core import lock, miss, refresh
 from refresher.core.ops import Command, MGet, Script
 from refresher.drivers.sync import SyncDriver
-from refresher.refresh import refresh_key
+from refresher.refresh import refresh_key, refresh_keys
 
 from bench.report import Table
 
@@ -44,6 +44,10 @@ def _read_current(perform: Perform, op: Any, stepper: Any) -> Any:
 
 
 def _other_command(perform: Perform, op: Any, stepper: Any) -> Any:
+    return perform(op, stepper)
+
+
+def _claim_script(perform: Perform, op: Any, stepper: Any) -> Any:
     return perform(op, stepper)
 
 
@@ -71,20 +75,22 @@ def _command_kind(op: Command) -> Callable[[Perform, Any, Any], Any]:
 
 
 SCRIPTS: dict[str, Callable[[Perform, Any, Any], Any]] = {
-    lock.EXTEND: _extend_script, miss.COMMIT: _commit_script, lock.RELEASE: _release_script,
+    refresh.CLAIM: _claim_script, lock.EXTEND: _extend_script, miss.COMMIT: _commit_script,
+    lock.RELEASE: _release_script,
 }
 
 # Each step: its label and the functions (file suffix, name) whose cumulative times add up
 # to it. A step none of whose functions refresh_key called is left out; "everything else"
 # keeps the table adding up to refresh_key's total whatever the code looks like today.
 STEPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("claim: lock, back-off check, read, re-arm the marker (CLAIM script)", ((HERE, "_claim_script"),)),
     ("take the lock (SET NX PX)", ((HERE, "_take_lock"),)),
     ("read the value and pending marker (MGET)", ((HERE, "_read_current"),)),
     ("re-arm lock + pending marker (EXTEND script)", ((HERE, "_extend_script"),)),
     ("commit script (EVALSHA)", ((HERE, "_commit_script"),)),
     ("release the lock (RELEASE script)", ((HERE, "_release_script"),)),
     ("other Redis commands and scripts", ((HERE, "_other_command"), (HERE, "_other_script"))),
-    ("start and join the lock watchdog thread", (("threading.py", "start"), ("threading.py", "join"))),
+    ("hand the lock to the process's watchdog thread", (("refresher/drivers/watchdog.py", "hold"),)),
     ("the loader (instant origin: one INCR)", (("bench/origin.py", "fetch"),)),
     ("the core's steps, no I/O (refresher/core: decide, envelope, encode)", (("refresher/core/refresh.py", "refresh"),)),
     ("canonical arguments and key names (refresher/calls.py)", (("refresher/calls.py", "__call__"),)),
@@ -100,6 +106,11 @@ class Profile:
     socket_share: float  # of profiled time, spent in socket send/receive
     top_step: str
     top_share: float
+    batched_round_trips: float  # per key, refreshed in batches by refresh_keys
+
+
+def _sends(stats: dict[Any, Any]) -> int:
+    return sum(v[1] for (_, _, name), v in stats.items() if name == SOCKET_CALLS[0])
 
 
 @contextlib.contextmanager
@@ -124,9 +135,11 @@ def _routed(driver: SyncDriver) -> Iterator[None]:
         performers[Command], performers[MGet], performers[Script] = command, mget, script
 
 
-def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys: Sequence[str]) -> Profile:
+def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys: Sequence[str],
+                      batched_keys: Sequence[str], per_task: int) -> Profile:
     """Time refresh_key over `warm_keys` without the profiler, then profile it over
-    `profiled_keys` (values that exist, so each call really reloads and commits)."""
+    `profiled_keys` (values that exist, so each call really reloads and commits); count
+    the round trips of refresh_keys over `batched_keys`, `per_task` keys at a time."""
     t0 = time.perf_counter()
     for key in warm_keys:
         refresh_key(loader_name, [key], {}, time.time())
@@ -148,7 +161,13 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
         return sum(v[1] for v in hits), float(sum(v[3] for v in hits))
 
     _, total = cumulative((("refresher/refresh.py", "refresh_key"),))
-    sends = sum(v[1] for (_, _, name), v in stats.items() if name == SOCKET_CALLS[0])
+    sends = _sends(stats)
+    batched = cProfile.Profile()
+    batched.enable()
+    for start in range(0, len(batched_keys), per_task):
+        refresh_keys([[loader_name, [key], {}, time.time(), None] for key in batched_keys[start : start + per_task]])
+    batched.disable()
+    batched_round_trips = _sends(pstats.Stats(batched).stats) / len(batched_keys)  # type: ignore[attr-defined]
     socket_s = sum(v[2] for (_, _, name), v in stats.items() if name in SOCKET_CALLS)
     table = Table(
         f"4c. Refresh path profile: refresher.refresh.refresh_key in-process under cProfile, {n:,} refreshes",
@@ -157,11 +176,13 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
                f"Profiled total {total / n * 1000:.3f} ms, of which {socket_s / total:.0%} is waiting on "
                f"Redis sockets over {sends / n:.1f} round trips per refresh. Redis steps are the sync "
                "driver performing the op the core yielded (round trip included); the core's steps are "
-               "the time spent inside refresher/core's generators themselves."],
+               "the time spent inside refresher/core's generators themselves. The instant loader's own INCR "
+               f"is one of those round trips. Refreshed {per_task} keys to a task (refresh_keys), "
+               f"{batched_round_trips:.2f} round trips per key."],
     )
     steps = [(label, seconds) for label, functions in STEPS for calls, seconds in [cumulative(functions)] if calls]
     steps.sort(key=lambda step: -step[1])
     for label, seconds in [*steps, ("everything else in refresh_key (driver stepping, registry)",
                                     total - sum(s for _, s in steps))]:
         table.add(label, seconds / n * 1000, f"{seconds / total:.0%}")
-    return Profile(table, refresh_ms, sends / n, socket_s / total, steps[0][0], steps[0][1] / total)
+    return Profile(table, refresh_ms, sends / n, socket_s / total, steps[0][0], steps[0][1] / total, batched_round_trips)
