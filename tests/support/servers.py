@@ -124,11 +124,12 @@ class WorkerProcess:
     """`celery -A workers worker` as a subprocess, exactly as a user runs it.
 
     `flags=()` runs it as the README recommends, heartbeat on (workers/app.py turns gossip
-    and mingle off whatever the flags)."""
+    and mingle off whatever the flags). `events=False` drops `-E`: task events cost a
+    worker about two thirds of its refresh throughput (a fleet test needs it all)."""
 
     def __init__(self, redis_url: str, loaders: str = "tests.support.loaders", concurrency: int = 1,
                  pool: str = "threads", extra_env: dict[str, str] | None = None,
-                 flags: tuple[str, ...] = TEST_WORKER_FLAGS) -> None:
+                 flags: tuple[str, ...] = TEST_WORKER_FLAGS, events: bool = True) -> None:
         self.env = dict(os.environ)
         self.env.update(
             REFRESHER_REDIS_URL=redis_url,
@@ -138,7 +139,7 @@ class WorkerProcess:
         )
         self.env.update(extra_env or {})
         self.args = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", "-E",
+            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", *(["-E"] if events else []),
             "-P", pool, "-c", str(concurrency), *flags,
             "-n", f"worker{free_port()}@%h",
         ]
