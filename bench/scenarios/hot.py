@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import cProfile
 import math
 import os
+import pstats
 import statistics
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -29,6 +33,22 @@ from bench.strategies import ASYNC_NAMES, LABELS, NAMES, Spec, Strategy, build, 
 from bench.workloads import hot
 
 EPISODE_GAP_S = 0.1  # slow reads that began less than this apart are one episode
+PROFILE_THREADS = 32  # 2d: threads reading the hot key in the bench's own process
+PROFILE_READS = 1000  # per thread
+# 2d's parts of a read, as in 3e: (label, functions (file suffix, name) whose cumulative times add up to it).
+PROFILE_PARTS: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = {
+    "refresher": (
+        ("the GET in redis-py (execute_command)", (("redis/client.py", "execute_command"),)),
+        ("the read decision (core/read.py `after_get`)", (("refresher/core/read.py", "after_get"),)),
+        ("in the refresh window: the steps (SyncDriver.run: the per-process memo, the claim, the hand-over)",
+         (("refresher/drivers/sync.py", "run"),)),
+        ("arguments and keys (calls.py)", (("refresher/calls.py", "__call__"),)),
+    ),
+    "naive": (
+        ("the GET in redis-py (execute_command)", (("redis/client.py", "execute_command"),)),
+        ("json.loads", (("json/__init__.py", "loads"),)),
+    ),
+}
 
 
 @dataclass
@@ -45,6 +65,7 @@ class HotOutcome(Outcome):
     # per strategy name: calls, redundant, tasks (background refreshes), inline, slow, p99, written
     measured: dict[str, dict[str, float]] = field(default_factory=dict)
     figure: str = "Hot key: origin calls over time, one line per strategy"
+    profile: Table | None = None  # 2d: where a read's CPU goes under PROFILE_THREADS threads
 
 
 @dataclass
@@ -200,7 +221,92 @@ def run(ctx: Context, key_suffix: str = "") -> HotOutcome:
         ["policy", "refreshes", "median", "min", "max", "each refresh"],
     )
     series, measured, _ = _measure(ctx, NAMES, s.hot_threads, seconds, key_suffix, table, leads_table)
-    return HotOutcome([table, leads_table], _targets(measured, s.hot_periods), series=series, measured=measured)
+    profile, finding = _profile(ctx, key_suffix, measured)
+    return HotOutcome([table, leads_table, profile], _targets(measured, s.hot_periods), findings=[finding],
+                      series=series, measured=measured, profile=profile)
+
+
+def _threads(strategy: Strategy, key: str, profiled: bool) -> tuple[float, list[float], list[cProfile.Profile]]:
+    """PROFILE_THREADS threads read `key` PROFILE_READS times each, released together: this
+    process's CPU seconds, every read's latency, and each thread's profile (if `profiled`)."""
+    latencies: list[float] = []
+    profiles: list[cProfile.Profile] = []
+    go = threading.Barrier(PROFILE_THREADS + 1)
+
+    def read() -> None:
+        mine = []
+        profiler = cProfile.Profile(time.thread_time) if profiled else None  # this thread's CPU, not the wall
+        go.wait()
+        if profiler is not None:
+            profiler.enable()
+        for _ in range(PROFILE_READS):
+            t0 = time.perf_counter()
+            strategy.get(key)
+            mine.append(time.perf_counter() - t0)
+        if profiler is not None:
+            profiler.disable()
+            profiles.append(profiler)
+        latencies.extend(mine)
+
+    threads = [threading.Thread(target=read) for _ in range(PROFILE_THREADS)]
+    for t in threads:
+        t.start()
+    cpu = time.process_time()
+    go.wait()
+    for t in threads:
+        t.join()
+    return time.process_time() - cpu, latencies, profiles
+
+
+def _profile(ctx: Context, key_suffix: str, measured: dict[str, dict[str, float]]) -> tuple[Table, str]:
+    """2d: refresher and naive read the hot key from PROFILE_THREADS threads in this process,
+    once unprofiled (CPU per read, latency) and once with a cProfile per thread (where it goes)."""
+    table = Table(
+        f"2d. Hot key profile: {PROFILE_THREADS} threads in one process, {PROFILE_READS:,} reads each of the hot "
+        "key, where a read's CPU goes",
+        ["strategy", "part", "µs per read (profiled)", "share"],
+        notes=["Each thread runs under its own cProfile timed by its own CPU clock (time.thread_time: cumulative "
+               "CPU of each part's call stack, added over the threads, waits for the GIL left out); cProfile slows "
+               "everything down, Python calls and its clock most: compare the shares. The unprofiled "
+               "run of the same reads gives the CPU per read and the latencies in the finding below."],
+    )
+    figures: dict[str, tuple[float, float, float]] = {}
+    for name in ("refresher", "naive"):
+        strategy = build(ctx.spec(name, hot().name))
+        strategy.warm()
+        key = f"hot-profile-{name}{key_suffix}"
+        strategy.get(key)  # loaded once, refreshed by the worker from then on
+        cpu, latencies, _ = _threads(strategy, key, profiled=False)
+        p50, p99, _ = latency_ms(latencies)
+        figures[name] = (cpu / len(latencies) * 1e6, p50, p99)
+        _, _, profiles = _threads(strategy, key, profiled=True)
+        stats = pstats.Stats(profiles[0])
+        for more in profiles[1:]:
+            stats.add(more)
+        reads = PROFILE_THREADS * PROFILE_READS
+
+        def us(functions: tuple[tuple[str, str], ...], stats: pstats.Stats = stats) -> float:
+            entries = stats.stats  # type: ignore[attr-defined]
+            return float(sum(v[3] for path, function in functions for (file, _, fn), v in entries.items()
+                             if file.endswith(path) and fn == function)) / reads * 1e6
+
+        total = us((("bench/strategies/refresher.py" if name == "refresher" else "bench/strategies/naive.py", "get"),))
+        parts = [(label, us(functions)) for label, functions in PROFILE_PARTS[name]]
+        for label, took in [*parts, ("the rest", total - sum(t for _, t in parts)), ("a read, all of it", total)]:
+            table.add(LABELS[name], label, took, f"{took / total:.0%}")
+        strategy.flush()
+        strategy.close()
+    (r_cpu, r_p50, r_p99), (n_cpu, n_p50, n_p99) = figures["refresher"], figures["naive"]
+    r, n = measured["refresher"], measured["naive"]
+    finding = (
+        f"**Hot key, where a read's CPU goes (2d).** With {PROFILE_THREADS} threads in one process on "
+        f"{os.cpu_count()} CPUs, a read's latency is mostly its wait for the GIL and a CPU, so the CPU each read "
+        f"costs decides the p99. Unprofiled, a refresher read cost {r_cpu:.1f} µs of this process's CPU "
+        f"(p50 {r_p50:.2f} ms, p99 {r_p99:.2f} ms) and a naive read {n_cpu:.1f} µs (p50 {n_p50:.2f} ms, "
+        f"p99 {n_p99:.2f} ms). In table 2 (4 processes x 8 threads) refresher's p99 was {r['p99']:.2f} ms, "
+        f"naive's {n['p99']:.2f} ms ({r['p99'] / n['p99']:.2f}x), over {r['reads']:,.0f} and {n['reads']:,.0f} reads."
+    )
+    return table, finding
 
 
 def run_async(ctx: Context, key_suffix: str = "") -> Outcome:
