@@ -75,7 +75,11 @@ def _decided(spec: Spec[R], call: Call, envelope: Envelope, verdict: Verdict, ti
 
 def _read_with_epochs(spec: Spec[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
     """`_read`, once the epochs the value is judged by are fetched (one MGET)."""
-    value = _decided(spec, call, envelope, (yield from verdict(spec, envelope)), ticket)
+    try:
+        judged = yield from verdict(spec, envelope)
+    except UNAVAILABLE as exc:
+        return (yield from cache_down(spec, call, exc))
+    value = _decided(spec, call, envelope, judged, ticket)
     if value is None:
         return (yield from miss(spec, call, raw))
     if type(value) is Then:

@@ -32,13 +32,21 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
     try:
         yield Script(REPLACE, (keys.value,), (envelope.to_bytes(), px, keys.signal))
     except UNAVAILABLE as exc:
-        spec.stats.incr("cache_unavailable")
-        raise CacheUnavailable(f"cache Redis unavailable while writing {keys.value}: {exc}") from exc
+        raise _unavailable(spec, keys.value, exc) from exc
+
+
+def _unavailable(spec: Spec[Any], key: str, exc: Exception) -> CacheUnavailable:
+    """A write the caller asked for failed: it must know, even with fail_open."""
+    spec.stats.incr("cache_unavailable")
+    return CacheUnavailable(f"cache Redis unavailable while writing {key}: {exc}")
 
 
 def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
     payload, _ = spec.encode(value)
-    marks = yield from current_marks(spec, call)
+    try:
+        marks = yield from current_marks(spec, call)
+    except UNAVAILABLE as exc:
+        raise _unavailable(spec, call.keys.value, exc) from exc
     yield from _replace(spec, call, spec.envelope(payload, 0, marks))
 
 
