@@ -108,7 +108,7 @@ def test_a_fleet_keeps_1000_hot_keys_servable_and_shuts_down_clean(
     # the workers left warmly (SIGTERM: finish what is running, then exit 0)
     for worker in workers:
         assert worker.proc is not None and worker.proc.returncode == 0
-        assert worker.log is not None and worker.log.count(r"succeeded in \S+ 'written'") > 0
+        assert worker.log is not None and worker.log.count(r"refresher\.refresh\S*\[\S+\] succeeded in") > 0
     # ... and every load in flight finished and freed its lock; the pending markers
     # still there belong to tasks left queued, and lapse within their TTL
     namespace = fl.cache.namespace
