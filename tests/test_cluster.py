@@ -103,9 +103,6 @@ def test_a_killed_master_is_replaced_by_its_replica_and_reads_recover(
     cluster.wait_until_ok(30)
 
 
-@pytest.mark.xfail(strict=True, raises=redis.exceptions.ClusterDownError,
-                   reason="bug: redis-py's ClusterDownError escapes instead of CacheUnavailable (UNAVAILABLE in "
-                          "refresher/core/miss.py lacks it)")
 def test_a_cluster_that_lost_a_whole_shard_raises_cache_unavailable(
     cache: Refresher, cluster: RedisClusterServers, rc: RedisCluster
 ) -> None:

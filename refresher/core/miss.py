@@ -12,6 +12,7 @@ import time
 from enum import Enum
 from typing import Any, TypeVar
 
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,7 +30,9 @@ from refresher.policy import Verdict
 
 R = TypeVar("R")
 
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
+# ClusterDownError: a Cluster answers CLUSTERDOWN on every slot while a master fails over,
+# and for as long as a shard is lost with its replica.
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
 BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
 # Messages on a key's signal channel, read by processes waiting for its lock holder.
 FILLED = b"v"  # followed by the envelope that was written
