@@ -25,8 +25,9 @@ typecheck: install
 test: typecheck redis rabbitmq
 	$(BIN)/python -m pytest -q
 	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
-	# replicas, started by tests/conftest.py; the broker stays a plain redis-server).
-	REFRESHER_TEST_CACHE=cluster REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
+	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the
+	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
+	REFRESHER_TEST_CACHE=cluster REFRESHER_NEAR_CACHE=10000 REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
 		tests/test_stampede.py tests/test_worker.py tests/faults
 
 demo: install
