@@ -6,8 +6,9 @@ server pushes the name of every such key written (by any client, a worker's comm
 `set`, an expiry or a FLUSHALL) to this process. It starts with the process's first read. Readers apply what has
 arrived on the read itself (`sync`: one epoll_wait for every master when nothing has), so
 a copy that an invalidation already received made stale is never served, however busy the
-GIL is. A background thread pings each connection: a lost or frozen one marks the tracker
-down (the near cache is flushed and bypassed) until every master is tracked again.
+GIL is. A background thread pings each master on a connection of its own: a lost tracking
+connection or a frozen master marks the tracker down (the near cache is flushed and
+bypassed, epochs are fetched on every read) until every master is tracked again.
 
 BCAST rather than the default mode: it needs no tracking on the pooled data connections
 (any of which may be the one that read a key), works on Redis 6.0+, and its cost (a push
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterable, cast
 
 import hiredis
 from redis.connection import ConnectionPool
+from redis.exceptions import RedisError
 
 log = logging.getLogger("refresher")
 
@@ -39,8 +41,10 @@ Invalidate = Callable[[list[bytes] | None], None]
 
 
 class _Link:
-    """One tracking connection: redis-py connects it (TLS, auth, Sentinel's master),
-    then its socket is read directly, without blocking."""
+    """One master's tracking connection, which redis-py connects (TLS, auth, Sentinel's
+    master) and whose socket is then read directly, without blocking; and a second
+    connection that only the tracker's thread uses, to PING the master. Replies to PINGs
+    on the tracking connection would wake every reader that sees them to drain nothing."""
 
     def __init__(self, pool: ConnectionPool, prefixes: list[str]) -> None:
         self.connection: Any = cast(Any, pool.make_connection())
@@ -59,6 +63,9 @@ class _Link:
         self.fd: int = sock.fileno()
         self.tls = hasattr(sock, "pending")
         self.reader: hiredis.Reader = hiredis.Reader()
+        self.pinger: Any = cast(Any, pool.make_connection())
+        self.pinger.client_name = CLIENT_NAME
+        self.pinger.connect()
         self.ping_sent: float | None = None
         self.last_ping: float = time.monotonic()
 
@@ -79,12 +86,22 @@ class _Link:
         while (reply := self.reader.gets()) is not False:
             yield reply
 
-    def ping(self) -> None:
-        self.sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-        self.ping_sent = self.last_ping = time.monotonic()
+    def beat(self, now: float) -> None:
+        """Take the answer to the last PING if it came, send the next when due, and raise
+        if one has gone unanswered for DEAD_AFTER (the tracker's thread only)."""
+        if self.ping_sent is not None:
+            if self.pinger.can_read(timeout=0):
+                self.pinger.read_response()
+                self.ping_sent = None
+            elif now - self.ping_sent > DEAD_AFTER:
+                raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
+        if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
+            self.pinger.send_command("PING")
+            self.ping_sent = self.last_ping = now
 
     def close(self) -> None:
         self.connection.disconnect()
+        self.pinger.disconnect()
 
 
 class Tracker:
@@ -167,10 +184,6 @@ class Tracker:
                             self._invalidate(reply[1])
                     elif isinstance(reply, hiredis.ReplyError):
                         raise ConnectionError(f"tracking connection: {reply}")
-                    else:  # PONG
-                        link.ping_sent = None
-                        waiting = [other.ping_sent for other in self._links if other.ping_sent is not None]
-                        self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         except (OSError, ConnectionError) as exc:
             self._down(exc)
         finally:
@@ -225,17 +238,23 @@ class Tracker:
         wakes on a clock, not on every push: readers apply those themselves, and a
         thread woken per write would take the GIL from them each time."""
         self._closed.wait(PING_EVERY / 4)
-        now = time.monotonic()
-        with self.lock:
-            if not self.live:
-                return
-            self._drain()
-            try:
-                for link in self._links:
-                    if link.ping_sent is not None and now - link.ping_sent > DEAD_AFTER:
-                        raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
-                    if link.ping_sent is None and now - link.last_ping >= PING_EVERY:
-                        link.ping()
-                        self._answer_by = min(self._answer_by, now + DEAD_AFTER)
-            except (OSError, ConnectionError) as exc:
-                self._down(exc)
+        if not self.live:
+            return
+        links, now = self._links, time.monotonic()
+        try:
+            for link in links:  # the pingers are this thread's alone: no lock
+                link.beat(now)
+        except (OSError, ConnectionError, RedisError) as exc:
+            with self.lock:
+                if self._links is links:
+                    self._down(exc)
+            return
+        waiting = [link.ping_sent for link in links if link.ping_sent is not None]
+        self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
+        try:
+            waiting_pushes = self._poll(0)  # pushes that arrived while no reader read
+        except ValueError:  # closed by a reader that found the link broken
+            return
+        if waiting_pushes:
+            with self.lock:
+                self._drain()
