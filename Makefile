@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis rabbitmq test demo bench bench-quick typecheck worker flower flower-screenshot clean
+.PHONY: install redis rabbitmq test demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ typecheck: install
 	$(BIN)/python -m mypy
 
 test: typecheck redis rabbitmq
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not bench"
 	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the
 	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
@@ -39,6 +39,11 @@ bench: install redis
 
 bench-quick: install redis
 	$(BIN)/python -m bench --quick
+
+# The benchmark's own tests: `python -m bench --quick` and `--quick --only near` run end to
+# end and write their tables (about two minutes; make test leaves them out).
+bench-smoke: install redis
+	$(BIN)/python -m pytest -q -m bench
 
 worker: install
 	REFRESHER_LOADERS=$${REFRESHER_LOADERS:-examples.loaders} $(BIN)/celery -A workers worker -l info -E

@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["REFRESHER_REDIS_URL"] = plain
         os.environ.pop("REFRESHER_BROKER_URL", None)
     config.addinivalue_line("markers", "standalone_only: needs the cache on the plain redis-server")
+    config.addinivalue_line("markers", "bench: runs a benchmark end to end (make bench-smoke, not make test)")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

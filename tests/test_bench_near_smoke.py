@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.bench  # about two minutes together: `make bench-smoke`
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = ("6a. Near hit throughput", "6b. Invalidation lag", "6c. Near cache, hot key", "6d. Hot key: Redis GETs",
           "6e. Invalidation cost", "6f. Frozen server", "Near cache targets")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.bench  # about two minutes together: `make bench-smoke`
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = (
     "1. Cold stampede",

@@ -73,7 +73,7 @@ def test_a_failed_amqp_publish_frees_the_marker_and_a_later_read_asks_again(
         assert cache.flush(timeout=5)
         assert time.monotonic() - started < PUBLISH_TIMEOUT  # refused: no waiting for the timeout
     assert cache.stats["publish_failed"] == 1
-    assert f"publishing a refresh of {loader.name} failed" in caplog.text
+    assert f"loader={loader.name} key={loader.keys(key).value} publishing a refresh failed" in caplog.text
     assert r.get(keys.pending) is None  # the marker was freed
 
     assert loader.get(key) == old  # the breaker is open: served, nothing handed over
