@@ -49,7 +49,8 @@ QUICK = Scale(rounds=6, reads=200)
 class NoCheck(Epochs):
     """The baseline: every value judged current at once."""
 
-    def judge(self, loader_key: str, marks: Marks | None, fetched: dict[str, tuple[int, int]] | None = None) -> Dropped:
+    def judge(self, loader_key: str, marks: Marks | None, fetched: dict[str, tuple[int, int]] | None = None,
+              synced: bool = False) -> Dropped:
         return Dropped.NO
 
 

@@ -31,6 +31,7 @@ from refresher.tracking import Tracker
 _TAG = re.compile(r"^[^\s|~,=]+$")
 Epoch = tuple[int, int]  # (epoch, floor)
 ZERO: Epoch = (0, 0)
+TAG_KEYS = 65536  # tags whose epoch key names are kept built
 
 def check_tag(tag: object) -> str:
     if not isinstance(tag, str) or not _TAG.match(tag):
@@ -52,18 +53,27 @@ class Epochs:
         self.prefix = f"{namespace}:epoch:"
         self._known: dict[str, Epoch] = {}
         self._expected: dict[str, object] = {}  # epoch key -> the fetch that may learn it
+        self._tag_keys: dict[str, str] = {}  # tag -> its epoch key, built once per tag
         self.tracker: Tracker | None = None
 
     def loader_key(self, name: str) -> str:
         return f"{self.prefix}loader:{name}"
 
     def tag_key(self, tag: str) -> str:
-        return f"{self.prefix}tag:{tag}"
+        key = self._tag_keys.get(tag)
+        if key is None:
+            if len(self._tag_keys) >= TAG_KEYS:
+                self._tag_keys.clear()
+            key = self._tag_keys[tag] = f"{self.prefix}tag:{tag}"
+        return key
 
-    def judge(self, loader_key: str, marks: Marks | None, fetched: dict[str, Epoch] | None = None) -> Dropped | None:
+    def judge(self, loader_key: str, marks: Marks | None, fetched: dict[str, Epoch] | None = None,
+              synced: bool = False) -> Dropped | None:
         """What invalidations did to a value with these marks; None if an epoch it
-        needs is not known here (fetch `missing(...)` and judge again with them)."""
-        known = self._known if self.tracker is not None and self.tracker.sync() else {}
+        needs is not known here (fetch `keys_for(...)` and judge again with them).
+        `synced`: the caller has just applied what the tracker received (a near lookup)."""
+        tracker = self.tracker
+        known = self._known if tracker is not None and (tracker.live if synced else tracker.sync()) else {}
         if fetched:
             known = {**known, **fetched}
         loader = known.get(loader_key)
@@ -74,7 +84,7 @@ class Epochs:
         if loaded < floor:
             return Dropped.HARD
         for tag, n in marks.tags if marks is not None else ():
-            current = known.get(self.tag_key(tag))
+            current = known.get(self._tag_keys.get(tag) or self.tag_key(tag))
             if current is None:
                 return None
             if n < current[1]:

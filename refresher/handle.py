@@ -150,9 +150,10 @@ class Loader(Generic[P, R]):
         if entry is not None and (value := read_near(self.spec, call, entry.envelope, entry.value, now_ms())) is not None:
             return value
         found, mine = near.expect(key)
-        if type(found) is Ticket and not mine and wait and found.done.wait(self.cache.socket_timeout):
-            found = near.lookup(key)
-        if type(found) is Entry:  # kept by another read since we looked
+        if (type(found) is Ticket and not mine and wait and found.done.wait(self.cache.socket_timeout)) \
+                or type(found) is Entry:
+            found = near.lookup(key)  # what the other read kept, invalidations applied first
+        if type(found) is Entry:
             value = read_near(self.spec, call, found.envelope, found.value, now_ms())
             return NOTHING if value is None else value
         return found if mine else NOTHING  # type: ignore[return-value]

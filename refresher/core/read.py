@@ -92,7 +92,7 @@ def read_near(spec: Spec[R], call: Call, envelope: Envelope, shared: Any, now: i
     """A near cache entry decided on exactly as a hit from Redis would be; None when it
     is past its TTL, or an epoch it is judged by is not known here (Redis decides then:
     stale-on-error, a load, or a newer value)."""
-    dropped = spec.epochs.judge(spec.epoch_key, envelope.marks)
+    dropped = spec.epochs.judge(spec.epoch_key, envelope.marks, synced=True)
     if dropped is None:
         return None
     verdict = decide(envelope, now, spec.policy, dropped=dropped)
