@@ -99,7 +99,7 @@ class Envelope(NamedTuple):
         try:
             magic, version, kind, written, ttl, stale, delta, payload = data.split(b"|", 7)
             # tuple.__new__ skips NamedTuple's keyword handling: this runs once per read.
-            marks = None if kind == VALUE or kind == TOMBSTONE else Marks.from_bytes(kind)
+            marks = None if kind == VALUE or kind == TOMBSTONE else _MARKS.get(kind) or Marks.from_bytes(kind)
             envelope = _new(cls, (int(version), int(written), int(ttl), int(stale), int(delta), payload,
                                   kind == TOMBSTONE, marks))
         except ValueError as exc:  # the wrong number of fields, or one that is not a number
@@ -130,7 +130,13 @@ class Marks(NamedTuple):
             raise ValueError(f"unknown kind {kind[:16]!r}")
         epoch, _, tags = rest.partition(b"~")
         pairs = (part.rpartition(b"=") for part in tags.split(b",")) if tags else ()
-        return cls(int(epoch), tuple((tag.decode(), int(n)) for tag, _, n in pairs))
+        marks = cls(int(epoch), tuple((tag.decode(), int(n)) for tag, _, n in pairs))
+        if len(_MARKS) >= MARKS_KEPT:
+            _MARKS.clear()
+        _MARKS[kind] = marks  # many values share their marks: parsed once, not per hit
+        return marks
 
 
 _new = tuple.__new__
+MARKS_KEPT = 4096
+_MARKS: dict[bytes, Marks] = {}
