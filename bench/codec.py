@@ -458,6 +458,27 @@ def machine(command: str, redis_version: str, loads: Sequence[float]) -> list[tu
     ]
 
 
+def versus(title: str, label: str, names: Sequence[str], timing: Timing, target: float) -> Table:
+    """Each contender's hits against the first's (`names[0]`, the baseline), by wall time and
+    by this process's CPU time; the wall ratio is held to `target` (throughput, >= target)."""
+    base = names[0]
+    table = Table(title, [label, "clock", "µs per hit", f"throughput vs {base} (median of rounds)",
+                          "quartiles of the per-round ratios", f"rounds not slower than {base}", "target"])
+    for i, name in enumerate(names):
+        for cpu in (False, True):
+            ratio = timing.ratio(i, 0, cpu)
+            verdict = "—" if i == 0 or cpu else ("MET" if ratio >= target else "MISSED") + f" (>= {target})"
+            table.add(name, "client CPU" if cpu else "wall", f"{timing.us(i, cpu):.1f}", f"{ratio:.3f}x",
+                      timing.quartiles(i, 0, cpu), timing.not_slower(i, 0, cpu), verdict)
+    return table
+
+
+def own_section(heading: str, about: str, facts: Sequence[tuple[str, str]], table: Table) -> str:
+    """A benchmarks.md section of its own: what it measured, on which machine, the table."""
+    return "\n".join([heading, "", about, "", "| what | value |", "|---|---|",
+                      *(f"| {k} | {v} |" for k, v in facts), "", table.markdown()])
+
+
 def _cpuinfo() -> list[str]:
     try:
         return Path("/proc/cpuinfo").read_text().splitlines()

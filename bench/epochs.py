@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, cast
 
 import refresher
-from bench.codec import alternate, machine
+from bench.codec import alternate, machine, own_section, versus
 from bench.docs import write_epochs
-from bench.report import Table
 from refresher.envelope import Marks
 from refresher.epochs import Epochs
 from refresher.handle import Loader
@@ -99,29 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         cache.close()
         server.stop()
 
-    table = Table(f"Hit path with the epoch check (invalidate_all, tags) and without: {scale.rounds} alternating "
-                  f"rounds of {scale.reads:,} `get` hits per contender",
-                  ["contender", "clock", "µs per hit", "throughput vs no epoch check (median of rounds)",
-                   "quartiles of the per-round ratios", "rounds not slower", "target"])
-    for i, name in enumerate(contenders):
-        for cpu in (False, True):
-            ratio = timing.ratio(i, 0, cpu)
-            verdict = "—" if i == 0 or cpu else ("MET" if ratio >= TARGET else "MISSED") + f" (>= {TARGET})"
-            table.add(name, "client CPU" if cpu else "wall", f"{timing.us(i, cpu):.1f}", f"{ratio:.3f}x",
-                      timing.quartiles(i, 0, cpu), timing.not_slower(i, 0, cpu), verdict)
+    table = versus(f"Hit path with the epoch check (invalidate_all, tags) and without: {scale.rounds} alternating "
+                   f"rounds of {scale.reads:,} `get` hits per contender", "contender", list(contenders), timing, TARGET)
     print(table.text())
-    facts = machine(command, redis_version, loads)
-    body = "\n".join([
-        "## Invalidation: what the epoch check costs a hit (issue 13)", "",
+    body = own_section(
+        "## Invalidation: what the epoch check costs a hit (issue 13)",
         "Written by `python -m bench.epochs` (the code is in `bench/epochs.py`), apart from the full run, with "
         "its own machine, date and commit. Three loaders of one Refresher on one redis-server read a fresh key "
         "with `get`, taking turns round by round (the first rotating): the baseline has the epoch check taken "
         "out (its judge returns \"not dropped\" at once); `epochs` is the shipped read path (the tracker syncs "
         "and the loader's epoch is looked up in memory); `epochs + 2 tags` reads values whose envelope also "
-        "names two tag epochs, one of them invalidated once. A full `python -m bench` keeps this section.", "",
-        "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
-        table.markdown(),
-    ])
+        "names two tag epochs, one of them invalidated once. A full `python -m bench` keeps this section.",
+        machine(command, redis_version, loads), table)
     args.out.mkdir(parents=True, exist_ok=True)
     path = write_epochs(args.out, body)
     print(f"\nwrote the epochs section of {path}")

@@ -21,14 +21,12 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, cast
 
 import refresher
-from bench.codec import alternate, machine
+from bench.codec import alternate, machine, own_section, versus
 from bench.docs import write_metrics
-from bench.report import Table
 from refresher.handle import Loader
 from tests.support.servers import RedisServer
 
@@ -97,29 +95,18 @@ def main(argv: list[str] | None = None) -> int:
             cache.close()
         server.stop()
 
-    table = Table(f"Hit path with and without Prometheus metrics: {scale.rounds} alternating rounds of "
-                  f"{scale.reads:,} `get` hits per contender",
-                  ["metrics", "clock", "µs per hit", "throughput vs off (median of rounds)",
-                   "quartiles of the per-round ratios", "rounds not slower than off", "target"])
-    for i, name in enumerate(caches):
-        for cpu in (False, True):
-            ratio = timing.ratio(i, 0, cpu)
-            verdict = "—" if i == 0 or cpu else ("MET" if ratio >= TARGET else "MISSED") + f" (>= {TARGET})"
-            table.add(name, "client CPU" if cpu else "wall", f"{timing.us(i, cpu):.1f}", f"{ratio:.3f}x",
-                      timing.quartiles(i, 0, cpu), timing.not_slower(i, 0, cpu), verdict)
+    table = versus(f"Hit path with and without Prometheus metrics: {scale.rounds} alternating rounds of "
+                   f"{scale.reads:,} `get` hits per contender", "metrics", list(caches), timing, TARGET)
     print(table.text())
-    facts = machine(command, redis_version, loads)
-    body = "\n".join([
-        "## Metrics: what Prometheus export costs a hit (issue 11)", "",
+    body = own_section(
+        "## Metrics: what Prometheus export costs a hit (issue 11)",
         "Written by `python -m bench.metrics` (the code is in `bench/metrics.py`), apart from the full run, with "
         "its own machine, date and commit. Three Refreshers on one redis-server, alike but for their metrics: "
         "none (off); the single-process collector, which reads refresher's counts when scraped; and "
         "multiprocess mode (PROMETHEUS_MULTIPROC_DIR), which also writes each counted event to "
         "prometheus_client's memory-mapped files. Each reads one fresh key with `get`; the contenders take "
-        "turns, round by round, the first rotating. A full `python -m bench` keeps this section as it is.", "",
-        "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
-        table.markdown(),
-    ])
+        "turns, round by round, the first rotating. A full `python -m bench` keeps this section as it is.",
+        machine(command, redis_version, loads), table)
     args.out.mkdir(parents=True, exist_ok=True)
     path = write_metrics(args.out, body)
     print(f"\nwrote the metrics section of {path}")
