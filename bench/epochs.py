@@ -16,34 +16,18 @@ docs/benchmarks.md between `<!-- epochs:start -->` and `<!-- epochs:end -->`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
-from typing import Any, Callable, NamedTuple, cast
+from typing import Any, cast
 
 import refresher
 from bench.codec import alternate, machine, own_section, versus
+from bench.hits import TARGET, VALUE, arguments, profile, reads
 from bench.docs import write_epochs
 from refresher.envelope import Marks
 from refresher.epochs import Epochs
-from refresher.handle import Loader
 from refresher.policy import Dropped
 from tests.support.servers import RedisServer
-
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.95
-VALUE = {"id": 1001, "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["beta", "newsletter"]}
-
-
-class Scale(NamedTuple):
-    rounds: int
-    reads: int  # per round and contender
-
-
-FULL = Scale(rounds=100, reads=1000)
-QUICK = Scale(rounds=6, reads=200)
-
 
 class NoCheck(Epochs):
     """The baseline: every value judged current at once."""
@@ -53,26 +37,8 @@ class NoCheck(Epochs):
         return Dropped.NO
 
 
-def profile(user_id: int) -> dict[str, Any]:
-    return VALUE
-
-
-def _reads(loader: Loader[[int], Any], n: int) -> Callable[[], None]:
-    def reads() -> None:
-        for _ in range(n):
-            loader.get(1)
-
-    return reads
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.epochs", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
-    args = parser.parse_args(argv)
-    scale = QUICK if args.quick else FULL
-    command = "python -m bench.epochs" + (" --quick" if args.quick else "")
+    args, scale, command = arguments("python -m bench.epochs", __doc__, argv)
     server = RedisServer()
     server.start()
     cache = refresher.Refresher(server.url, namespace="benchepochs")
@@ -91,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         assert tagged.get(1) == VALUE and tagged.spec.epochs.judge(
             tagged.spec.epoch_key, Marks(0, (("user:1", 1), ("all", 0)))) is Dropped.NO
         hits_before = cache.stats["hit"]
-        timing = alternate([_reads(loader, scale.reads) for loader in contenders.values()], scale.rounds, scale.reads)
+        timing = alternate([reads(loader, scale.reads) for loader in contenders.values()], scale.rounds, scale.reads)
         assert cache.stats["hit"] - hits_before == 3 * scale.rounds * scale.reads  # every timed read a hit
         loads.append(os.getloadavg()[0])
     finally:

@@ -17,53 +17,19 @@ per-round ratios, by wall time (the target: at least 0.95) and by this process's
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any, Callable, NamedTuple, cast
+from typing import Any, cast
 
 import refresher
 from bench.codec import alternate, machine, own_section, versus
+from bench.hits import TARGET, VALUE, arguments, profile, reads
 from bench.docs import write_metrics
-from refresher.handle import Loader
 from tests.support.servers import RedisServer
 
-ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.95
-VALUE = {"id": 1001, "name": "Ada Lovelace", "email": "ada@example.com", "tags": ["beta", "newsletter"]}
-
-
-class Scale(NamedTuple):
-    rounds: int
-    reads: int  # per round and contender
-
-
-FULL = Scale(rounds=100, reads=1000)  # many short rounds: a burst of other work falls on one round
-QUICK = Scale(rounds=6, reads=200)
-
-
-def profile(user_id: int) -> dict[str, Any]:
-    return VALUE
-
-
-def _reads(loader: Loader[[int], Any], n: int) -> Callable[[], None]:
-    def reads() -> None:
-        for _ in range(n):
-            loader.get(1)
-
-    return reads
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
-    args = parser.parse_args(argv)
-    scale = QUICK if args.quick else FULL
-    command = "python -m bench.metrics" + (" --quick" if args.quick else "")
+    args, scale, command = arguments("python -m bench.metrics", __doc__, argv)
     # prometheus_client picks its value class (in memory, or mmap files) when first imported.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     from prometheus_client import CollectorRegistry, generate_latest, values
@@ -85,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         loaders = {name: cache.loader(ttl=3600, name=f"bench.metrics.{name}")(profile) for name, cache in caches.items()}
         for loader in loaders.values():
             assert loader.get(1) == VALUE  # loaded once: every timed read is a hit
-        timing = alternate([_reads(loaders[name], scale.reads) for name in caches], scale.rounds, scale.reads)
+        timing = alternate([reads(loaders[name], scale.reads) for name in caches], scale.rounds, scale.reads)
         loads.append(os.getloadavg()[0])
         scraped = generate_latest(registry).decode()
         hits = scale.rounds * scale.reads
