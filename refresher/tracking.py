@@ -22,6 +22,7 @@ import math
 import os
 import select
 import threading
+import weakref
 import time
 from typing import Any, Callable, Iterable, cast
 
@@ -105,7 +106,7 @@ class _Link:
 
 
 class Tracker:
-    """Keeps `invalidate` told of every write under `prefix` on each master, or says it
+    """Keeps `invalidate` told of every write under `prefixes` on each master, or says it
     cannot (`sync()` is False) and has flushed everything."""
 
     def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate) -> None:
@@ -122,7 +123,8 @@ class Tracker:
         self.live = False
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
-        os.register_at_fork(after_in_child=self._forked)
+        mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
+        os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
 
     def _start(self) -> None:
         with self.lock:
@@ -147,8 +149,8 @@ class Tracker:
             return False
         try:
             # Bytes not read yet, or a closed connection: one epoll_wait for every master,
-            # no lock, no GIL switch. `_draining` is looked at after it: a drain reads
-            # the bytes first and applies them after.
+            # and no lock. `_draining` is looked at after it: a drain reads the bytes
+            # first and applies them after.
             if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
                 with self.lock:
                     self._drain()
