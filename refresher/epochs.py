@@ -84,7 +84,7 @@ class Epochs:
         if loaded < floor:
             return Dropped.HARD
         for tag, n in marks.tags if marks is not None else ():
-            current = known.get(self._tag_keys.get(tag) or self.tag_key(tag))
+            current = known.get(self.tag_key(tag))
             if current is None:
                 return None
             if n < current[1]:
