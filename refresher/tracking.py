@@ -121,6 +121,7 @@ class Tracker:
         self._tls = False
         self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
         self.live = False
+        self._on = threading.Event()  # set while live: what wait_live waits on
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
@@ -136,6 +137,7 @@ class Tracker:
         """A forked child (a prefork worker) starts its own connections when it first reads."""
         self.lock = threading.Lock()
         self.live, self._draining, self._links, self._thread = False, False, [], None
+        self._on = threading.Event()
         self._epoll = select.epoll()
         self._poll = self._epoll.poll
         self._invalidate(None)
@@ -162,9 +164,7 @@ class Tracker:
         """For tests and start-up: block until tracking is on (or the timeout passes)."""
         if self._thread is None:
             self._start()
-        deadline = time.monotonic() + timeout
-        while not self.live and time.monotonic() < deadline:
-            self._closed.wait(0.005)
+        self._on.wait(timeout)
         return self.live
 
     def close(self) -> None:
@@ -195,6 +195,7 @@ class Tracker:
         if self.live and exc is not None:
             log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
         self.live = False
+        self._on.clear()
         self._invalidate(None)
         self._epoll.close()
         for link in self._links:
@@ -232,6 +233,7 @@ class Tracker:
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
             self.live = True
+            self._on.set()
         log.info("refresher: near cache on: tracking %d master(s)", len(links))
 
     def _tend(self) -> None:
