@@ -213,6 +213,9 @@ def test_a_loader_name_cannot_be_taken_twice(cache: Refresher) -> None:
 
 def test_get_many_reads_in_one_round_trip_and_loads_only_the_misses(reading: Reading, cache: Refresher, r: redis.Redis) -> None:
     load, calls = counted(cache)
+    # Once tracking is on, the first reads learn the loader's epoch and keep it: from then
+    # on no read fetches it again (until it is invalidated).
+    assert cache.tracker.wait_live(10)
     for n in (1, 2, 3):
         reading.get(load, n)
     r.config_resetstat()
