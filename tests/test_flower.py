@@ -19,19 +19,21 @@ from refresher.cli.warm import enqueue
 from refresher.keys import tagged
 from tests.support import loaders
 from tests.support.ageing import into_window
-from tests.support.servers import FlowerProcess, WorkerProcess
+from tests.support.servers import WorkerProcess
+from tests.support.webapps import AppServer
+from tests.support.webapps import flower as start_flower
 
 AUTH = "ops:correct-horse"
 
 
 @pytest.fixture
-def flower(redis_url: str) -> Iterator[FlowerProcess]:
-    running = FlowerProcess(redis_url, AUTH).start()
+def flower(redis_url: str) -> Iterator[AppServer]:
+    running = start_flower(redis_url, AUTH).wait_ready(30)
     yield running
     running.stop()
 
 
-def get(flower: FlowerProcess, path: str, auth: str | None = AUTH) -> tuple[int, bytes]:
+def get(flower: AppServer, path: str, auth: str | None = AUTH) -> tuple[int, bytes]:
     """(HTTP status, body)."""
     request = urllib.request.Request(flower.url + path)
     if auth is not None:
@@ -43,7 +45,7 @@ def get(flower: FlowerProcess, path: str, auth: str | None = AUTH) -> tuple[int,
         return error.code, b""
 
 
-def api(flower: FlowerProcess, path: str, auth: str | None = AUTH) -> tuple[int, Any]:
+def api(flower: AppServer, path: str, auth: str | None = AUTH) -> tuple[int, Any]:
     """(HTTP status, the decoded JSON body, or None if refused)."""
     status, body = get(flower, path, auth)
     return status, json.loads(body) if status == 200 else None
@@ -59,7 +61,7 @@ def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], what: str, secon
 
 
 def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
-    flower: FlowerProcess, r: redis.Redis, redis_url: str
+    flower: AppServer, r: redis.Redis, redis_url: str
 ) -> None:
     assert api(flower, "/api/tasks", auth=None)[0] == 401  # the API, and the pages, need the password
     assert get(flower, "/tasks", auth=None)[0] == 401

@@ -165,37 +165,3 @@ class WorkerProcess:
 
     def stop(self) -> None:
         stop_gracefully(self.proc)
-
-
-class FlowerProcess:
-    """`celery -A workers flower` on a free loopback port, with basic auth (`user:password`),
-    which also turns on Flower 2's HTTP API. Up once it says "Visit me at"."""
-
-    def __init__(self, redis_url: str, basic_auth: str) -> None:
-        self.port = free_port()
-        self.basic_auth = basic_auth
-        self.env = {**os.environ, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT),
-                    "PYTHONUNBUFFERED": "1", "FLOWER_BASIC_AUTH": basic_auth}
-        self.args = [sys.executable, "-m", "celery", "-A", "workers", "flower",
-                     f"--port={self.port}", "--address=127.0.0.1"]
-        self.proc: subprocess.Popen[str] | None = None
-        self.log: LogWatcher | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FlowerProcess:
-        self.proc = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self.proc.stdout is not None
-        self.log = LogWatcher(self.proc.stdout, "[flower] ")
-        try:
-            self.log.wait_for(rf"Visit me at http://127\.0\.0\.1:{self.port}", timeout=30)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        stop_gracefully(self.proc)
