@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with _running(scale) as ctx:
         outcomes = []
-        for name, scenario in SCENARIOS.items():
+        for step, (name, scenario) in enumerate(SCENARIOS.items(), 1):
+            _starting(f"[{step}/{len(SCENARIOS)}] {name}")
             t0 = time.monotonic()
             outcomes.append(scenario(ctx))
             for table in outcomes[-1].tables:
@@ -89,6 +90,7 @@ def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_
         for i in range(1, count + 1):
             by_run.append(docs.GroupRun())
             for scenario in GROUPS.get(name, (name,)):
+                _starting(f"[run {i}/{count}] {scenario}")
                 t0, load0 = time.monotonic(), os.getloadavg()[0]
                 # Repeated hot and cold runs get keys of their own: the earlier runs' values and call logs stay apart.
                 suffix = f"-run{i}" if i > 1 else ""
@@ -125,6 +127,11 @@ def _only(name: str, count: int, scale: Scale, out: Path, command: str, load_at_
     if name == "hit":
         print(f"\nwrote section \"{docs.HIT_TITLE}\" of {docs.write_hit(out, docs.hit_section(described, by_run))}")
     return 0
+
+
+def _starting(what: str) -> None:
+    """A line before each scenario: a full run takes many minutes, and a table shows only at its end."""
+    print(f"{what}: running", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
