@@ -3,12 +3,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install redis rabbitmq test demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
+.PHONY: install redis rabbitmq test docs demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench,examples]'
+	$(BIN)/pip install -q -e '.[test,bench,examples,docs]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -22,13 +22,17 @@ rabbitmq:
 typecheck: install
 	$(BIN)/python -m mypy
 
-test: typecheck redis rabbitmq
+test: typecheck docs redis rabbitmq
 	$(BIN)/python -m pytest -q -m "not bench"
 	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the
 	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
 	REFRESHER_TEST_CACHE=cluster REFRESHER_NEAR_CACHE=10000 REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
 		tests/test_stampede.py tests/test_worker.py tests/faults
+
+# The docs site (mkdocs.yml, docs/): --strict turns a broken link or a missing page into a failure.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 demo: install
 	@scripts/ensure-redis --or-url

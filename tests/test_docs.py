@@ -1,0 +1,84 @@
+"""The docs stay usable: README.md is a front page, not a manual; every link in it and in
+docs/ leads to a file that exists (and to a heading that exists, for links into markdown);
+the API reference documents every name refresher exports.
+
+`make docs` (run by `make test`) builds the site with `mkdocs build --strict`, which checks
+the site's own links; these checks also cover README.md, which is not part of the site, and
+hold for the markdown read as it is on a forge.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pymdownx.slugs import slugify
+
+import refresher
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+PAGES = [README, *sorted(DOCS.rglob("*.md"))]
+
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # http:, https:, mailto:, ...
+SLUG = slugify(case="lower")  # the site's toc slugify (mkdocs.yml): GitHub's slugs
+
+
+def prose(page: Path) -> str:
+    """The page without code: a link-shaped string in a code block is not a link."""
+    return CODE_SPAN.sub("", FENCE.sub("", page.read_text()))
+
+
+def anchors(page: Path) -> set[str]:
+    return {SLUG(heading, "-") for heading in HEADING.findall(FENCE.sub("", page.read_text()))}
+
+
+def links(page: Path) -> list[str]:
+    return [target for target in LINK.findall(prose(page)) if not EXTERNAL.match(target)]
+
+
+def broken(page: Path, target: str) -> str | None:
+    """Why `target`, linked from `page`, leads nowhere; None if it leads somewhere."""
+    path, _, anchor = target.partition("#")
+    dest = (page.parent / path).resolve() if path else page
+    if not dest.exists():
+        return f"{dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest} does not exist"
+    if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+        return f"{dest.relative_to(ROOT)} has no heading #{anchor}"
+    return None
+
+
+def test_readme_is_a_front_page() -> None:
+    lines = README.read_text().count("\n")
+    assert lines < 300, f"README.md has {lines} lines: move the detail into a page under docs/"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_relative_link_leads_somewhere(page: Path) -> None:
+    problems = [f"{target}: {why}" for target in links(page) if (why := broken(page, target))]
+    assert not problems, f"{page.relative_to(ROOT)}: " + "; ".join(problems)
+
+
+def test_the_link_check_sees_links_and_headings() -> None:
+    """The regular expressions find what they must: otherwise the test above passes on
+    pages whose links it never read."""
+    assert "docs/getting-started.md" in links(README)
+    assert "../reliability.md#10-a-master-fails-over-redis-cluster-sentinel" in links(
+        DOCS / "howto" / "cluster-sentinel.md"
+    )
+    assert "10-a-master-fails-over-redis-cluster-sentinel" in anchors(DOCS / "reliability.md")
+    assert broken(README, "docs/no-such-page.md") == "docs/no-such-page.md does not exist"
+    assert broken(README, "docs/reliability.md#no-such-heading") is not None
+
+
+def test_api_reference_documents_every_public_name() -> None:
+    reference = "\n".join(page.read_text() for page in sorted((DOCS / "reference").glob("*.md")))
+    documented = set(re.findall(r"^:::\s+refresher\.(\w+)\s*$", reference, re.MULTILINE))
+    missing = sorted(set(refresher.__all__) - documented)
+    assert not missing, f"add `::: refresher.NAME` to docs/reference/api.md for: {', '.join(missing)}"
