@@ -111,7 +111,10 @@ def _node(part: str) -> tuple[str, int]:
 def _options(target: Target, timeout: float, retry: type[Any]) -> dict[str, Any]:
     # One retry, on connection errors only: it replaces a pooled connection that a Redis
     # restart broke, while a timeout is never paid twice.
+    # RESP2 on every redis-py: 8 speaks RESP3 by default, where a subscription's replies
+    # arrive as push messages that the waiters' raw SSUBSCRIBE reads would never see.
     options: dict[str, Any] = {
+        "protocol": 2,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
