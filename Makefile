@@ -2,8 +2,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# The legs that run the core tests on other installs: the newest releases of everything, the
+# oldest supported pins (ci/oldest.txt), and the built wheel alone. Each venv is reused until
+# what it was built from changes (its stamp names a checksum of those files).
+NEWEST := .venv-newest
+OLDEST := .venv-oldest
+WHEEL  := .venv-wheel
+NEWEST_STAMP := $(NEWEST)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml ci/oldest.txt | cksum | cut -d' ' -f1)
+WHEEL_STAMP  := $(WHEEL)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py tests/test_async.py tests/test_lean.py
 
-.PHONY: install redis rabbitmq test docs demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
+.PHONY: install redis rabbitmq test docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +39,43 @@ test: typecheck docs redis rabbitmq
 	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
 	REFRESHER_TEST_CACHE=cluster REFRESHER_NEAR_CACHE=10000 REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
 		tests/test_stampede.py tests/test_worker.py tests/faults
+	$(MAKE) --no-print-directory -j3 test-newest test-oldest test-wheel
+
+# The legs install the built wheel with its test extra (not `pip install -e .`: two legs
+# building in the source tree at once would race on refresher.egg-info); the tests import
+# the source tree, which is the same code.
+$(NEWEST_STAMP): pyproject.toml | dist
+	test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/pip install -q --upgrade pip
+	$(NEWEST)/bin/pip install -q --upgrade --upgrade-strategy eager "$$(ls dist/*.whl)[test]"
+	rm -f $(NEWEST)/.installed-* && touch $@
+
+$(OLDEST_STAMP): pyproject.toml ci/oldest.txt | dist
+	rm -rf $(OLDEST) && $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q --upgrade pip
+	$(OLDEST)/bin/pip install -q -c ci/oldest.txt "$$(ls dist/*.whl)[test]"
+	touch $@
+
+test-newest: $(NEWEST_STAMP) dist redis rabbitmq
+	$(NEWEST)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
+	$(NEWEST)/bin/python -m pytest -q -p no:cacheprovider $(LEG_TESTS)
+
+test-oldest: $(OLDEST_STAMP) dist redis rabbitmq
+	$(OLDEST)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(LEG_TESTS)
+
+# The distribution as a package index sees it: both archives build and pass twine's checks.
+dist: install
+	rm -rf dist && $(BIN)/python -m build -q --outdir dist . >/dev/null
+	$(BIN)/twine check --strict dist/*
+
+# A fresh venv holding only the wheel (no extras) publishes a refresh that a worker started
+# from that venv runs (tests/test_install.py, driven from the main venv).
+test-wheel: dist redis
+	test -f $(WHEEL_STAMP) || { rm -rf $(WHEEL) && $(PYTHON) -m venv $(WHEEL) \
+		&& $(WHEEL)/bin/pip install -q dist/*.whl && touch $(WHEEL_STAMP); }
+	$(WHEEL)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
+	REFRESHER_TEST_WHEEL_VENV=$(WHEEL) $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_install.py
 
 # The docs site (mkdocs.yml, docs/): --strict turns a broken link or a missing page into a failure.
 docs: install
@@ -60,4 +107,4 @@ flower-screenshot: install redis
 	$(BIN)/python -m docs.flower_screenshot
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) $(NEWEST) $(OLDEST) $(WHEEL) dist .pytest_cache .mypy_cache build *.egg-info

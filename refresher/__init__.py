@@ -1,5 +1,7 @@
 """refresher: stampede-proof Redis caching with refresh-ahead by Celery workers."""
 
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it, so does the wheel
+
 from refresher.client import Refresher
 from refresher.envelope import Codec, JsonCodec
 from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
@@ -8,6 +10,7 @@ from refresher.policy import Window, XFetch
 from refresher.values import UndecodableValue, ValueCodec
 
 __all__ = [
+    "__version__",
     "CacheUnavailable",
     "Codec",
     "JsonCodec",

@@ -11,9 +11,6 @@ A bad URL fails here, at start-up, with a message that names the problem.
 
 from __future__ import annotations
 
-import select
-import socket
-import struct
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -24,12 +21,13 @@ import redis.asyncio.sentinel
 import redis.cluster
 import redis.sentinel
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
 from redis.backoff import NoBackoff
-from redis.connection import AbstractConnection, Connection, ConnectionPool, UnixDomainSocketConnection
+from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from refresher import lean
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
@@ -110,95 +108,13 @@ def _node(part: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class LeanSocket(AbstractConnection):
-    """A redis-py connection that makes 3 system calls per command where redis-py's own
-    makes 7 with a socket timeout (5 without), keeping what those calls protect.
-
-    The socket timeout is kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking
-    socket: Python's own timeout mode makes a poll() before every send and every recv.
-    A send or recv that times out fails with EAGAIN, which redis-py reports as a
-    ConnectionError (after dropping the connection, as it does on a timeout); it is
-    raised here as the TimeoutError it is, so the retry on connection errors never pays
-    a timeout twice. The timeout bounds each send and recv, as Python's does each recv.
-
-    Before each command the pool asks `can_read()` whether a pooled connection has bytes
-    waiting (a late reply, or the end of a connection that a restarted server closed), and
-    redis-py's parser answers by switching the socket to non-blocking and back around a recv
-    that fails (three system calls and an exception). Here one poll() answers when nothing
-    is waiting; otherwise the parser reads what is, as before.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.kernel_timeout = self.socket_timeout
-        self.socket_timeout = None  # redis-py leaves the connected socket blocking
-        self._poller = select.poll()
-
-    def _connect(self) -> socket.socket:
-        sock: socket.socket = super()._connect()  # type: ignore[safe-super]
-        if self.kernel_timeout is not None:
-            timeval = struct.pack("@ll", *divmod(max(1, round(self.kernel_timeout * 1e6)), 1_000_000))  # 0 is no timeout
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-        self._poller = select.poll()  # the old socket's descriptor may be reused by now
-        self._poller.register(sock, select.POLLIN)
-        return sock
-
-    def can_read(self, timeout: float = 0) -> bool:
-        if timeout == 0 and self._sock is not None and not self._poller.poll(0) and not _buffered(self._parser):
-            return False
-        return bool(super().can_read(timeout))
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        try:
-            super().send_packed_command(command, check_health)
-        except RedisConnectionError as exc:
-            if isinstance(exc.__context__, BlockingIOError):
-                raise RedisTimeoutError("Timeout writing to socket") from None
-            raise
-
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:  # each base's own defaults
-        try:
-            return super().read_response(*args, **kwargs)
-        except RedisConnectionError as exc:
-            if isinstance(exc.__context__, BlockingIOError):
-                raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
-            raise
-
-
-def _buffered(parser: Any) -> bool:
-    """Whether the parser may hold bytes already read (anything but an empty hiredis reader)."""
-    return not (isinstance(parser, _HiredisParser) and parser._next_response is NOT_ENOUGH_DATA  # noqa: SLF001
-                and not parser._reader.has_data())  # noqa: SLF001
-
-
-class TimedConnection(LeanSocket, Connection):
-    pass
-
-
-class TimedUnixConnection(LeanSocket, UnixDomainSocketConnection):
-    pass
-
-
-class TimedSentinelConnection(LeanSocket, redis.sentinel.SentinelManagedConnection):
-    pass
-
-
-def _connection_class(target: Target) -> type[AbstractConnection] | None:
-    """The sync client's connections: kernel timeouts, but for TLS, whose sockets report
-    the kernel's timeout differently, and a Cluster, whose node clients take no connection
-    class (those keep Python's timeouts)."""
-    if target.tls or target.cluster or target.url.startswith("rediss://"):
-        return None
-    if target.kind == "sentinel":
-        return TimedSentinelConnection
-    return TimedUnixConnection if target.url.startswith("unix://") else TimedConnection
-
-
 def _options(target: Target, timeout: float, retry: type[Any]) -> dict[str, Any]:
     # One retry, on connection errors only: it replaces a pooled connection that a Redis
     # restart broke, while a timeout is never paid twice.
+    # RESP2 on every redis-py: 8 speaks RESP3 by default, where a subscription's replies
+    # arrive as push messages that the waiters' raw SSUBSCRIBE reads would never see.
     options: dict[str, Any] = {
+        "protocol": 2,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -210,7 +126,7 @@ def _options(target: Target, timeout: float, retry: type[Any]) -> dict[str, Any]
 
 def sync_client(target: Target, timeout: float) -> SyncClient:
     options = _options(target, timeout, Retry)
-    connection_class = _connection_class(target)
+    connection_class = lean.connection_class(target.kind, target.url, target.tls)
     if connection_class is not None:
         options["connection_class"] = connection_class
     if target.kind == "redis":

@@ -32,7 +32,8 @@ from bench.report import Table, Target
 from bench.scenarios import Outcome
 from bench.strategies import ASYNC_NAMES, LABELS, NAMES, AsyncStrategy, build, build_async
 from bench.workloads import FRESH
-from refresher.connect import TimedConnection, parse, sync_client
+from refresher.connect import parse, sync_client
+from refresher.lean import TimedConnection
 
 TARGET = 1.05  # a refresher hit's cost, at most this many times a default-client raw GET + json.loads (issue 12)
 ASYNC_TARGET = 0.9

@@ -1,0 +1,141 @@
+"""The one place refresher leans on redis-py internals, to save system calls on the hit path,
+and the checks that fall back to redis-py's public connection classes when it cannot.
+
+A redis-py connection with a socket timeout makes 7 system calls per command: the pool's
+`can_read()` switches the socket to non-blocking and back around a recv that fails (3), and
+Python's timeout mode polls before each send and each recv (4). LeanSocket makes 3. It needs
+the connected socket (`_connect`, `_sock`) and, to know that nothing is buffered, redis-py's
+hiredis parser (`_next_response`, `_reader`): none of them public. So it is used only where it
+is known to hold, and redis-py's own classes (Python's socket timeouts) everywhere else:
+
+- the sockets are monkey-patched by gevent or eventlet: a green socket is non-blocking, so a
+  kernel timeout (SO_RCVTIMEO) never fires and only Python's own timeout bounds a read;
+- the hiredis parser is not the one LeanSocket knows (redis-py 8 changed it, and its own
+  `can_read` now answers with one poll()); TLS; a Cluster's node clients.
+"""
+
+from __future__ import annotations
+
+import importlib
+import select
+import socket
+import struct
+import sys
+from typing import Any
+
+import redis.sentinel
+from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+
+def _private_parsers() -> Any:
+    """redis-py's private hiredis parser module, or None: its shape is checked, never assumed."""
+    try:
+        return importlib.import_module("redis._parsers.hiredis")
+    except ImportError:
+        return None
+
+
+PARSERS = _private_parsers()
+
+
+def green_sockets() -> bool:
+    """Whether gevent or eventlet replaced the socket module (their own public checks)."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("socket"):
+        return True
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    return eventlet_patcher is not None and bool(eventlet_patcher.is_monkey_patched("socket"))
+
+
+def _parser_known() -> bool:
+    """Whether redis-py's hiredis parser keeps its look-ahead where `_buffered` reads it
+    (`_next_response` and `_reader`, set on connect: redis-py 5 to 7), read from its code."""
+    if PARSERS is None or not hasattr(select, "poll") or not getattr(PARSERS, "HIREDIS_AVAILABLE", False):
+        return False
+    names = PARSERS._HiredisParser.can_read.__code__.co_names
+    return "_next_response" in names and "NOT_ENOUGH_DATA" in names and "_reader" in names
+
+
+PARSER_KNOWN = _parser_known()
+
+
+class LeanSocket(AbstractConnection):
+    """A redis-py connection that makes 3 system calls per command, keeping what the other
+    4 protect.
+
+    The socket timeout is kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking
+    socket. A send or recv that times out fails with EAGAIN, which redis-py reports as a
+    ConnectionError (after dropping the connection, as it does on a timeout); it is raised
+    here as the TimeoutError it is, so the retry on connection errors never pays a timeout
+    twice. Before each command one poll() answers the pool's `can_read()` when nothing is
+    waiting on the socket or in the parser; otherwise redis-py's own check runs.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_timeout = self.socket_timeout
+        self.socket_timeout = None  # redis-py leaves the connected socket blocking
+        self._poller = select.poll()
+
+    def _connect(self) -> socket.socket:
+        sock: socket.socket = super()._connect()  # type: ignore[safe-super]
+        if self.kernel_timeout is not None:
+            timeval = struct.pack("@ll", *divmod(max(1, round(self.kernel_timeout * 1e6)), 1_000_000))  # 0 is no timeout
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        self._poller = select.poll()  # the old socket's descriptor may be reused by now
+        self._poller.register(sock, select.POLLIN)
+        return sock
+
+    def can_read(self, timeout: float = 0) -> bool:
+        if timeout == 0 and self._sock is not None and not self._poller.poll(0) and not _buffered(self._parser):
+            return False
+        return bool(super().can_read(timeout))
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            super().send_packed_command(command, check_health)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__context__, BlockingIOError):
+                raise RedisTimeoutError("Timeout writing to socket") from None
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:  # each base's own defaults
+        try:
+            return super().read_response(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__context__, BlockingIOError):
+                raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
+            raise
+
+
+def _buffered(parser: Any) -> bool:
+    """Whether the parser may hold bytes already read (anything but an empty hiredis reader)."""
+    if PARSERS is None or not isinstance(parser, PARSERS._HiredisParser):
+        return True
+    reader = getattr(parser, "_reader", None)
+    return reader is None or getattr(parser, "_next_response", None) is not PARSERS.NOT_ENOUGH_DATA or reader.has_data()
+
+
+class TimedConnection(LeanSocket, Connection):
+    pass
+
+
+class TimedUnixConnection(LeanSocket, UnixDomainSocketConnection):
+    pass
+
+
+class TimedSentinelConnection(LeanSocket, redis.sentinel.SentinelManagedConnection):
+    pass
+
+
+def connection_class(kind: str, url: str, tls: bool) -> type[AbstractConnection] | None:
+    """The sync client's connections for a cache of this kind, or None for redis-py's own."""
+    if not PARSER_KNOWN or green_sockets() or tls or kind == "cluster" or url.startswith("rediss://"):
+        return None
+    if kind == "sentinel":
+        return TimedSentinelConnection
+    return TimedUnixConnection if url.startswith("unix://") else TimedConnection

@@ -1,0 +1,81 @@
+"""refresher/lean.py on whichever redis-py this venv holds (make test runs this file on the
+newest releases and on the oldest pins too): the lean connection where redis-py's internals
+are the ones it knows, redis-py's own elsewhere, and either way a frozen cache costs a
+command one socket timeout, and a connection with a stray reply is never reused."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from refresher import CacheUnavailable, Refresher, lean
+from tests.support.servers import RedisServer
+
+SOCKET_TIMEOUT = 0.5
+pytestmark = pytest.mark.standalone_only  # it freezes its own server
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    s = RedisServer()
+    s.start()
+    yield s
+    if s.proc is not None:
+        s.proc.send_signal(signal.SIGCONT)
+    s.stop()
+
+
+@pytest.fixture
+def cache(server: RedisServer) -> Iterator[Refresher]:
+    c = Refresher(server.url, socket_timeout=SOCKET_TIMEOUT)
+    yield c
+    c.close()
+
+
+def test_the_lean_connection_is_used_exactly_where_redis_py_has_the_internals_it_reads(cache: Refresher) -> None:
+    """redis-py 5 to 7 look ahead in `_next_response`; 8 answers `can_read` with one poll() of
+    its own, so there the public classes lose nothing but the kernel's timeouts."""
+    major = int(redis.__version__.split(".")[0])
+    assert lean.PARSER_KNOWN is (major < 8)
+    assert isinstance(cache.redis, redis.Redis)
+    expected = lean.TimedConnection if major < 8 else redis.Connection
+    assert cache.redis.connection_pool.connection_class is expected
+
+
+def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(server: RedisServer, cache: Refresher) -> None:
+    @cache.loader(ttl=60, name="lean.frozen")
+    def load(n: int) -> int:
+        return n
+
+    assert load.get(1) == 1
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(CacheUnavailable):
+            load.get(1)
+        assert SOCKET_TIMEOUT * 0.9 <= time.perf_counter() - started < 2 * SOCKET_TIMEOUT
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    assert load.get(1) == 1  # its own answer, not a late reply to the timed-out read
+
+
+def test_a_pooled_connection_holding_a_stray_reply_is_replaced(cache: Refresher) -> None:
+    client = cache.redis
+    assert isinstance(client, redis.Redis)
+    client.set("t", "v")
+    pool = client.connection_pool
+    # redis-py 5.0 wants a command name, which later ones deprecate; its methods are untyped.
+    connection: Any = pool.get_connection() if int(redis.__version__[0]) > 5 else pool.get_connection("PING")
+    connection.send_command("PING")
+    connection.send_command("ECHO", "stray")
+    assert connection.can_read(timeout=5)
+    time.sleep(0.05)  # both replies on the socket: the first read buffers the second
+    assert connection.read_response() == b"PONG"
+    assert connection.can_read() is True  # the second reply, in the parser's buffer
+    pool.release(connection)
+    assert client.get("t") == b"v"  # its own reply: the pool replaced the connection
