@@ -5,9 +5,7 @@ to the network, an epoch map without a bound."""
 from __future__ import annotations
 
 import math
-import socket
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -17,6 +15,7 @@ from refresher import Refresher, epochs
 from refresher.connect import masked
 from refresher.options import Options
 from tests.support.servers import WorkerProcess, free_port
+from tests.support.sockets import listening_addresses
 
 
 @pytest.mark.parametrize("name", ["forged\n", "forged\nrefresher: loader=x key=y refresh written"])
@@ -51,20 +50,6 @@ def test_non_finite_options_are_refused_by_name(option: str, value: float) -> No
 ])
 def test_masking_hides_passwords_in_query_strings(url: str, shown: str) -> None:
     assert masked(url) == shown
-
-
-def listening_addresses(port: int) -> set[str]:
-    """The addresses a socket listens on at `port` (from /proc/net/tcp and tcp6)."""
-    found = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                raw = bytes.fromhex(address)
-                packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # little-endian words
-                found.add(socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, packed))
-    return found
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 from celery.worker.consumer import Consumer as CeleryConsumer
 
+from refresher import flower
 from refresher.client import DEFAULT_REDIS_URL
 from refresher.logs import json_asked, use_json
 from refresher import wire
@@ -22,6 +23,9 @@ from refresher.publish import celery_settings
 from refresher.refresh import rejected
 
 log = logging.getLogger("refresher")
+# `celery -A workers flower`, from any directory, reads refresher/flowerconfig.py (Flower
+# takes FLOWER_CONF as --conf): it refuses to start without credentials.
+os.environ.setdefault("FLOWER_CONF", flower.CONFIG_FILE)
 
 
 def _broker_url() -> str:
