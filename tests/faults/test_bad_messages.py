@@ -65,7 +65,7 @@ def forged(name: str, key: str) -> list[tuple[str, list[Any]]]:
         (REFRESH_TASK, [name, [key], {}, now, "9" * 100_000]),  # a 100 kB seen
         (REFRESH_TASK, [name, [key], {}, now, None, "2"]),  # a string version
         (REFRESH_MANY_TASK, [[[0]] * 100_000]),  # 100,000 junk items
-        # over wire.MAX_MESSAGE_BYTES (1.3 MB): refused before it is decoded
+        # over wire.MAX_MESSAGE_BYTES (1.5 MB): refused before it is decoded
         (REFRESH_MANY_TASK, [[[name, [key], {}, now, 0, None, "junk"]] * 20_000]),
     ]
 
