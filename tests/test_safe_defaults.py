@@ -60,7 +60,7 @@ def metrics_worker(redis_url: str, request: pytest.FixtureRequest) -> Iterator[i
     worker.stop()
 
 
-@pytest.mark.parametrize("metrics_worker, address", [({}, "127.0.0.1"), ({"REFRESHER_METRICS_ADDR": "::1"}, "::1")],
+@pytest.mark.parametrize("metrics_worker, address", [({}, "127.0.0.1"), ({"REFRESHER_METRICS_ADDR": "127.0.0.2"}, "127.0.0.2")],
                          indirect=["metrics_worker"])
 def test_worker_metrics_listen_on_loopback_unless_told_otherwise(metrics_worker: int, address: str) -> None:
     """The metrics server starts before the worker says it is ready."""

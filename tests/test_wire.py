@@ -4,6 +4,7 @@ exception, and leaves no lock behind. Run in this process against the real test 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from refresher import Refresher, wire
-from refresher.refresh import refresh_keys, refresh_task
+from refresher.refresh import UNKNOWN, refresh_keys, refresh_task
 from tests.test_worker import cache, make_loader  # noqa: F401  (cache: the fixture)
 
 TEXT = st.characters(blacklist_characters=":;")  # so that a batch's result splits into its items' outcomes
@@ -111,3 +112,21 @@ def test_what_a_publisher_sends_fits() -> None:
     assert wire.task(["app.load_user", [1], {"region": "eu"}, 1.7e9, 3, 2]) == \
         wire.Task("app.load_user", [1], {"region": "eu"}, 1.7e9, 3, 2)
     assert wire.task(["app.load_user", [1], {}, 1700000000]).enqueued_at == 1.7e9  # an int time is a time
+
+
+def test_a_rejection_is_logged_once_and_counted_under_its_loader(
+    cache: Refresher, r: redis.Redis, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    load, calls = make_loader(cache)
+    with caplog.at_level(logging.ERROR, logger="refresher"):
+        assert refresh_task(load.name, [1], {}, [time.time()] * 20_000) == "rejected"
+        assert refresh_task("nobody.here", [1], {}, time.time()) == "rejected"
+        assert refresh_task("forged\nrefresher: loader=x", [1], {}, time.time()) == "rejected"
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3 and all("\n" not in line for line in lines), lines
+    assert f"loader={load.name} " in lines[0] and "Expected `float`, got `array`" in lines[0]
+    assert f"loader={UNKNOWN} " in lines[2]  # a name that does not fit is not repeated
+    by_loader = cache.stats.by_loader()
+    assert by_loader[load.name]["task_rejected"] == 1
+    assert by_loader[UNKNOWN]["task_rejected"] == 2
+    assert calls == [] and r.keys("*") == []  # nothing locked, nothing loaded
