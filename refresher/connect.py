@@ -11,6 +11,7 @@ A bad URL fails here, at start-up, with a message that names the problem.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -59,11 +60,14 @@ def parse(url: str) -> Target:
 
 
 def masked(url: str) -> str:
-    """The URL with its password (if any) replaced by ***, for messages and logs."""
+    """The URL with its passwords (in the user info, and `password=` or
+    `sentinel_password=` query parameters, as redis-py and kombu accept them) replaced by
+    ***, for messages and logs."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, hosts = rest.rpartition("@")
     user, colon, _ = userinfo.partition(":")
-    return f"{scheme}{sep}{user}:***@{hosts}" if at and colon else url
+    url = f"{scheme}{sep}{user}:***@{hosts}" if at and colon else url
+    return re.sub(r"([?&;](?:sentinel_)?password=)[^&;#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _parse(url: str) -> Target:

@@ -28,10 +28,11 @@ from refresher.envelope import Marks
 from refresher.policy import Dropped
 from refresher.tracking import Tracker
 
-_TAG = re.compile(r"^[^\s|~,=]+$")
+_TAG = re.compile(r"\A[^\s|~,=]+\Z")
 Epoch = tuple[int, int]  # (epoch, floor)
 ZERO: Epoch = (0, 0)
 TAG_KEYS = 65536  # tags whose epoch key names are kept built
+KNOWN_EPOCHS = 65536  # epochs kept in this process; past it the oldest learnt is forgotten (fetched again)
 
 def check_tag(tag: object) -> str:
     if not isinstance(tag, str) or not _TAG.match(tag):
@@ -131,6 +132,8 @@ class Epochs:
                 for key, epoch in fetched.items():
                     if self._expected.get(key) is ticket:
                         del self._expected[key]
+                        if len(self._known) >= KNOWN_EPOCHS:
+                            del self._known[next(iter(self._known))]
                         self._known[key] = epoch
         return fetched
 

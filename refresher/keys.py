@@ -33,8 +33,9 @@ from typing import Any, Callable, Mapping
 from uuid import UUID
 
 MAX_READABLE_ARGS = 64
-_NAME = re.compile(r"^[^:{}\s]+$")
-_NAMESPACE = re.compile(r"^[^{}\s]+$")
+NAME_PATTERN = r"\A[^:{}\s]+\Z"  # whole string: `$` would let a trailing newline through
+_NAME = re.compile(NAME_PATTERN)
+_NAMESPACE = re.compile(r"\A[^{}\s]+\Z")
 _CANONICAL = json.JSONEncoder(
     separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Callable, Iterable
 
 from refresher.envelope import Codec
@@ -33,6 +34,7 @@ class Options:
 
     def resolved(self) -> Settings:
         """A copy with every derived default filled in, or a ValueError naming the problem."""
+        self._check_finite()
         if not self.ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds, got {self.ttl!r}")
         if self.policy is not None and self.refresh_window is not None:
@@ -76,6 +78,14 @@ class Options:
             tags=self.tags,
             version=self._checked_version(),
         )
+
+    def _check_finite(self) -> None:
+        """NaN compares false with everything, so it would slip past every range check
+        below (max_value_bytes=nan turned the size limit off), and inf overflows them."""
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{option.name} must be a finite number, got {value!r}")
 
     def _checked_version(self) -> int | None:
         if self.version is not None and (type(self.version) is not int or self.version < 0):

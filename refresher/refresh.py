@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from refresher import registry
+from refresher import registry, wire
 from refresher.calls import Call, call_repr
 from refresher.core.refresh import refresh
 from refresher.core.together import together
@@ -17,6 +17,25 @@ if TYPE_CHECKING:
     from refresher.handle import Loader
 
 REJECTED = (UnknownLoader, TypeError)  # an unregistered loader, or arguments it cannot take
+UNKNOWN = "<unknown>"  # the loader a rejected task is counted under when it names none registered here
+
+
+def refresh_task(*fields: Any) -> str:
+    """The whole job of the `refresher.refresh` task, whose arguments are `fields`
+    (`name, args, kwargs, enqueued_at, seen, version`): checked against the wire schema
+    (refresher.wire) before anything else, then refreshed as refresh_key does, if this
+    worker's loader has the task's version. A task that does not fit, or names no loader
+    here, is rejected: logged once, counted, nothing locked."""
+    try:
+        task = wire.task(list(fields))
+    except wire.Rejected as exc:
+        return rejected(exc, exc.name)
+    try:
+        if not same_version(task.name, task.version):
+            return "version_mismatch"
+        return refresh_key(task.name, task.args, task.kwargs, task.enqueued_at, task.seen)
+    except REJECTED as exc:
+        return rejected(exc, task.name)
 
 
 def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
@@ -45,24 +64,32 @@ def refresh_keys(items: list[Any]) -> str:
     trip claims them all, one commits them all (refresher.core.together). An item that cannot be refreshed is `rejected`,
     and a key whose refresh raised is `error`, without failing the others. Returns each
     key and what happened to it, as `loader(args): outcome; ...`."""
+    try:
+        checked = wire.items(items)
+    except wire.Rejected as exc:
+        return rejected(exc, None)
     shown: list[str] = []
     outcomes: list[str] = []
     groups: defaultdict[tuple[int, bool], list[tuple[int, Loader[Any, Any], Call, float, int | None]]] = defaultdict(list)
-    for i, item in enumerate(items):
+    for i, item in enumerate(checked):
         shown.append(f"item {i}")
         outcomes.append("rejected")
         try:
-            name, args, kwargs, enqueued_at, seen, *version = item
-            loader = registry.lookup(name)
-            call = loader.call.from_wire([args, kwargs])
-        except (*REJECTED, ValueError) as exc:  # ValueError: too few fields
-            rejected(item[0] if isinstance(item, list) and item else None, exc)
+            task = wire.task(item)
+        except wire.Rejected as exc:
+            rejected(exc, exc.name)
             continue
-        shown[i] = call_repr(name, args, kwargs)
-        if not same_version(name, version[0] if version else None):
+        try:
+            loader = registry.lookup(task.name)
+            call = loader.call.from_wire([task.args, task.kwargs])
+        except REJECTED as exc:
+            rejected(exc, task.name)
+            continue
+        shown[i] = call_repr(task.name, task.args, task.kwargs)
+        if not same_version(task.name, task.version):
             outcomes[i] = "version_mismatch"
             continue
-        groups[id(loader.cache), loader.spec.is_async].append((i, loader, call, enqueued_at, seen))
+        groups[id(loader.cache), loader.spec.is_async].append((i, loader, call, task.enqueued_at, task.seen))
     for group in groups.values():
         started = time.monotonic()
         results = group[0][1].run_steps(together([
@@ -73,10 +100,18 @@ def refresh_keys(items: list[Any]) -> str:
     return "; ".join(f"{key}: {outcome}" for key, outcome in zip(shown, outcomes))
 
 
-def rejected(name: Any, exc: Exception) -> str:
-    """A task, or an item of one, that no registered loader can run."""
-    about(name, None).error("rejected a refresh task: %s", exc,
-                            extra={"outcome": "rejected", "error_type": type(exc).__name__})
+def rejected(exc: Exception, name: str | None) -> str:
+    """A task, or an item of one, that no registered loader can run: one line at ERROR and
+    one `task_rejected` count, under its loader if `name` (well formed, so safe to log)
+    is registered here, else under UNKNOWN."""
+    about(name or UNKNOWN, None).error("rejected a refresh task: %s", exc,
+                                       extra={"outcome": "rejected", "error_type": type(exc).__name__})
+    try:
+        registry.lookup(name or "").spec.stats.incr("task_rejected")
+    except UnknownLoader:
+        every = {id(stats): stats for stats in (registry.lookup(known).cache.stats for known in registry.names())}
+        for stats in every.values():
+            stats.loader(UNKNOWN).incr("task_rejected")
     return "rejected"
 
 

@@ -4,29 +4,44 @@ the test redis-server, exactly as the compose file spells them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pytest
 import redis
 import yaml
 
 from tests.support.ageing import into_window
-from tests.support.servers import ROOT, LogWatcher, WorkerProcess, free_port
+from tests.support.servers import ROOT, WorkerProcess, free_port
 from tests.support.webapps import AppServer
 
 APP_SERVICES = ("worker", "web", "flower", "demo")
 REDIS_IN_COMPOSE = "redis://redis:6379/0"
+FLOWER_AUTH = "ops:twelve-chars-or-more"
+VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}` (unset or empty: the error),
+    for machines without docker-compose."""
+    def one(found: re.Match[str]) -> str:
+        name, how, text = found.groups()
+        if how == "?" and not env.get(name):
+            raise ValueError(f"required variable {name} is missing a value: {text}")
+        return env.get(name) or (text if how == "-" else "")
+
+    return VARIABLE.sub(one, value)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +51,8 @@ def compose() -> dict[str, Any]:
     tool = shutil.which("docker-compose")
     if tool is None:
         return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
-    done = subprocess.run([tool, "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run([tool, "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, "FLOWER_BASIC_AUTH": FLOWER_AUTH})
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)  # type: ignore[no-any-return]
 
@@ -69,7 +84,7 @@ def test_the_five_services_and_how_they_are_built(compose: dict[str, Any]) -> No
     assert services["worker"]["environment"]["REFRESHER_LOADERS"] == "examples.loaders,examples.fastapi_app.loaders"
     assert command(services["web"]) == ["uvicorn", "examples.fastapi_app.main:app", "--host", "0.0.0.0", "--port", "8000"]
     assert [published(p) for p in services["web"]["ports"]] == [(8000, 8000)]
-    assert command(services["flower"]) == ["celery", "-A", "workers", "flower", "--port=5555"]
+    assert command(services["flower"]) == ["celery", "-A", "workers", "flower", "--port=5555", "--address=0.0.0.0"]
     assert [published(p) for p in services["flower"]["ports"]] == [(5555, 5555)]
     assert command(services["demo"]) == ["python", "-m", "examples.demo"]
 
@@ -125,37 +140,60 @@ def test_the_worker_service_refreshes_the_example_loaders(compose: dict[str, Any
 
 
 def flower_args(service: dict[str, Any], port: int) -> list[str]:
-    """The flower service's command, on `port` of the loopback interface instead of 5555."""
+    """The flower service's command, on `port` of the loopback interface instead of 0.0.0.0:5555."""
     cmd = command(service)
-    assert cmd[0] == "celery" and "--port=5555" in cmd
-    return [sys.executable, "-m", *[f"--port={port}" if a == "--port=5555" else a for a in cmd], "--address=127.0.0.1"]
+    assert cmd[0] == "celery" and cmd[-2:] == ["--port=5555", "--address=0.0.0.0"]
+    return [sys.executable, "-m", *cmd[:-2], f"--port={port}", "--address=127.0.0.1"]
+
+
+def test_compose_will_not_start_flower_without_its_password(compose: dict[str, Any], redis_url: str) -> None:
+    """`${FLOWER_BASIC_AUTH:?...}`: unset or empty, compose stops with the message (it used
+    to pass an empty string, and `Authorization: Basic =` got in). Were that check bypassed,
+    the command itself refuses to start (refresher/flower.py)."""
+    written = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]["environment"]
+    assert VARIABLE.fullmatch(written["FLOWER_BASIC_AUTH"]).groups()[:2] == ("FLOWER_BASIC_AUTH", "?")  # type: ignore[union-attr]
+    for env in ({}, {"FLOWER_BASIC_AUTH": ""}):
+        with pytest.raises(ValueError, match=r"set FLOWER_BASIC_AUTH=user:password \(12\+ characters\)"):
+            interpolate(written["FLOWER_BASIC_AUTH"], env)
+    tool = shutil.which("docker-compose")
+    if tool is not None:
+        env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+        done = subprocess.run([tool, "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+        assert done.returncode != 0 and "FLOWER_BASIC_AUTH=user:password" in done.stderr
+    refused = subprocess.run(flower_args(compose["services"]["flower"], free_port()), cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "REFRESHER_REDIS_URL": redis_url,
+                                                         "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": ""})
+    assert refused.returncode != 0 and "refresher: Flower refused to start" in refused.stderr
+
+
+def status(url: str, header: str | None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": header} if header else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 def test_the_flower_service_comes_up(compose: dict[str, Any], redis_url: str) -> None:
-    """Flower comes up, and answers nothing but its healthcheck without the password (with
-    FLOWER_BASIC_AUTH unset the service passes it empty: then nobody gets in)."""
+    """Flower comes up, and answers nothing but its healthcheck without the password: no
+    header, empty credentials (`Basic =`, `Basic Og==`) and a wrong password alike get 401."""
     port = free_port()
-    auth = compose["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"]
-    env = {**os.environ, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "FLOWER_BASIC_AUTH": auth}
-    proc = subprocess.Popen(flower_args(compose["services"]["flower"], port), cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    auth = interpolate(compose["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"],
+                       {"FLOWER_BASIC_AUTH": FLOWER_AUTH})
+    env = {"REFRESHER_REDIS_URL": redis_url, "FLOWER_BASIC_AUTH": auth}
+    server = AppServer(flower_args(compose["services"]["flower"], port), env, port,
+                       rf"Visit me at http://127\.0\.0\.1:{port}")
     try:
-        assert proc.stdout is not None
-        log = LogWatcher(proc.stdout, "[flower] ")
-        log.wait_for(rf"Visit me at http://127\.0\.0\.1:{port}", timeout=15)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=5) as answer:
-            assert (answer.status, answer.read()) == (200, b"OK")
-        for path in ("/", "/api/tasks"):
-            with pytest.raises(urllib.error.HTTPError) as refused:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
-            assert refused.value.code == 401, path
+        server.launch().wait_ready(30)
+        assert status(f"{server.url}/healthcheck", None) == 200
+        for path in ("/", "/tasks", "/api/workers"):
+            for header in (None, "Basic =", "Basic Og==", "Basic " + base64.b64encode(b"ops:wrong").decode()):
+                assert status(server.url + path, header) == 401, (path, header)
+            assert status(server.url + path, "Basic " + base64.b64encode(auth.encode()).decode()) == 200, path
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        server.stop()
 
 
 def web_args(service: dict[str, Any], port: int) -> list[str]:

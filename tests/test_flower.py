@@ -1,14 +1,19 @@
 """Flower, as an operator sees it: a real `celery -A workers flower` with basic auth next to
 a real worker started with -E. Refresh tasks show as the loader call they refresh, such as
-`tests.windowed(3)`, with their state and result; the API refuses anyone without the password."""
+`tests.windowed(3)`, with their state and result; the API refuses anyone without the password.
+Started without good credentials it refuses to start (refresher/flower.py)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -19,7 +24,9 @@ from refresher.cli.warm import enqueue
 from refresher.keys import tagged
 from tests.support import loaders
 from tests.support.ageing import into_window
-from tests.support.servers import WorkerProcess
+from refresher.flower import INSECURE_LOCAL
+from tests.support.servers import ROOT, WorkerProcess, free_port
+from tests.support.sockets import listening_addresses
 from tests.support.webapps import AppServer
 from tests.support.webapps import flower as start_flower
 
@@ -33,11 +40,13 @@ def flower(redis_url: str) -> Iterator[AppServer]:
     running.stop()
 
 
-def get(flower: AppServer, path: str, auth: str | None = AUTH) -> tuple[int, bytes]:
-    """(HTTP status, body)."""
+def get(flower: AppServer, path: str, auth: str | None = AUTH, header: str | None = None) -> tuple[int, bytes]:
+    """(HTTP status, body), sending `auth` (user:password) or a raw Authorization `header`."""
     request = urllib.request.Request(flower.url + path)
     if auth is not None:
-        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+        header = "Basic " + base64.b64encode(auth.encode()).decode()
+    if header is not None:
+        request.add_header("Authorization", header)
     try:
         with urllib.request.urlopen(request, timeout=5) as answer:
             return answer.status, answer.read()
@@ -110,3 +119,61 @@ def test_a_call_reads_as_python_whatever_its_arguments() -> None:
     assert call_repr("user_profile", [2], {}) == "user_profile(2)"
     assert call_repr("by_tier", [{"$enum": ["shop.Tier", "GOLD"]}], {}) == "by_tier({'$enum': ['shop.Tier', 'GOLD']})"
     assert len(call_repr("big", ["x" * 5000], {})) == 1024  # as long as Celery's own argsrepr at most
+
+
+def flower_command(port: int, *options: str) -> list[str]:
+    """`celery -A workers flower` as `make flower` runs it: no address, no --conf."""
+    return [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}", *options]
+
+
+@pytest.mark.parametrize("env, options", [
+    ({}, ()),
+    ({"FLOWER_BASIC_AUTH": ""}, ()),  # what compose passed for an unset variable
+    ({"FLOWER_BASIC_AUTH": "ops:eleven-char"}, ()),
+    ({"FLOWER_BASIC_AUTH": AUTH + ","}, ()),  # an empty entry: `Basic =` would match it
+    ({"FLOWER_BASIC_AUTH": ":twelve-chars"}, ()),
+    ({INSECURE_LOCAL: "1"}, ("--address=0.0.0.0",)),
+    ({"FLOWER_BASIC_AUTH": ""}, (f"--conf={ROOT / 'flowerconfig.py'}",)),  # the repository's config file
+], ids=["unset", "empty", "short", "empty-entry", "no-user", "insecure-not-local", "repo-conf"])
+def test_flower_refuses_to_start_without_good_credentials(
+    redis_url: str, tmp_path: Path, env: dict[str, str], options: tuple[str, ...]
+) -> None:
+    """From any directory (here an empty one: the `workers` app names refresher's config file)."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH" and k != INSECURE_LOCAL}
+    done = subprocess.run(flower_command(port, *options), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**clean, "REFRESHER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), **env})
+    assert done.returncode != 0
+    assert "refresher: Flower refused to start" in done.stderr and "FLOWER_BASIC_AUTH=user:password" in done.stderr
+    assert "correct-horse" not in done.stderr + done.stdout  # a password is never shown
+    assert listening_addresses(port) == set()
+
+
+def start_flower_here(redis_url: str, env: dict[str, str]) -> AppServer:
+    """Flower with no --address: it must pick the loopback address itself."""
+    port = free_port()
+    flower = AppServer(flower_command(port), {"REFRESHER_REDIS_URL": redis_url, **env}, port,
+                       rf"Visit me at http://127\.0\.0\.1:{port}")
+    return flower.launch().wait_ready(30)
+
+
+def test_with_good_credentials_flower_listens_on_loopback_and_refuses_empty_ones(redis_url: str) -> None:
+    flower = start_flower_here(redis_url, {"FLOWER_BASIC_AUTH": AUTH})
+    try:
+        assert listening_addresses(flower.port) == {"127.0.0.1"}
+        for path in ("/", "/api/workers", "/tasks"):
+            for header in (None, "Basic =", "Basic Og==", "Basic " + base64.b64encode(b"ops:").decode()):
+                assert get(flower, path, auth=None, header=header)[0] == 401, (path, header)
+            assert get(flower, path, auth="ops:correct-horsE")[0] == 401
+            assert get(flower, path)[0] == 200, path
+    finally:
+        flower.stop()
+
+
+def test_the_insecure_local_opt_out_serves_loopback_only(redis_url: str) -> None:
+    flower = start_flower_here(redis_url, {INSECURE_LOCAL: "1", "FLOWER_BASIC_AUTH": ""})
+    try:
+        assert listening_addresses(flower.port) == {"127.0.0.1"}
+        assert get(flower, "/", auth=None)[0] == 200  # no password, as asked: local only
+    finally:
+        flower.stop()

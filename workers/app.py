@@ -15,11 +15,17 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 from celery.worker.consumer import Consumer as CeleryConsumer
 
+from refresher import flower
 from refresher.client import DEFAULT_REDIS_URL
 from refresher.logs import json_asked, use_json
+from refresher import wire
 from refresher.publish import celery_settings
+from refresher.refresh import rejected
 
 log = logging.getLogger("refresher")
+# `celery -A workers flower`, from any directory, reads refresher/flowerconfig.py (Flower
+# takes FLOWER_CONF as --conf): it refuses to start without credentials.
+os.environ.setdefault("FLOWER_CONF", flower.CONFIG_FILE)
 
 
 def _broker_url() -> str:
@@ -65,6 +71,23 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
     def __init__(self, *args: Any, worker_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         options = {**(worker_options or {}), "without_gossip": True, "without_mingle": True}
         super().__init__(*args, worker_options=options, **kwargs)
+
+    def create_task_handler(self, *args: Any) -> Any:
+        """3. A task message over wire.MAX_MESSAGE_BYTES is rejected before it is decoded:
+        anyone who can publish could otherwise make the worker build hundreds of MB of
+        objects from one message before refresher.wire sees its arguments."""
+        handle = super().create_task_handler(*args)
+
+        def on_task_received(message: Any) -> None:
+            try:
+                wire.check_size(message.body)
+            except wire.Rejected as exc:
+                rejected(exc, None)
+                message.reject_log_error(log, self.connection_errors)
+                return
+            handle(message)
+
+        return on_task_received
 
     def on_connection_error_after_connected(self, exc: BaseException) -> None:
         try:

@@ -1,4 +1,6 @@
-"""REFRESHER_METRICS_PORT: the worker's Prometheus metrics at http://ADDR:PORT/metrics.
+"""REFRESHER_METRICS_PORT: the worker's Prometheus metrics at http://ADDR:PORT/metrics, ADDR
+being REFRESHER_METRICS_ADDR, by default 127.0.0.1: nothing listens beyond the machine
+unless asked to (a scraper elsewhere: set it to the interface it reaches).
 
 Started from Celery's `worker_init` signal, in the worker's main process, before it forks
 any pool process. With the threads, solo or gevent pool, tasks run in that process and
@@ -21,11 +23,16 @@ from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import worker_init, worker_process_shutdown
 
 log = logging.getLogger("refresher")
+DEFAULT_ADDRESS = "127.0.0.1"
 
 
 def _port() -> int | None:
     port = os.environ.get("REFRESHER_METRICS_PORT", "").strip()
     return int(port) if port else None
+
+
+def _address() -> str:
+    return os.environ.get("REFRESHER_METRICS_ADDR", "").strip() or DEFAULT_ADDRESS
 
 
 def _forks(worker: Any) -> bool:
@@ -48,7 +55,7 @@ def serve_metrics(sender: Any, **_: Any) -> None:
     import refresher.metrics
 
     refresher.metrics.install()  # inherited by the pool's children when they are forked
-    start_http_server(port, os.environ.get("REFRESHER_METRICS_ADDR") or "0.0.0.0", refresher.metrics.registry())
+    start_http_server(port, _address(), refresher.metrics.registry())
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]

@@ -1,11 +1,11 @@
-"""The refresh tasks: thin wrappers over refresher.refresh (refresh_key, refresh_keys)."""
+"""The refresh tasks: thin wrappers over refresher.refresh (refresh_task, refresh_keys)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK
-from refresher.refresh import REJECTED, refresh_key, refresh_keys, rejected, same_version
+from refresher.refresh import refresh_keys, refresh_task
 from workers.app import app
 
 
@@ -13,13 +13,9 @@ from workers.app import app
 def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None,
             version: int | None = None) -> str:
     """No Celery retries: a failed refresh backs off through the key's pending marker.
-    `version` is the asking reader's loader version (none for an unversioned loader)."""
-    try:
-        if not same_version(name, version):
-            return "version_mismatch"
-        return refresh_key(name, args, kwargs, enqueued_at, seen)
-    except REJECTED as exc:
-        return rejected(name, exc)
+    `version` is the asking reader's loader version (none for an unversioned loader).
+    The arguments are a stranger's until refresher.wire has checked them."""
+    return refresh_task(name, args, kwargs, enqueued_at, seen, version)
 
 
 @app.task(name=REFRESH_MANY_TASK, ignore_result=True)  # type: ignore[untyped-decorator]

@@ -1,21 +1,26 @@
 """Bad input on the queue: a task message that is not JSON (here pickle, which would run
-code on the worker as it is decoded) is refused by the worker and never executed.
-(A task naming an unregistered loader: tests/test_worker.py.)"""
+code on the worker as it is decoded) is refused by the worker and never executed; JSON
+tasks forged to hurt the worker are rejected at its door (refresher.wire) before any work.
+(A task naming an unregistered loader: tests/test_worker.py; any JSON at all: tests/test_wire.py.)"""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import redis
 from celery import Celery
 
-from refresher.publish import REFRESH_TASK
+from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK
 from tests.support import fault_loaders as fl
 from tests.support.servers import WorkerProcess
 
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
+REJECTED = r"rejected a refresh task"
+MAX_PEAK_GROWTH = 64 * 1024 * 1024
 
 
 def test_a_pickled_task_is_refused_and_never_run(
@@ -43,3 +48,51 @@ def test_a_pickled_task_is_refused_and_never_run(
     assert r.get(fl.steady.keys(key).value) is None
     assert worker.log.count(pickled_id) == 0  # never received as a task, never retried
     assert broker.llen(fl.cache.queue) == 0  # and not put back on the queue
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set (VmHWM), in bytes."""
+    found = re.search(r"^VmHWM:\s+(\d+) kB$", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    assert found is not None
+    return int(found.group(1)) * 1024
+
+
+def forged(name: str, key: str) -> list[tuple[str, list[Any]]]:
+    """The messages of issue 19, each of which grew a worker by tens of MB or left a lock."""
+    now = time.time()
+    return [
+        (REFRESH_TASK, [name, [key], {}, [now] * 20_000]),  # enqueued_at as a 20,000-item list
+        (REFRESH_TASK, [name, [key], {}, now, "9" * 100_000]),  # a 100 kB seen
+        (REFRESH_TASK, [name, [key], {}, now, None, "2"]),  # a string version
+        (REFRESH_MANY_TASK, [[[0]] * 100_000]),  # 100,000 junk items
+        # over wire.MAX_MESSAGE_BYTES (1.5 MB): refused before it is decoded
+        (REFRESH_MANY_TASK, [[[name, [key], {}, now, 0, None, "junk"]] * 20_000]),
+    ]
+
+
+def test_forged_refresh_tasks_are_rejected_at_the_door_with_bounded_memory(
+    r: redis.Redis, broker_url: str, key: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = spawn_worker()
+    assert worker.log is not None and worker.proc is not None
+    fl.send_refresh(fl.steady, key + "-warm")  # every code path of a refresh imported and used once
+    worker.log.wait_for(WRITTEN)
+    before = peak_rss(worker.proc.pid)
+    outsider = Celery("outsider", set_as_current=False)
+    outsider.conf.broker_url = broker_url
+    messages = forged(fl.steady.name, key) * 3
+    try:
+        for task, args in messages:
+            outsider.send_task(task, args=args, queue=fl.cache.queue)
+    finally:
+        outsider.close()
+    worker.log.wait_for(REJECTED, count=len(messages), timeout=60)
+    growth = peak_rss(worker.proc.pid) - before
+    assert worker.proc.poll() is None
+    assert growth < MAX_PEAK_GROWTH, f"the worker's peak RSS grew by {growth / 2**20:.0f} MB"
+    assert r.keys("*:lock") == []  # nothing locked
+    assert fl.calls(fl.steady, key) == 0 and r.get(fl.steady.keys(key).value) is None
+
+    fl.send_refresh(fl.steady, key)  # a well-formed refresh right after still writes
+    worker.log.wait_for(WRITTEN, count=2)
+    assert fl.calls(fl.steady, key) == 1 and r.get(fl.steady.keys(key).value) is not None
