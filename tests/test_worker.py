@@ -187,3 +187,17 @@ def test_a_reader_whose_view_predates_a_commit_asks_for_no_second_refresh(
     send(cache, load, 6, enqueued_at=time.time(), seen=stale_view.version)
     assert tasks_done.wait(2)[-1] == "fresh"
     assert calls == [6, 6]
+
+
+def test_a_threads_pool_worker_takes_the_next_task_as_soon_as_one_is_done(
+    cache: Refresher, tasks_done: TaskLog, worker: object
+) -> None:
+    """A pool thread's acknowledgement wakes the worker's event loop: before kombu 5.7 it
+    waited for the loop's next timer (up to 10 s), and with the prefetch limit reached
+    the queue behind it waited too (twelve tasks took 10 s on celery 5.3.6, kombu 5.3.7)."""
+    load, _ = make_loader(cache)
+    started = time.monotonic()
+    for n in range(12):  # two threads, prefetch 1 each: six rounds of acknowledgements
+        send(cache, load, n, enqueued_at=time.time(), seen=None)
+    assert tasks_done.wait(12) == ["written"] * 12
+    assert time.monotonic() - started < 3  # 30 ms unloaded; 1 s or more per round without a wake-up

@@ -13,11 +13,11 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
-from celery.worker.consumer import Consumer as CeleryConsumer
 
 from refresher import flower
 from refresher.client import DEFAULT_REDIS_URL
 from refresher.logs import json_asked, use_json
+from refresher.loop_waker import WakingConsumer
 from refresher import wire
 from refresher.publish import celery_settings
 from refresher.refresh import rejected
@@ -45,8 +45,9 @@ def import_loaders(spec: str | None = None) -> list[str]:
     return modules
 
 
-class Consumer(CeleryConsumer):  # type: ignore[misc]
-    """Celery's consumer, made to survive broker restarts (see docs/brokers.md).
+class Consumer(WakingConsumer):
+    """Celery's consumer (woken by pool threads: refresher/loop_waker.py), made to survive
+    broker restarts (see docs/brokers.md).
 
     1. A lost connection's clean-up must not kill the worker. Celery 5.7 first collects
        the broken connection (which clears its transport's `client`), then closes it. On
