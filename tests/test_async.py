@@ -148,7 +148,11 @@ def test_a_cancelled_leader_frees_the_lock_and_a_waiting_process_takes_over(redi
         origin.release.set()  # calls from now on return at once
         leader.cancel()
         await asyncio.gather(leader, return_exceptions=True)
-        return await asyncio.wait_for(waiter, 10), leader.cancelled()
+        try:
+            return await asyncio.wait_for(waiter, 10), leader.cancelled()
+        finally:  # on this loop: redis-py 5.0 raises from __del__ for a connection outliving its loop
+            await first.aclose()
+            await second.aclose()
 
     try:
         started = time.monotonic()
