@@ -20,7 +20,10 @@ from tests.support.ageing import into_window
 from tests.support.servers import LogWatcher, RedisServer, free_port, stop_gracefully
 
 VENV = os.path.abspath(os.environ["REFRESHER_TEST_WHEEL_VENV"]) if os.environ.get("REFRESHER_TEST_WHEEL_VENV") else ""
-EXTRAS = {"refresher.metrics": "prometheus_client"}  # package prefix: the extra's import it needs
+EXTRAS = {  # package prefix: the import its extra provides
+    "refresher.metrics": "prometheus_client",  # [prometheus]
+    "refresher.flowerconfig": "tornado",  # [flower]: the file Flower executes at start (FLOWER_CONF)
+}
 LOADERS = '''
 import os
 from refresher import Refresher
