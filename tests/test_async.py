@@ -4,7 +4,6 @@ timeouts. Everything else runs for both drivers through the `reading` fixture.""
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ import redis
 from refresher import Refresher
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
+from tests.support.loopwatch import blocked_callbacks
 
 
 @pytest.fixture
@@ -190,35 +190,24 @@ def test_a_broker_outage_never_blocks_the_loop(redis_url: str, r: redis.Redis) -
     def load(n: int) -> int:
         return n
 
-    slow: list[str] = []
-
-    class Catch(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "took" in record.getMessage():
-                slow.append(record.getMessage())
-
-    async def main() -> list[int]:
+    async def main() -> tuple[list[int], list[str]]:
         await load.aget(1)  # set-up (this loop's pool, the publisher thread) before watching
         await asyncio.to_thread(into_window, r, load.keys(1))
-        loop = asyncio.get_running_loop()
-        loop.slow_callback_duration = 0.02
-        loop.set_debug(True)
+        asyncio.get_running_loop().set_debug(True)
         values = []
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
-            values.append(await load.aget(1))
-        return values
+        with blocked_callbacks() as blocked:
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                values.append(await load.aget(1))
+        return values, blocked
 
-    handler = Catch()
-    logging.getLogger("asyncio").addHandler(handler)
     try:
-        values = asyncio.run(main())
+        values, blocked = asyncio.run(main())
     finally:
-        logging.getLogger("asyncio").removeHandler(handler)
         cache.close()
     assert values and set(values) == {1}
     assert cache.stats["publish_failed"] >= 1
-    assert slow == []
+    assert blocked == []
 
 
 def test_a_worker_refreshes_async_loaders_on_one_loop_per_process(
@@ -256,3 +245,19 @@ def test_concurrent_agets_of_one_key_share_one_get(cache: Refresher, r: redis.Re
     assert asyncio.run(main()) == [1] * 50
     assert r.info("commandstats")["cmdstat_get"]["calls"] < 50  # one GET served many readers
     assert cache.stats["hit"] == 50 and cache.stats["miss"] == 1
+
+
+def test_the_loop_watch_reports_a_blocking_call_and_not_an_awaited_one() -> None:
+    """tests/support/loopwatch.py, which the tests above rely on: a callback that sleeps
+    in the loop's thread is reported; one that awaits the same time is not."""
+
+    async def main() -> list[str]:
+        with blocked_callbacks() as blocked:
+            await asyncio.sleep(0.05)
+            await asyncio.sleep(0)  # the blocking sleep below runs in a callback of its own
+            time.sleep(0.05)
+            await asyncio.sleep(0)
+        return blocked
+
+    blocked = asyncio.run(main())
+    assert len(blocked) == 1 and "held it" in blocked[0], blocked

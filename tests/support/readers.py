@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import multiprocessing as mp
 import threading
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tests.support.loopwatch import blocked_callbacks
+
 CTX = mp.get_context("spawn")
-SLOW_CALLBACK = 0.02  # seconds: a callback holding the event loop longer is an error
 # A read served from the near cache takes microseconds; a reader that went straight on to
 # the next would hold a CPU (and its process's GIL) for nothing, starving the worker and the
 # publisher on a 2-core machine in a way no app does. Such readers pause between reads.
@@ -84,13 +85,9 @@ def _read_in_threads(loader: Any, args: list[Any], threads: int, seconds: float,
 async def _read_in_tasks(loader: Any, args: list[Any], tasks: int, seconds: float, watch_loop: bool,
                          ready: Any, go: Any, report: ReadReport) -> None:
     """`tasks` concurrent `aget` loops on this process's one event loop. With
-    `watch_loop`, callbacks that hold the loop for more than 20 ms are reported as
-    errors: the loop must never block."""
+    `watch_loop`, callbacks that hold the loop for 20 ms or more (tests/support/loopwatch.py)
+    are reported as errors: the loop must never block."""
     await loader.cache.aio().redis.ping()  # connected (a Cluster client has mapped its slots) before go
-    loop = asyncio.get_running_loop()
-    loop.slow_callback_duration = SLOW_CALLBACK
-    slow = _SlowCallbacks()
-    logging.getLogger("asyncio").addHandler(slow)
     started = asyncio.Event()
 
     async def run() -> None:
@@ -113,21 +110,11 @@ async def _read_in_tasks(loader: Any, args: list[Any], tasks: int, seconds: floa
     readers = [asyncio.create_task(run()) for _ in range(tasks)]
     await asyncio.to_thread(ready.wait)
     await asyncio.to_thread(go.wait)
-    loop.set_debug(watch_loop)
-    started.set()
-    await asyncio.gather(*readers)
-    logging.getLogger("asyncio").removeHandler(slow)
-    report.errors.extend(slow.messages)
-
-
-class _SlowCallbacks(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "took" in record.getMessage():
-            self.messages.append("event loop blocked: " + record.getMessage())
+    asyncio.get_running_loop().set_debug(watch_loop)  # asyncio's checks of calls from other threads too
+    with blocked_callbacks() if watch_loop else nullcontext([]) as blocked:
+        started.set()
+        await asyncio.gather(*readers)
+    report.errors.extend(blocked)
 
 
 def run_readers(loader_path: str, args: list[Any], processes: int, threads: int,
