@@ -246,18 +246,3 @@ def test_concurrent_agets_of_one_key_share_one_get(cache: Refresher, r: redis.Re
     assert r.info("commandstats")["cmdstat_get"]["calls"] < 50  # one GET served many readers
     assert cache.stats["hit"] == 50 and cache.stats["miss"] == 1
 
-
-def test_the_loop_watch_reports_a_blocking_call_and_not_an_awaited_one() -> None:
-    """tests/support/loopwatch.py, which the tests above rely on: a callback that sleeps
-    in the loop's thread is reported; one that awaits the same time is not."""
-
-    async def main() -> list[str]:
-        with blocked_callbacks() as blocked:
-            await asyncio.sleep(0.05)
-            await asyncio.sleep(0)  # the blocking sleep below runs in a callback of its own
-            time.sleep(0.05)
-            await asyncio.sleep(0)
-        return blocked
-
-    blocked = asyncio.run(main())
-    assert len(blocked) == 1 and "held it" in blocked[0], blocked
