@@ -46,13 +46,15 @@ def blocked_callbacks(threshold: float = SLOW_CALLBACK) -> Iterator[list[str]]:
         if not watching or threading.get_ident() != watched:  # done, or another thread's loop
             run(handle)
             return
-        wall, queued = time.perf_counter(), waited()
+        wall, queued, cpu, process_cpu = time.perf_counter(), waited(), time.thread_time(), time.process_time()
         run(handle)
         if not watching:
             return
         held = time.perf_counter() - wall - (waited() - queued)
         if held >= threshold:
-            found.append(f"event loop blocked: {handle!r} held it {held * 1000:.0f} ms")
+            found.append(f"event loop blocked: {handle!r} held it {held * 1000:.0f} ms (CPU: "
+                         f"{(time.thread_time() - cpu) * 1000:.0f} ms its own, "
+                         f"{(time.process_time() - process_cpu) * 1000:.0f} ms the process's)")
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
     try:
