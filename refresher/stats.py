@@ -30,6 +30,22 @@ class Listener(Protocol):
     def breaker_opened(self, seconds: float) -> None: ...
 
 
+class NearView(Protocol):
+    """What exporters read of a Refresher's near cache (refresher/near.py) when scraped or
+    sampled: nothing here is touched by a read."""
+
+    invalidated: int  # keys Redis reported written since the near cache was made
+    flushed: int  # times it was emptied at once (tracking on or lost, FLUSHALL, a fork)
+
+    def __len__(self) -> int: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    @property
+    def bypassed(self) -> bool: ...
+
+
 class Timing(NamedTuple):
     """Durations of one kind: how many fell at or under each of BUCKETS (not cumulative;
     the last slot is the ones over every bound), how many in all, and their sum in seconds."""
@@ -106,6 +122,7 @@ class Stats:
         self._counts: Counter[str] = Counter()
         self._loaders: dict[str, LoaderStats] = {}
         self.listener = _default_listener
+        self.near: NearView | None = None  # set by a Refresher made with a near cache
         self._open_until = 0.0
         _everything.add(self)
 

@@ -13,7 +13,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from refresher.metrics.families import (BREAKER, BREAKER_HELP, COUNTERS, LOAD_DURATION, LOAD_DURATION_HELP,
-                                        LOAD_EVENT, label_names, labels, route)
+                                        LOAD_EVENT, NEAR_COUNTERS, NEAR_GAUGES, label_names, labels, route)
+from refresher.metrics.sampling import near_figures
 from refresher.stats import BUCKETS, everything
 
 
@@ -47,3 +48,8 @@ class StatsCollector(Collector):
             histogram.add_metric([loader_name], list(zip(bounds, map(float, cumulative))), total)
         yield histogram
         yield GaugeMetricFamily(BREAKER, BREAKER_HELP, value=float(any(stats.breaker_open for stats in every)))
+        near = near_figures()
+        for gauge in NEAR_GAUGES:
+            yield GaugeMetricFamily(gauge.name, gauge.help, value=near[gauge.name])
+        for counter in NEAR_COUNTERS:
+            yield CounterMetricFamily(counter.name, counter.help, value=near[counter.name])
