@@ -70,7 +70,8 @@ def vocabulary() -> dict[str, set[str]]:
 def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The series names a real web process serves at /metrics after a miss and a hit:
     each family it exposes, with the suffixes its type gets."""
-    env = example_env(redis_server.url, tmp_path_factory.mktemp("dashboard") / "users.sqlite3", EXAMPLES_QUERY_SECONDS="0")
+    db = tmp_path_factory.mktemp("dashboard") / "users.sqlite3"
+    env = example_env(redis_server.url, db, EXAMPLES_QUERY_SECONDS="0")
     server = uvicorn("examples.fastapi_app.main:app", env, "--no-access-log").wait_ready()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -185,7 +186,8 @@ def test_prometheus_scrapes_the_ports_the_web_and_worker_services_serve(merged: 
     worker = merged["services"]["worker"]["environment"]
     assert jobs["worker"] == [f"worker:{worker['REFRESHER_METRICS_PORT']}"]
     assert worker["REFRESHER_METRICS_ADDR"] == "0.0.0.0"  # reachable in the compose network; no port published
-    assert worker["PROMETHEUS_MULTIPROC_DIR"] in {mount.split(":")[0] for mount in merged["services"]["worker"]["tmpfs"]}
+    tmpfs = {mount.split(":")[0] for mount in merged["services"]["worker"]["tmpfs"]}
+    assert worker["PROMETHEUS_MULTIPROC_DIR"] in tmpfs  # empty at every start
     assert jobs["web"] == ["web:8000"]  # the web service's uvicorn --port, where its /metrics is
     if "web" in merged["services"]:  # docker-compose merged the two files
         web = merged["services"]["web"]["command"]
