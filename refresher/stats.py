@@ -14,7 +14,8 @@ import threading
 import time
 import weakref
 from collections import Counter
-from typing import NamedTuple, Protocol
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple, Protocol
 
 # Upper bounds, in seconds, of the duration buckets (Prometheus' default buckets).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -82,6 +83,15 @@ class LoaderStats:
             self._sums[event] = self._sums.get(event, 0.0) + seconds
         if self.listener is not None:
             self.listener.timed(self.name, event, seconds)
+
+    @contextmanager
+    def timer(self, event: str) -> Iterator[None]:
+        """Record how long the body took, however it ends (a generator step closed included)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.time(event, time.monotonic() - started)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

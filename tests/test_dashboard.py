@@ -19,8 +19,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from refresher.metrics.families import (BREAKER, COUNTERS, LOAD_DURATION, NEAR_COUNTERS, NEAR_GAUGES,
-                                        label_names)
+from refresher.metrics.families import BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, label_names
 from tests.support.servers import ROOT, RedisServer
 from tests.support.webapps import example_env, uvicorn
 
@@ -59,8 +58,10 @@ def queries() -> list[str]:
 def vocabulary() -> dict[str, set[str]]:
     """Every series name refresher/metrics/families.py makes, with its labels."""
     names = {f"{family.name}_total": set(label_names(family)) for family in COUNTERS}
-    names.update({f"{LOAD_DURATION}_bucket": {"loader", "le"}, f"{LOAD_DURATION}_sum": {"loader"},
-                  f"{LOAD_DURATION}_count": {"loader"}, BREAKER: set()})
+    for duration in DURATIONS:
+        names.update({f"{duration.name}_bucket": {"loader", "le"}, f"{duration.name}_sum": {"loader"},
+                      f"{duration.name}_count": {"loader"}})
+    names[BREAKER] = set()
     names.update({near.name: set() for near in NEAR_GAUGES})
     names.update({f"{near.name}_total": set() for near in NEAR_COUNTERS})
     return names

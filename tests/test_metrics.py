@@ -120,7 +120,11 @@ def test_a_read_that_waits_for_another_process_load_is_counted(reading: Reading,
         before = collected()
         assert lead_and_wait(reading, leader, waiter, lambda n: {"n": n}, 5, ttl=60) == ({"n": 5}, {"n": 5})
         name = next(iter(waiter.stats.by_loader()))
-        assert grew(before, collected(), "refresher_lock_waits_total", loader=name) == 1
+        after = collected()
+        assert grew(before, after, "refresher_lock_waits_total", loader=name) == 1
+        assert grew(before, after, "refresher_lock_wait_duration_seconds_count", loader=name) == 1
+        assert grew(before, after, "refresher_lock_wait_duration_seconds_sum", loader=name) > 0
+        assert grew(before, after, "refresher_load_duration_seconds_count", loader=name) == 1  # the leader's
     finally:
         leader.close()
         waiter.close()

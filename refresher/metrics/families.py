@@ -44,9 +44,21 @@ WAITS = Family("refresher_lock_waits", "Times a read slept until another process
                "then counts as a miss or coalesced", None, {"waited": ""})
 COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CORRUPT, WAITS)
 
-LOAD_DURATION = "refresher_load_duration_seconds"
-LOAD_DURATION_HELP = "How long origin calls took (the loader function, with encoding its value), failed ones too"
-LOAD_EVENT = "load"  # the timed event (refresher/core/miss.py)
+
+
+class Duration(NamedTuple):
+    """A histogram in seconds, per loader, of one timed event (refresher/stats.py `time`)."""
+
+    name: str
+    help: str
+    event: str
+
+
+LOAD_DURATION = Duration("refresher_load_duration_seconds", "How long origin calls took (the loader function, "
+                         "with encoding its value), failed ones too", "load")
+WAIT_DURATION = Duration("refresher_lock_wait_duration_seconds", "How long reads slept waiting for another "
+                         "process's load of their key (each wait counted in refresher_lock_waits_total)", "wait")
+DURATIONS = (LOAD_DURATION, WAIT_DURATION)
 BREAKER = "refresher_publish_breaker_open"
 BREAKER_HELP = ("1 while a publisher's circuit breaker is open in this process (after a failed publish, "
                 "nothing is published for breaker_cooldown seconds), else 0")
