@@ -1,7 +1,9 @@
 """Refresher's Prometheus metrics: names, help, and which counted event feeds which.
 
-Every series has a `loader` label (the loader's name). Counters follow the Prometheus
-conventions: a base name here, `_total` added on exposition; durations in seconds.
+Every series has a `loader` label (the loader's name), but the breaker and the near cache's,
+which belong to a Refresher and serve all its loaders. Counters follow the Prometheus
+conventions: a base name here, `_total` added on exposition; durations in seconds. docs/metrics.md
+lists them all; ops/grafana/dashboards/refresher.json may ask only for these (tests/test_dashboard.py).
 """
 
 from __future__ import annotations
