@@ -95,6 +95,7 @@ class Refresher:
         self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written)
         self.epochs.tracker = self.tracker
         self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None
+        self.stats.near = self.near  # its size and state, for the metrics
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()

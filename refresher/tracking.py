@@ -160,6 +160,11 @@ class Tracker:
             return False
         return self.live and time.monotonic() < self._answer_by
 
+    @property
+    def down(self) -> bool:
+        """Started by a read but not tracking (connecting, or lost): copies are bypassed."""
+        return self._thread is not None and not self.live and not self._closed.is_set()
+
     def wait_live(self, timeout: float) -> bool:
         """For tests and start-up: block until tracking is on (or the timeout passes)."""
         if self._thread is None:

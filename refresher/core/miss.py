@@ -86,7 +86,8 @@ def _fill(spec: Spec[R], call: Call, stale: Envelope | None) -> Steps[R]:
         try:
             if (yield from acquire(call.keys.lock, token, spec.settings.lock_ttl_ms)):
                 return (yield from _fill_holding(spec, call, token, stale))
-            return (yield from _await_holder(spec, call))
+            with spec.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
+                return (yield from _await_holder(spec, call))
         except Retry:
             continue
         except Exception:
