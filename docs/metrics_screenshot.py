@@ -1,6 +1,6 @@
-"""Take docs/metrics.png: Prometheus' own graph page over two minutes of demo-style traffic.
+"""Take docs/reference/metrics.png: Prometheus' own graph page over two minutes of demo-style traffic.
 
-    .venv/bin/python -m docs.metrics_screenshot            # writes docs/metrics.png
+    .venv/bin/python -m docs.metrics_screenshot            # writes docs/reference/metrics.png
     .venv/bin/python -m docs.metrics_screenshot out.png    # or somewhere else
 
 Grafana does not run here (no Docker engine, no Debian package), so the picture is
@@ -139,7 +139,7 @@ def main(out: Path) -> None:
 
 
 def figures(prometheus: int) -> None:
-    """What the run added up to, as Prometheus has it (for docs/metrics.md)."""
+    """What the run added up to, as Prometheus has it (for docs/reference/metrics.md)."""
     for title, expr in {
         "reads": "sum by (job, outcome) (refresher_reads_total)",
         "origin calls": "sum by (job) (refresher_loads_total)",
@@ -152,4 +152,4 @@ def figures(prometheus: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "metrics.png")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "reference" / "metrics.png")
