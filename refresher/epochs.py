@@ -31,6 +31,10 @@ from refresher.tracking import Tracker
 _TAG = re.compile(r"^[^\s|~,=]+$")
 Epoch = tuple[int, int]  # (epoch, floor)
 ZERO: Epoch = (0, 0)
+# Foreign bytes at an epoch key: every value is dropped (a floor above any epoch), and
+# never kept as known (core/marks.py repairs the key, and the next read fetches it again).
+CORRUPT: Epoch = (0, 2**63)
+_EPOCH = re.compile(rb"(\d{1,15}) (\d{1,15})")  # as BUMP writes it; 15 digits stay exact in Lua
 TAG_KEYS = 65536  # tags whose epoch key names are kept built
 
 def check_tag(tag: object) -> str:
@@ -40,10 +44,15 @@ def check_tag(tag: object) -> str:
 
 
 def parse(raw: bytes | None) -> Epoch:
+    """The epoch in an epoch key's bytes; CORRUPT for bytes no BUMP wrote."""
     if raw is None:
         return ZERO
-    epoch, _, floor = raw.partition(b" ")
-    return int(epoch), int(floor)
+    found = _EPOCH.fullmatch(raw)
+    return (int(found[1]), int(found[2])) if found is not None else CORRUPT
+
+
+def is_corrupt(raw: bytes | None) -> bool:
+    return raw is not None and _EPOCH.fullmatch(raw) is None
 
 
 class Epochs:
@@ -131,7 +140,8 @@ class Epochs:
                 for key, epoch in fetched.items():
                     if self._expected.get(key) is ticket:
                         del self._expected[key]
-                        self._known[key] = epoch
+                        if epoch is not CORRUPT:
+                            self._known[key] = epoch
         return fetched
 
     def forget(self, keys: list[bytes] | None) -> None:

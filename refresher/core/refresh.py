@@ -13,14 +13,21 @@ from refresher.envelope import NOTHING_READ
 from refresher.logs import about
 
 
+# KEYS: the lock, the value, the pending marker. ARGV: the lock's token and TTL, BACKOFF.
+# Keys of another Redis type (foreign) read as nothing: an error after the SET NX would
+# leave the lock held.
 CLAIM = """
+local function bytes_at(key)
+    if redis.call('TYPE', key).ok == 'string' then return redis.call('GET', key) end
+    return false
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-if redis.call('GET', KEYS[3]) == ARGV[3] then
+if bytes_at(KEYS[3]) == ARGV[3] then
     redis.call('DEL', KEYS[1])
     return {1}
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return {2, redis.call('GET', KEYS[2])}
+return {2, bytes_at(KEYS[2])}
 """
 HELD, BACKING_OFF = 0, 1  # CLAIM's replies but the one that took the lock: {2, value}
 
