@@ -14,9 +14,9 @@ key (server-assisted invalidation on `<ns>:epoch:`, tracking.py), so the hit pat
 dict lookup, not a round trip. When an epoch is not known here (first use, or while the
 tracker is down) the read fetches it first: one MGET.
 
-Epoch keys never expire: an eviction policy must not evict them (use a volatile-* policy,
-which only evicts keys with a TTL; values have one). A tag costs a key only once it has been
-invalidated.
+Epoch keys never expire: an eviction policy must not evict them (volatile-lru or
+volatile-lfu evict only keys with a TTL, which values have; docs/reliability.md section 3).
+A tag costs a key only once it has been invalidated.
 """
 
 from __future__ import annotations
