@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -95,6 +96,18 @@ def test_a_worker_refresh_overwrites_a_value_key_of_another_type_and_frees_its_l
     assert profile.run_steps(refresh(profile.spec, profile.call((4,), {}), time.time(), None)) == "written"
     assert r.type(keys.value) == b"string" and r.get(keys.lock) is None
     assert profile.get(4) == {"n": 4, "load": calls("profile")}
+
+
+def test_a_lock_key_without_a_ttl_is_not_waited_on_for_ever(reading: Reading, r: redis.Redis) -> None:
+    """Every lock the library takes has a TTL: one without is somebody else's bytes, and
+    readers used to spin on it (lock held, no PTTL to wait for, retry) for as long as it stayed."""
+    keys = profile.keys(9)
+    r.set(keys.lock, "somebody else's")
+    done = threading.Event()
+    reader = threading.Thread(target=lambda: (reading.get(profile, 9), done.set()), daemon=True)
+    reader.start()
+    assert done.wait(10), "the read spun on the foreign lock"
+    assert r.get(keys.lock) is None and reading.get(profile, 9)["n"] == 9
 
 
 FORGED = [b"vgarbage", b"v", b"e{not json", b'e["a", "list"]', b'e{"type": 1}', b"\xff\x00", b"", b"x" * 100,

@@ -67,6 +67,11 @@ def cache_error(exc: Exception, doing: str) -> RefresherError:
     return kind(f"cache Redis refused a command while {doing}: {exc}" + (f"; to fix: {hint}" if hint else ""))
 
 
+def reply_text(reply: object) -> str:
+    """An error a script returned (a publish refused), as text for a log line."""
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
 def count(spec: Spec[Any], exc: BaseException) -> None:
     spec.stats.incr("cache_unavailable" if isinstance(exc, UNAVAILABLE) else "cache_refused")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from refresher.core.failures import reply_text
 from refresher.core.ops import Command, Held, Pause, Script, Steps
 
 TOKEN_BYTES = 16
@@ -45,7 +46,7 @@ def release(key: str, token: str, channel: str | None = None, message: bytes = b
     released = yield Script(RELEASE, (key,), args)
     if isinstance(released, bytes):
         log.warning("%s: released, but its waiters could not be told (%s): they look again when their wait ends",
-                    key, released.decode(errors="replace"))
+                    key, reply_text(released))
     return bool(released)
 
 

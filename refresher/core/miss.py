@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from refresher.calls import Call
 from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # the drivers' name for it
-from refresher.core.failures import cache_down, cache_error, is_cache_trouble
+from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import acquire, new_token, release
 from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
@@ -39,7 +39,7 @@ def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
     envelope = spec.parse(raw, quiet=True)
     try:
         stale = envelope if envelope is not None and (yield from verdict(spec, envelope)) is Verdict.STALE else None
-        if stale is not None and (yield Command(("GET", call.keys.pending))) == BACKOFF:
+        if stale is not None and (yield Command(("MGET", call.keys.pending)))[0] == BACKOFF:
             if not isinstance(value := spec.decode(stale, key=call.keys.value), Nothing):
                 spec.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
@@ -140,10 +140,10 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
     """
     data = envelope.to_bytes()
     told = filled(data)[:1]
-    code, unsent = yield Script(COMMIT, (keys.value, keys.lock, keys.pending), (token, seen, data, px, keys.signal, told))
-    if unsent:
+    code, *unsent = yield Script(COMMIT, (keys.value, keys.lock, keys.pending), (token, seen, data, px, keys.signal, told))
+    if unsent and unsent[0]:
         log.warning("%s: the commit took effect, but its waiters could not be told (%s): they read the key when "
-                    "their wait ends", keys.value, unsent.decode(errors="replace") if isinstance(unsent, bytes) else unsent)
+                    "their wait ends", keys.value, reply_text(unsent[0]))
     return Commit(int(code))
 
 

@@ -12,10 +12,11 @@ import time
 from typing import TypeVar
 
 from refresher.core.marks import servable, verdict
-from refresher.core.ops import Batch, Command, Listen, Steps, Subscribe
+from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
 from refresher.core.spec import SERVABLE, Nothing, Spec
 from refresher.calls import Call
 from refresher.errors import LoadFailed
+from refresher.logs import about
 
 R = TypeVar("R")
 
@@ -28,6 +29,15 @@ RETRY = b"r"  # the holder gave up without writing: try to take the lock again
 # copy in Redis's output buffer (past client-output-buffer-limit pubsub, Redis drops it).
 SIGNAL_VALUE_BYTES = 32 * 1024
 ERROR_TEXT_CHARS = 1024
+
+
+NO_EXPIRY = -1  # PTTL of a key that has no TTL
+# KEYS: a key's lock. Deletes it if it has no TTL (then somebody else's: every lock this
+# library takes has one, and waiters would otherwise retry on it for ever). Returns 1 if deleted.
+DROP_FOREIGN_LOCK = """
+if redis.call('PTTL', KEYS[1]) == -1 then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Retry(Exception):
@@ -51,6 +61,8 @@ def await_holder(spec: Spec[R], call: Call) -> Steps[R]:
     (raw,), lock_pttl = yield Batch((("MGET", call.keys.value), ("PTTL", call.keys.lock)))
     if not isinstance(value := (yield from servable(spec, raw)), Nothing):
         return value
+    if lock_pttl == NO_EXPIRY and (yield Script(DROP_FOREIGN_LOCK, (call.keys.lock,), ())):
+        about(spec.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
     if lock_pttl <= 0:
         raise Retry
     deadline = time.monotonic() + lock_pttl / 1000

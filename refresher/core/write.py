@@ -8,7 +8,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from refresher.calls import Call
-from refresher.core.failures import cache_error, count
+from refresher.core.failures import cache_error, count, reply_text
 from refresher.core.marks import EPOCH_NOW, current_marks
 from refresher.core.ops import Script, Steps
 from refresher.core.spec import Spec, now_ms
@@ -48,7 +48,7 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
         raise _not_written(spec, keys.value, exc) from exc
     if unsent:
         log.warning("%s: written, but waiters could not be told (%s): they read the key when their wait ends",
-                    keys.value, unsent.decode(errors="replace") if isinstance(unsent, bytes) else unsent)
+                    keys.value, reply_text(unsent))
 
 
 def _not_written(spec: Spec[Any], key: str, exc: RedisError) -> RefresherError:
