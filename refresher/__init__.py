@@ -2,12 +2,18 @@
 
 from refresher.client import Refresher
 from refresher.envelope import Codec, JsonCodec
-from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
+from refresher.errors import (
+    CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, LoadFailed, RefresherError, UnknownLoader,
+)
 from refresher.handle import Loader
 from refresher.policy import Window, XFetch
 from refresher.values import UndecodableValue, ValueCodec
 
 __all__ = [
+    "CacheForbidden",
+    "CacheFull",
+    "CacheRefused",
+    "CacheTooOld",
     "CacheUnavailable",
     "Codec",
     "JsonCodec",

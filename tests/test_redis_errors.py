@@ -14,7 +14,7 @@ import redis
 
 from refresher import Loader, Refresher
 from refresher.core.failures import cache_error
-from refresher.errors import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
+from refresher import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
 from tests.support.reading import Reading
 
 pytestmark = pytest.mark.standalone_only  # CONFIG SET and ACL SETUSER on the one server
