@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 
 from refresher.calls import Call
-from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # the drivers' name for it
+from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
 from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import acquire, new_token, release

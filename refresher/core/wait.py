@@ -11,10 +11,10 @@ import json
 import time
 from typing import TypeVar
 
+from refresher.calls import Call
 from refresher.core.marks import servable, verdict
 from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
 from refresher.core.spec import SERVABLE, Nothing, Spec
-from refresher.calls import Call
 from refresher.errors import LoadFailed
 from refresher.logs import about
 
@@ -28,9 +28,7 @@ RETRY = b"r"  # the holder gave up without writing: try to take the lock again
 # Larger values are not sent to waiters: each waiter's pub/sub connection would hold a
 # copy in Redis's output buffer (past client-output-buffer-limit pubsub, Redis drops it).
 SIGNAL_VALUE_BYTES = 32 * 1024
-ERROR_TEXT_CHARS = 1024
-
-
+ERROR_TEXT_CHARS = 1024  # of a loader's error type and message, as a waiter raises them
 NO_EXPIRY = -1  # PTTL of a key that has no TTL
 # KEYS: a key's lock. Deletes it if it has no TTL (then somebody else's: every lock this
 # library takes has one, and waiters would otherwise retry on it for ever). Returns 1 if deleted.
