@@ -5,6 +5,7 @@ and no script reports a failure for a write that took effect."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ import redis
 
 from refresher import Loader, Refresher
 from refresher.core.failures import cache_error
+from refresher.core.refresh import refresh
 from refresher import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
 from tests.support.reading import Reading
 
@@ -92,6 +94,17 @@ def test_a_miss_at_maxmemory_raises_cache_full_naming_the_policy(reading: Readin
             reading.set(load, 1, {"n": 5})  # not written: the caller must know
     finally:
         cache.close()
+
+
+def test_a_worker_refresh_at_maxmemory_fails_with_cache_full_and_holds_no_lock(redis_url: str, full: redis.Redis) -> None:
+    cache = Refresher(redis_url, queue="q-" + uuid.uuid4().hex[:8])
+    load, calls = counting(cache)
+    try:
+        with pytest.raises(CacheFull, match="while refreshing"):
+            load.run_steps(refresh(load.spec, load.call((1,), {}), time.time(), None))
+    finally:
+        cache.close()
+    assert calls == [] and full.get(load.keys(1).lock) is None
 
 
 def test_a_user_without_a_command_gets_cache_forbidden_with_the_acl_rule(

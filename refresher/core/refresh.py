@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from refresher.calls import Call
+from refresher.core.failures import cache_error
 from refresher.core.lock import new_token, release
 from refresher.core.miss import BACKOFF, load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
@@ -54,7 +57,10 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
     # The pending marker lives as long as our lock: readers keep off while we work,
     # and if this worker dies both lapse and the next reader asks again.
     held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
-    claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+    try:
+        claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+    except RedisError as exc:  # nothing taken: the task fails with the library's error, naming the fix
+        raise cache_error(exc, f"refreshing {keys.value}") from exc
     if claim[0] == HELD:
         stats.incr("refresh_deduplicated")
         return "deduplicated"
