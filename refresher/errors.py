@@ -15,6 +15,33 @@ class CacheUnavailable(RefresherError):
     """
 
 
+class CacheRefused(RefresherError):
+    """The cache Redis is reachable but refused a command refresher needs. The subclasses
+    say which fix applies; with `fail_open=True` a read calls the loader instead."""
+
+
+class CacheFull(CacheRefused):
+    """The cache Redis is at `maxmemory` and may not evict (`noeviction`, Redis's default)."""
+
+    HINT = ("set maxmemory-policy to volatile-lru (or volatile-lfu): values carry a TTL and are "
+            "evicted first, epoch keys have none and are kept; or raise maxmemory")
+
+
+class CacheForbidden(CacheRefused):
+    """The cache Redis user's ACL does not allow a command, key or channel refresher uses."""
+
+    HINT = ("grant the refresher user its commands on the namespace's keys and channels, e.g. "
+            "ACL SETUSER <user> ~<namespace>:* &<namespace>:* +get +mget +set +del +pttl +ping "
+            "+evalsha +script|load +spublish +ssubscribe +client|tracking (see docs/security.md)")
+
+
+class CacheTooOld(CacheRefused):
+    """The cache Redis does not know a command refresher uses (renamed, disabled, or older
+    than Redis 7.0, which brought SPUBLISH and SSUBSCRIBE)."""
+
+    HINT = "use Redis 7.0 or newer, with EVALSHA, SPUBLISH, SSUBSCRIBE and CLIENT TRACKING enabled"
+
+
 class LoadFailed(RefresherError):
     """Another process was loading this key for us and its loader raised.
 

@@ -123,6 +123,7 @@ def compose(password: str | None = "test-only") -> subprocess.CompletedProcess[s
     if tool is None:
         return None
     env = {key: value for key, value in os.environ.items() if key != "GRAFANA_ADMIN_PASSWORD"}
+    env["FLOWER_BASIC_AUTH"] = "ops:a-long-enough-secret"  # docker-compose.yml requires it (tests/test_compose.py)
     if password is not None:
         env["GRAFANA_ADMIN_PASSWORD"] = password
     return subprocess.run([tool, "-f", "docker-compose.yml", "-f", str(OVERLAY.relative_to(ROOT)), "config"],

@@ -6,11 +6,14 @@ reload them on NOSCRIPT, so a `SCRIPT FLUSH` costs one extra round trip.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
+from refresher.core.failures import reply_text
 from refresher.core.ops import Command, Held, Pause, Script, Steps
 
 TOKEN_BYTES = 16
+log = logging.getLogger("refresher")
 
 
 def new_token() -> str:
@@ -21,10 +24,16 @@ def acquire(key: str, token: str, ttl_ms: int) -> Steps[bool]:
     return bool((yield Command(("SET", key, token, "NX", "PX", ttl_ms))))
 
 
+# KEYS: the lock. ARGV: its token, then optionally a signal channel and the message for
+# it. Returns 1 released, 0 not ours; or the error that kept the waiters from being told
+# (the lock is released all the same: a failed publish cannot fail the release).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
-    if ARGV[2] then redis.call('SPUBLISH', ARGV[2], ARGV[3]) end
+    if ARGV[2] then
+        local told = redis.pcall('SPUBLISH', ARGV[2], ARGV[3])
+        if type(told) == 'table' and told.err then return told.err end
+    end
     return 1
 end
 return 0
@@ -34,7 +43,11 @@ return 0
 def release(key: str, token: str, channel: str | None = None, message: bytes = b"") -> Steps[bool]:
     """Compare-and-delete; if released, optionally tell the waiters on `channel`."""
     args: tuple[str | bytes, ...] = (token,) if channel is None else (token, channel, message)
-    return bool((yield Script(RELEASE, (key,), args)))
+    released = yield Script(RELEASE, (key,), args)
+    if isinstance(released, bytes):
+        log.warning("%s: released, but its waiters could not be told (%s): they look again when their wait ends",
+                    key, reply_text(released))
+    return bool(released)
 
 
 EXTEND = """

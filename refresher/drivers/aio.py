@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from refresher.core.lock import keep_alive
-from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
 )
@@ -54,7 +54,7 @@ class AsyncDriver(Driver):
         self._reading[key] = future
         try:
             raw = await self.redis.get(key)
-        except UNAVAILABLE as exc:
+        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             raw = exc
         except BaseException:  # this reader was cancelled: the others read again themselves
             raw = _ReadAgain()

@@ -8,8 +8,8 @@ from redis import Redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
 from redis.connection import Connection
+from redis.exceptions import RedisError
 
-from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
 )
@@ -41,7 +41,7 @@ class SyncDriver(Driver):
             self.publisher.start()
         try:
             return self.redis.get(key)  # type: ignore[return-value]
-        except UNAVAILABLE as exc:
+        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             return exc
 
     def run(self, steps: Steps[T]) -> T:

@@ -44,7 +44,12 @@ CORRUPT = Family("refresher_corrupt_values", "Bytes at a key that were not a rea
 WAITS = Family("refresher_lock_waits", "Times a read slept until another process's load of its key ended "
                "(woken on the key's signal channel when the lock holder wrote, failed or gave up); the read "
                "then counts as a miss or coalesced", None, {"waited": ""})
-COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CORRUPT, WAITS)
+CACHE_REFUSED = Family("refresher_cache_refused", "Reads and writes the cache Redis answered but refused "
+                       "(maxmemory with noeviction, an ACL rule, an unknown command: CacheRefused)", None,
+                       {"cache_refused": ""})
+NOT_STORED = Family("refresher_values_not_stored", "Loaded values the cache Redis refused to store (served to "
+                    "their callers all the same)", None, {"not_stored": ""})
+COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CACHE_REFUSED, NOT_STORED, CORRUPT, WAITS)
 
 
 
