@@ -1,0 +1,56 @@
+"""The ready-made Celery app: `REFRESHER_LOADERS=myapp.loaders celery -A refresher.worker worker`.
+
+Configured from the environment (REFRESHER_BROKER_URL, else REFRESHER_REDIS_URL;
+REFRESHER_QUEUE), then from a Celery settings module if REFRESHER_CELERY_CONFIG names one
+(`broker_transport_options` for a Sentinel, `broker_use_ssl`, `task_routes`, ...): the
+worker, Flower and any Refresher(celery_app=app) then share one configuration. It imports
+the modules listed in REFRESHER_LOADERS so that their loaders are registered. It is never
+made the current app: a process that imports it keeps its own (docs/celery.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
+
+from refresher.broker import DEFAULT_QUEUE, celery_settings
+from refresher.client import DEFAULT_REDIS_URL
+from refresher.logs import json_asked, use_json
+from refresher.worker.settings import TASKS_MODULE, configure, import_loaders
+
+__all__ = ["app"]
+
+
+def _broker_url() -> str:
+    return (
+        os.environ.get("REFRESHER_BROKER_URL")
+        or os.environ.get("REFRESHER_REDIS_URL")
+        or DEFAULT_REDIS_URL
+    )
+
+
+def json_logs(logger: logging.Logger, **_: Any) -> None:
+    """REFRESHER_LOG_FORMAT=json: the worker's log lines, Celery's too, as JSON objects."""
+    if json_asked():
+        use_json(logger)
+
+
+after_setup_logger.connect(json_logs)
+after_setup_task_logger.connect(json_logs)
+
+
+app = Celery("refresher", include=[TASKS_MODULE], set_as_current=False)
+app.add_defaults({  # below REFRESHER_CELERY_CONFIG's settings
+    **celery_settings(_broker_url(), os.environ.get("REFRESHER_QUEUE") or DEFAULT_QUEUE, timeout=5.0),
+    # Off by default: events cost a worker about a fifth of its refresh throughput.
+    # Start workers with `-E` when Flower watches them.
+    "task_acks_late": False,
+    "worker_hijack_root_logger": False,
+})
+app.config_from_envvar("REFRESHER_CELERY_CONFIG", silent=True)
+configure(app)
+import_loaders()
