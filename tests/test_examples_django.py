@@ -1,7 +1,8 @@
 """examples/django_app through Django's test client, in this process, on a real SQLite
-file and the session's Redis: a cold view read loads once, the next one is a hit, and a
-refresh worker subprocess (the app's loaders module in REFRESHER_LOADERS, Django set up
-by that module) refreshes a product the app read in its window."""
+file and the session's Redis: a cold view read loads once, the next one is a hit; a
+committed save invalidates the cached product and a rolled-back one does not; and the
+project's own worker (`celery -A examples.django_app.proj worker -Q celery,<queue>`, no
+REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tests.support.ageing import into_window
 from tests.support.servers import RedisServer, WorkerProcess
 from tests.support.webapps import WRITTEN, example_env
 
-SETTINGS = "examples.django_app.settings"
+SETTINGS = "examples.django_app.proj.settings"
+SUCCEEDED = r"catalog\.reprice\[\S+\] succeeded"
 
 
 class Site:
@@ -62,18 +64,50 @@ def test_a_cold_view_read_loads_once_and_the_next_is_a_hit(site: Site) -> None:
     assert site.get("/products/999") == (404, None)  # no such product: cached as None, answered 404
 
 
-def test_a_worker_refreshes_what_a_view_read_in_its_window(site: Site) -> None:
+class Rollback(Exception):
+    pass
+
+
+def test_a_save_invalidates_once_committed_and_a_rollback_does_not(site: Site) -> None:
+    from django.db import transaction
+
     from examples.django_app.catalog.models import Product
 
-    worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="examples.django_app.catalog.loaders",
-                           extra_env=site.env).start()
+    assert site.get("/products/8")[1]["price_cents"] == 800
+    origin = site.origin_calls()
+    with transaction.atomic():
+        changed = Product.objects.get(pk=8)
+        changed.price_cents = 810
+        changed.save()
+        assert site.get("/products/8")[1]["price_cents"] == 800  # not committed: still the cached value
+    assert site.get("/products/8")[1]["price_cents"] == 810  # committed: invalidated, loaded again
+    assert site.origin_calls() - origin == 1
+    with pytest.raises(Rollback), transaction.atomic():
+        changed.price_cents = 1
+        changed.save()
+        raise Rollback
+    assert site.get("/products/8")[1]["price_cents"] == 810  # rolled back: nothing invalidated
+    assert site.origin_calls() - origin == 1
+
+
+def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(site: Site) -> None:
+    from examples.django_app.catalog.models import Product
+    from examples.django_app.proj import celery_app
+
+    worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="", extra_env=site.env,
+                           app="examples.django_app.proj", queues="celery," + site.env["REFRESHER_QUEUE"]).start()
+    assert worker.log is not None
     try:
+        assert site.get("/products/7")[1]["price_cents"] == 700
+        celery_app.send_task("catalog.reprice", args=[7, 777])  # a model save, in the worker
+        worker.log.wait_for(SUCCEEDED)
+        assert site.get("/products/7")[1]["price_cents"] == 777  # invalidated when the worker committed
+
         origin = site.origin_calls()
         assert site.get("/products/5") == (200, {"id": 5, "name": "product 5", "price_cents": 500})
         Product.objects.filter(pk=5).update(price_cents=450)  # the cached value is now stale
         into_window(site.r, site.loaders.product.keys(5))
         assert site.get("/products/5")[1]["price_cents"] == 500  # served at once; a refresh is asked for
-        assert worker.log is not None
         worker.log.wait_for(WRITTEN)
         assert site.get("/products/5")[1]["price_cents"] == 450  # what the worker loaded
         assert site.origin_calls() - origin == 2
