@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.calls import Call
 from refresher.core.marks import current_marks, servable, verdict
-from refresher.core.lock import acquire, new_token, release
+from refresher.core.lock import BACKOFF, acquire, new_token, release
 from refresher.core.ops import Batch, Command, Held, Listen, Load, Coalesce, Script, Steps, Subscribe
 from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
 from refresher.envelope import NOTHING_READ, Envelope
@@ -33,7 +33,6 @@ R = TypeVar("R")
 # ClusterDownError: a Cluster answers CLUSTERDOWN on every slot while a master fails over,
 # and for as long as a shard is lost with its replica.
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
-BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
 # Messages on a key's signal channel, read by processes waiting for its lock holder.
 FILLED = b"v"  # followed by the envelope that was written
 FAILED = b"e"  # followed by a JSON {"type", "message"} of the loader's error

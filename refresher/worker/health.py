@@ -67,7 +67,7 @@ class Health(threading.Thread):
         self.ready_file = _path("REFRESHER_READY_FILE")
         self.live_file = _path("REFRESHER_LIVE_FILE")
         self.stopped = threading.Event()
-        self._said: tuple[str | None, bool] = (None, False)
+        self._said: tuple[str | None, bool] | None = None  # what was last logged
 
     def run(self) -> None:
         while True:

@@ -33,7 +33,8 @@ def announce(sender: Any, **_: Any) -> None:
     if not forks(sender.controller):
         log.warning("refresher: the %s pool cannot stop a task at its time limit: a hung loader keeps its "
                     "thread (its lock lapses after max_load_time and the key backs off); the liveness file "
-                    "goes stale so a probe can restart the worker (docs/celery.md)", sender.controller.pool_cls.__name__)
+                    "goes stale so a probe can restart the worker (docs/celery.md)",
+                    sender.controller.pool_cls.__module__.rsplit(".", 1)[-1])
     health = Health()
     _health.append(health)
     health.start()
