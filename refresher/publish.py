@@ -23,6 +23,7 @@ from refresher.calls import MAX_REPR, call_repr
 from refresher.jobs import DEFAULT_SOFT_LIMIT, Route, _Job
 from refresher.logs import about
 from refresher.stats import Stats
+from refresher.watch import QueueWatch
 
 __all__ = ["REFRESH_MANY_TASK", "REFRESH_TASK", "Publisher", "Route"]
 log = logging.getLogger("refresher")
@@ -54,6 +55,7 @@ class Publisher:
         self.routes: dict[str, Route] = {}  # by loader name
         self._lock = threading.Lock()
         self.link = Link(celery_app or self._own_app, queue, timeout, owned=celery_app is None)
+        self.watch = QueueWatch(self.link, stats)
         self._open_until = 0.0
         self._jobs: queue_module.Queue[_Job] = queue_module.Queue(self.QUEUE_SIZE)
         self._idle = threading.Condition()
@@ -147,13 +149,21 @@ class Publisher:
     def _publish(self, batch: list[_Job]) -> None:
         """One key: a one-key task. Several: one refresh_many task of their one-key
         arguments, which expires when the last of them stops being servable (the worker
-        checks each key's freshness anyway)."""
-        if not self.available():
+        checks each key's freshness anyway). One message per destination queue."""
+        queues: dict[str | None, list[_Job]] = {}
+        for job in batch:
+            queues.setdefault(self.route_of(job.loader).queue, []).append(job)
+        for jobs in queues.values():
+            self._send(jobs)
+
+    def _send(self, batch: list[_Job]) -> None:
+        if not self.available():  # the breaker is open, perhaps after this batch's first message
             for skipped in batch:
                 self.stats.loader(skipped.loader).incr("publish_skipped")
                 self._give_back(skipped)
             return
         job = batch[0]
+        destination = self._destination(REFRESH_TASK, job.loader)
         shown = ", ".join(call_repr(j.loader, j.args, j.kwargs) for j in batch)  # what Flower shows
         name = REFRESH_TASK if len(batch) == 1 else REFRESH_MANY_TASK
         soft = sum(self.route_of(j.loader).soft_limit for j in batch)
@@ -169,7 +179,7 @@ class Publisher:
                 serializer="json",  # whatever the app's task_serializer: never pickle
                 retry=False,
                 ignore_result=True,
-                **self._destination(name, job.loader),
+                queue=destination,
                 timeout=self.timeout,  # AMQP: the write, then the broker's confirm
                 confirm_timeout=self.timeout,
             )
@@ -187,21 +197,20 @@ class Publisher:
             return
         for sent in batch:
             self.stats.loader(sent.loader).incr("refresh_enqueued")
+        self.watch.published(destination, [sent.loader for sent in batch])
 
     def route_of(self, loader: str) -> Route:
         return self.routes.get(loader) or Route(None, DEFAULT_SOFT_LIMIT)
 
-    def _destination(self, task: str, loader: str) -> dict[str, str]:
-        """The loader's own queue; else the app's task_routes, when they route the task;
-        else the Refresher's queue."""
+    def _destination(self, task: str, loader: str) -> str:
+        """The loader's own queue; else the app's task_routes' queue, when they route the
+        task; else the Refresher's queue."""
         queue = self.route_of(loader).queue
-        if queue is None and self._routed(task):
-            return {}
-        return {"queue": queue or self.queue}
-
-    def _routed(self, task: str) -> bool:
         router = self.app.amqp.router
-        return bool(router.routes) and router.lookup_route(task, [], {}, {}, None) is not None
+        if queue is None and router.routes and router.lookup_route(task, [], {}, {}, None) is not None:
+            routed: str = router.route({}, task)["queue"].name
+            return routed
+        return queue or self.queue
 
     def _give_back(self, job: _Job) -> None:
         try:

@@ -39,7 +39,9 @@ CACHE_UNAVAILABLE = Family("refresher_cache_unavailable", "Reads and writes that
                            "unreachable (connection refused, timeout)", None, {"cache_unavailable": ""})
 CORRUPT = Family("refresher_corrupt_values", "Bytes at a key that were not a readable value, read as a miss",
                  None, {"corrupt": ""})
-COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CORRUPT)
+UNREAD = Family("refresher_refresh_queue_unread", "Looks at a refresh queue this loader publishes to (one a "
+                "minute at most) that found no worker reading it (refresher/watch.py)", None, {"queue_unread": ""})
+COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CORRUPT, UNREAD)
 
 LOAD_DURATION = "refresher_load_duration_seconds"
 LOAD_DURATION_HELP = "How long origin calls took (the loader function, with encoding its value), failed ones too"
