@@ -113,3 +113,22 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
         assert site.origin_calls() - origin == 2
     finally:
         worker.stop()
+
+
+def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Site) -> None:
+    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough for it to
+    set Django up and find the loaders where the site does, with the same settings."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.servers import ROOT
+
+    site.get("/products/4")
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": "examples.django_app.catalog.loaders"}
+    done = subprocess.run([sys.executable, "-m", "refresher", "inspect", "examples.django_app.catalog.loaders.product",
+                           "4", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)
+    assert (state["state"], state["key"]) == ("fresh", site.loaders.product.keys(4).value)

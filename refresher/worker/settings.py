@@ -59,9 +59,24 @@ def configure(app: Celery) -> Celery:
 
 def import_loaders(spec: str | None = None) -> list[str]:
     """Import each module named in REFRESHER_LOADERS (comma-separated), so that their
-    loaders are registered: a worker refreshes only those. Returns their names."""
+    loaders are registered: a worker refreshes only those. Returns their names.
+
+    With DJANGO_SETTINGS_MODULE set, Django is set up first (its models usable, and
+    refresher.contrib.django's AppConfig imports the project's loader modules), so the
+    ready-made worker and the `refresher` CLI work in a Django project without a
+    bootstrap module."""
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        _set_up_django()
     spec = os.environ.get("REFRESHER_LOADERS", "") if spec is None else spec
     modules = [m.strip() for m in spec.split(",") if m.strip()]
     for module in modules:
         importlib.import_module(module)
     return modules
+
+
+def _set_up_django() -> None:
+    import django
+    from django.apps import apps
+
+    if not apps.ready and not apps.loading:  # never from inside Django's own populate()
+        django.setup()
