@@ -46,10 +46,15 @@ def publishing_connection(app: Celery, timeout: float) -> Any:
     retries a refused connection every 2 s until broker_connection_timeout, so a publish to
     a dead broker took seconds whatever the publish timeout; the breaker, not kombu,
     decides when to try again."""
-    url = app.conf.broker_write_url or app.conf.broker_url
-    options = {**app.conf.broker_transport_options, "socket_timeout": timeout, "socket_connect_timeout": timeout,
-               "max_retries": 0}
-    return app.connection_for_write(connect_timeout=timeout, transport_options=bounded(url, options, timeout))
+    options = bounded_options(app.conf.broker_write_url or app.conf.broker_url, app.conf.broker_transport_options,
+                              timeout)
+    return app.connection_for_write(connect_timeout=timeout, transport_options=options)
+
+
+def bounded_options(url: str, transport_options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """`transport_options` with refresher's bounds on top (see publishing_connection)."""
+    options = {**transport_options, "socket_timeout": timeout, "socket_connect_timeout": timeout, "max_retries": 0}
+    return bounded(url, options, timeout)
 
 
 class Link:

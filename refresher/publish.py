@@ -18,7 +18,7 @@ import weakref
 from typing import Any, Callable
 
 from celery import Celery
-from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK, Link, celery_settings
+from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK, Link, bounded_options, celery_settings
 from refresher.calls import MAX_REPR, call_repr
 from refresher.jobs import DEFAULT_SOFT_LIMIT, Route, _Job
 from refresher.logs import about
@@ -75,8 +75,11 @@ class Publisher:
         return self.link.app
 
     def _own_app(self) -> Celery:
+        """Bounded in its settings too, for the CLI's direct sends (`refresher warm`)."""
         app = Celery("refresher-client", set_as_current=False)
         app.conf.update(celery_settings(self.broker_url, self.queue, self.timeout))
+        app.conf.broker_transport_options = bounded_options(self.broker_url, app.conf.broker_transport_options,
+                                                            self.timeout)
         return app
 
     def available(self) -> bool:
