@@ -93,20 +93,40 @@ def test_one_worker_runs_the_projects_task_and_refreshes_its_loader(
     assert result.get(timeout=20) == 5
     assert project.backend.exists(f"celery-task-meta-{result.id}")  # the project's result backend
 
+    refreshed_ahead_by(project_worker, project, control)
+    assert project_worker.log is not None
+    project_worker.log.wait_for(r"refresher: worker serving queues=celery,refresher namespaces=userproj-\S+ "
+                                r"loaders=userproj\.version")
+
+
+def test_the_ready_made_worker_reads_the_same_celery_settings_module(project: Project, control: redis.Redis,
+                                                                    redis_server: RedisServer) -> None:
+    """`celery -A refresher.worker worker` with REFRESHER_CELERY_CONFIG: the project's
+    broker settings (a Sentinel's master_name, say) in one module, for every process."""
+    env = {**project.env, "REFRESHER_CELERY_CONFIG": "tests.support.userproj.celeryconfig"}
+    worker = WorkerProcess(redis_server.url, loaders="tests.support.userproj.loaders", extra_env=env,
+                           app="refresher.worker").start()
+    try:
+        refreshed_ahead_by(worker, project, control)
+    finally:
+        worker.stop()
+
+
+def refreshed_ahead_by(worker: WorkerProcess, project: Project, control: redis.Redis) -> None:
+    """A value read in its window is refreshed by `worker` before it expires, the task
+    published through the project's app."""
     cache, loader = reading_side(project, control)
     try:
         assert loader.get(1) == {"n": 1, "version": 1}  # a miss, loaded here
         into_window(control, loader.keys(1))
         assert loader.get(1) == {"n": 1, "version": 1}  # served at once; a refresh asked for
-        assert project_worker.log is not None
-        project_worker.log.wait_for(WRITTEN)
-        assert loader.get(1) == {"n": 1, "version": 2}  # refreshed by the project's worker
+        assert worker.log is not None
+        worker.log.wait_for(WRITTEN)
+        assert loader.get(1) == {"n": 1, "version": 2}  # refreshed by the worker
         assert control.pttl(loader.keys(1).value) > 0  # ahead of expiry
         assert cache.stats["refresh_enqueued"] == 1
     finally:
         cache.close()
-    project_worker.log.wait_for(r"refresher: worker serving queues=celery,refresher namespaces=userproj-\S+ "
-                                r"loaders=userproj\.version")
 
 
 IMPORT_ALL = """

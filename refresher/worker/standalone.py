@@ -10,11 +10,13 @@ made the current app: a process that imports it keeps its own (docs/celery.md).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any
 
 from celery import Celery
+from celery.app.defaults import DEFAULTS
 from celery.signals import after_setup_logger, after_setup_task_logger
 
 from refresher.broker import DEFAULT_QUEUE, celery_settings
@@ -43,14 +45,25 @@ after_setup_logger.connect(json_logs)
 after_setup_task_logger.connect(json_logs)
 
 
+def _settings_module() -> dict[str, Any]:
+    """The Celery settings in the module REFRESHER_CELERY_CONFIG names (lower-case names,
+    as Celery spells them), over the environment's: Celery's own config_from_object would
+    rank them below any default set in code."""
+    name = os.environ.get("REFRESHER_CELERY_CONFIG", "").strip()
+    if not name:
+        return {}
+    module = importlib.import_module(name)
+    return {key: value for key, value in vars(module).items() if key in DEFAULTS}
+
+
 app = Celery("refresher", include=[TASKS_MODULE], set_as_current=False)
-app.add_defaults({  # below REFRESHER_CELERY_CONFIG's settings
-    **celery_settings(_broker_url(), os.environ.get("REFRESHER_QUEUE") or DEFAULT_QUEUE, timeout=5.0),
+app.conf.update(
+    celery_settings(_broker_url(), os.environ.get("REFRESHER_QUEUE") or DEFAULT_QUEUE, timeout=5.0),
     # Off by default: events cost a worker about a fifth of its refresh throughput.
     # Start workers with `-E` when Flower watches them.
-    "task_acks_late": False,
-    "worker_hijack_root_logger": False,
-})
-app.config_from_envvar("REFRESHER_CELERY_CONFIG", silent=True)
+    task_acks_late=False,
+    worker_hijack_root_logger=False,
+    **_settings_module(),
+)
 configure(app)
 import_loaders()
