@@ -132,3 +132,34 @@ def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Sit
     assert done.returncode == 0, done.stderr
     state = json.loads(done.stdout)
     assert (state["state"], state["key"]) == ("fresh", site.loaders.product.keys(4).value)
+
+
+def test_tags_are_invalidated_on_save_and_an_update_needs_invalidate_after_commit(site: Site) -> None:
+    """invalidate_on(Model, tags=...) drops every loader's values with the tag; a
+    QuerySet.update() sends no signal (the gap docs/django.md names), and
+    invalidate_after_commit is the pattern for it."""
+    import uuid
+
+    from django.db import transaction
+
+    from examples.django_app.catalog.models import Product
+    from refresher.contrib.django import cache, invalidate_after_commit, invalidate_on
+
+    @cache.loader(ttl=60, name=f"t.django.price.{uuid.uuid4().hex[:8]}", tags=lambda pk: [f"product:{pk}"])
+    def price(pk: int) -> int:
+        return Product.objects.get(pk=pk).price_cents
+
+    invalidate_on(Product, tags=lambda saved: [f"product:{saved.pk}"])
+    assert price.get(9) == 900
+    with transaction.atomic():
+        Product.objects.filter(pk=9).update(price_cents=901)
+    assert price.get(9) == 900  # no signal, nothing invalidated
+    with transaction.atomic():
+        Product.objects.filter(pk=9).update(price_cents=902)
+        invalidate_after_commit(lambda: cache.invalidate_tag("product:9"))
+        assert price.get(9) == 900
+    assert price.get(9) == 902
+    saved = Product.objects.get(pk=9)
+    saved.price_cents = 903
+    saved.save()  # autocommit: invalidated at once
+    assert price.get(9) == 903
