@@ -239,7 +239,7 @@ class Tracker:
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
             self.live = True
             self._on.set()
-        log.info("refresher: near cache on: tracking %d master(s)", len(links))
+        log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
     def _tend(self) -> None:
         """Read what has arrived while no reader did, ping each link, and declare the

@@ -67,9 +67,9 @@ def resolve(name: str) -> Loader[Any, Any]:
     if not modules.strip():
         raise Usage("REFRESHER_LOADERS is not set: list the modules that define your loaders, as for the worker")
     try:
-        # Imported here, not at the top: workers.app imports the loader modules (and user
-        # code may fail there), which `refresher --help` and `refresher demo` do not need.
-        from workers.app import import_loaders
+        # Imported here, not at the top: the worker side is not what `refresher --help`
+        # and `refresher demo` need; user code may fail in the loader modules.
+        from refresher.worker import import_loaders
 
         import_loaders()
     except ImportError as exc:

@@ -12,7 +12,7 @@ from redis.cluster import RedisCluster
 from refresher.calls import Call
 from refresher.cli.common import redis_call
 from refresher.connect import SyncClient
-from refresher.core.miss import BACKOFF
+from refresher.core.lock import BACKOFF
 from refresher.core.spec import Nothing, now_ms
 from refresher.handle import Loader
 from refresher.policy import Verdict, Window, decide

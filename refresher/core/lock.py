@@ -14,6 +14,7 @@ from refresher.core.ops import Command, Held, Pause, Script, Steps
 
 TOKEN_BYTES = 16
 log = logging.getLogger("refresher")
+BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
 
 
 def new_token() -> str:
@@ -62,11 +63,21 @@ def extend(held: Held) -> Steps[bool]:
     return bool((yield Script(EXTEND, (held.key, *held.companions), (held.token, held.ttl_ms))))
 
 
+# KEYS: the lock, then its companions; ARGV: the owner's token, BACKOFF, the back-off in ms.
+GIVE_UP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]) end
+return 1
+"""
+
+
 def keep_alive(held: Held) -> Steps[None]:
     """Extend the lock every third of its TTL while its load runs. Stops when the driver
     says the load is over, when an extension finds the lock owned by someone else, or
     once the lock has been held for max_hold_ms: a hung loader cannot keep a key locked
-    forever."""
+    forever. Then, where nothing can stop the load (Celery's threads pool ignores time
+    limits), the key backs off for another max_hold_ms (its companions, the pending
+    marker of a refresh, say BACKOFF): no worker starts the same hung load at once."""
     interval = held.ttl_ms / 3000
     for _ in range(max(0, (held.max_hold_ms - held.ttl_ms) * 3 // held.ttl_ms)):
         if (yield Pause(interval)):
@@ -75,4 +86,9 @@ def keep_alive(held: Held) -> Steps[None]:
             if not (yield from extend(held)):
                 return
         except Exception:  # a blip must not fail the load; the TTL still bounds the lock
+            return
+    if held.companions and not (yield Pause(interval)):
+        try:
+            yield Script(GIVE_UP, (held.key, *held.companions), (held.token, BACKOFF, held.max_hold_ms))
+        except Exception:  # the lock and its companions lapse by their TTL instead
             return

@@ -19,7 +19,7 @@ from refresher.calls import Call
 from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
 from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
-from refresher.core.lock import acquire, new_token, release
+from refresher.core.lock import BACKOFF, acquire, new_token, release
 from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
 from refresher.core.spec import Nothing, Spec, now_ms
 from refresher.core.wait import FAILED, RETRY, Retry, await_holder, filled
@@ -29,7 +29,6 @@ from refresher.logs import about
 from refresher.policy import Verdict
 
 R = TypeVar("R")
-BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
 log = logging.getLogger("refresher")
 
 

@@ -8,8 +8,8 @@ from redis.exceptions import RedisError
 
 from refresher.calls import Call
 from refresher.core.failures import cache_error
-from refresher.core.lock import new_token, release
-from refresher.core.miss import BACKOFF, load_and_commit
+from refresher.core.lock import BACKOFF, new_token, release
+from refresher.core.miss import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.spec import Spec
 from refresher.envelope import NOTHING_READ

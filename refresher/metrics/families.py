@@ -49,7 +49,9 @@ CACHE_REFUSED = Family("refresher_cache_refused", "Reads and writes the cache Re
                        {"cache_refused": ""})
 NOT_STORED = Family("refresher_values_not_stored", "Loaded values the cache Redis refused to store (served to "
                     "their callers all the same)", None, {"not_stored": ""})
-COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CACHE_REFUSED, NOT_STORED, CORRUPT, WAITS)
+UNREAD = Family("refresher_refresh_queue_unread", "Looks at a refresh queue this loader publishes to (one a "
+                "minute at most) that found no worker reading it (refresher/watch.py)", None, {"queue_unread": ""})
+COUNTERS = (READS, LOADS, TASKS, PUBLISHES, CACHE_UNAVAILABLE, CACHE_REFUSED, NOT_STORED, CORRUPT, WAITS, UNREAD)
 
 
 

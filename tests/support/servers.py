@@ -123,13 +123,15 @@ TEST_WORKER_FLAGS = ("--without-mingle", "--without-gossip", "--without-heartbea
 class WorkerProcess:
     """`celery -A workers worker` as a subprocess, exactly as a user runs it.
 
-    `flags=()` runs it as the README recommends, heartbeat on (workers/app.py turns gossip
+    `flags=()` runs it as the README recommends, heartbeat on (refresher.worker turns gossip
     and mingle off whatever the flags). `events=False` drops `-E`: task events cost a
-    worker about two thirds of its refresh throughput (a fleet test needs it all)."""
+    worker about two thirds of its refresh throughput (a fleet test needs it all). `app`
+    and `queues` run a user's own Celery app instead (`-A proj -Q celery,refresher`)."""
 
     def __init__(self, redis_url: str, loaders: str = "tests.support.loaders", concurrency: int = 1,
                  pool: str = "threads", extra_env: dict[str, str] | None = None,
-                 flags: tuple[str, ...] = TEST_WORKER_FLAGS, events: bool = True) -> None:
+                 flags: tuple[str, ...] = TEST_WORKER_FLAGS, events: bool = True, app: str = "workers",
+                 queues: str | None = None) -> None:
         self.env = dict(os.environ)
         self.env.update(
             REFRESHER_REDIS_URL=redis_url,
@@ -139,8 +141,8 @@ class WorkerProcess:
         )
         self.env.update(extra_env or {})
         self.args = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", *(["-E"] if events else []),
-            "-P", pool, "-c", str(concurrency), *flags,
+            sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info", *(["-E"] if events else []),
+            "-P", pool, "-c", str(concurrency), *flags, *(["-Q", queues] if queues else []),
             "-n", f"worker{free_port()}@%h",
         ]
         self.proc: subprocess.Popen[str] | None = None
