@@ -138,7 +138,8 @@ from celery import Celery, current_app
 mine = Celery("mine")  # made current, as Celery apps are by default
 import refresher
 for module in pkgutil.walk_packages(refresher.__path__, "refresher."):
-    importlib.import_module(module.name)
+    if module.name != "refresher.flowerconfig":  # Flower's config file: Flower executes it, nobody imports it
+        importlib.import_module(module.name)
 import refresher.worker, workers
 refresher.worker.app  # the ready-made app, built
 assert current_app._get_current_object() is mine, current_app
