@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from tests.support.ageing import into_window
+from tests.support.metrics import Scrape
 from tests.support.servers import RedisServer, WorkerProcess
 from tests.support.webapps import WRITTEN, example_env
 
@@ -62,6 +63,8 @@ def test_a_cold_view_read_loads_once_and_the_next_is_a_hit(site: Site) -> None:
     assert site.origin_calls() - origin == 1
     assert (after.get("load", 0) - stats.get("load", 0), after["hit"] - stats.get("hit", 0)) == (1, 1)
     assert site.get("/products/999") == (404, None)  # no such product: cached as None, answered 404
+    scraped = Scrape(text=site.client.get("/metrics").content.decode())
+    assert scraped.value("refresher_reads_total", loader=site.loaders.product.name, outcome="hit") >= 1
 
 
 class Rollback(Exception):
