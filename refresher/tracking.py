@@ -24,7 +24,7 @@ import select
 import threading
 import weakref
 import time
-from typing import Any, Callable, Iterable, cast
+from typing import Any, Callable, Iterable
 
 import hiredis
 from redis.connection import ConnectionPool
@@ -48,9 +48,9 @@ class _Link:
     on the tracking connection would wake every reader that sees them to drain nothing."""
 
     def __init__(self, pool: ConnectionPool, prefixes: list[str]) -> None:
-        self.connection: Any = cast(Any, pool.make_connection())
-        self.connection.protocol = 3  # pushes arrive on the connection that asked for them
-        self.connection.client_name = CLIENT_NAME
+        # Made like the pool's connections, outside its count: the user's max_connections
+        # budgets their data. RESP3: pushes arrive on the connection that asked for them.
+        self.connection: Any = pool.connection_class(**{**pool.connection_kwargs, "protocol": 3, "client_name": CLIENT_NAME})
         self.connection.connect()
         self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", *(part for prefix in prefixes for part in ("PREFIX", prefix)))
         reply = self.connection.read_response()
@@ -64,8 +64,7 @@ class _Link:
         self.fd: int = sock.fileno()
         self.tls = hasattr(sock, "pending")
         self.reader: hiredis.Reader = hiredis.Reader()
-        self.pinger: Any = cast(Any, pool.make_connection())
-        self.pinger.client_name = CLIENT_NAME
+        self.pinger: Any = pool.connection_class(**{**pool.connection_kwargs, "client_name": CLIENT_NAME})
         self.pinger.connect()
         self.ping_sent: float | None = None
         self.last_ping: float = time.monotonic()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any, Callable, TypeVar
 
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
-from redis.connection import Connection
 
 from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
 )
 from refresher.drivers.base import Driver, lost_scripts
+from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
+from refresher.drivers.subscriber import Subscriber, Subscription
 from refresher.drivers.watchdog import Watchdog
 from refresher.publish import Publisher
 from refresher.singleflight import Group
@@ -33,6 +36,9 @@ class SyncDriver(Driver):
             Coalesce: self._coalesce, Publish: self._publish,
         }
         self.watchdog = Watchdog(lambda op, stepper: self._perform[type(op)](op, stepper))
+        self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
+        self._subscribers_lock = threading.Lock()
+        self._pid = os.getpid()
 
     def get(self, key: str) -> bytes | None | Exception:
         """A hit's one GET, outside any step (a generator per hit would cost more than
@@ -54,8 +60,8 @@ class SyncDriver(Driver):
                     stepper.error = exc
             return stepper.value
         finally:
-            for subscription in stepper.opened:
-                subscription.disconnect()
+            for subscription in stepper.opened.values():
+                subscription.close()
             for lease in stepper.kept.values():
                 self.watchdog.drop(lease)
 
@@ -102,25 +108,34 @@ class SyncDriver(Driver):
             script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
         return script
 
-    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Any:
-        """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
-        (redis-py's PubSub cannot do both standalone and cluster alike)."""
+    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Subscription:
+        """The step's subscription to the channel: one for the whole wait, however many
+        times it goes back to the lock (a Retry) before the value comes."""
+        subscription = stepper.opened.get(op.channel)
+        if subscription is None:
+            subscription = stepper.opened[op.channel] = self._subscriber(op.channel).subscribe(op.channel)
+        return subscription
+
+    def _subscriber(self, channel: str) -> Subscriber:
+        """The shared subscriber of the node that owns the channel's slot (SSUBSCRIBE must
+        go there on a Redis Cluster), with connections made like the pool's but outside it."""
         client = self.redis
         if isinstance(client, RedisCluster):
-            client = client.get_redis_connection(client.get_node_from_key(op.channel))
-        connection = client.connection_pool.make_connection()
-        stepper.opened.append(connection)
-        connection.connect()
-        connection.send_command("SSUBSCRIBE", op.channel)
-        connection.read_response()  # the confirmation (bounded by the socket timeout)
-        return connection
+            node = client.get_node_from_key(channel)
+            name, pool = node.name, client.get_redis_connection(node).connection_pool
+        else:
+            name, pool = "", client.connection_pool
+        with self._subscribers_lock:
+            if self._pid != os.getpid():  # a forked child inherits no reader threads
+                self._subscribers, self._pid = {}, os.getpid()
+            subscriber = self._subscribers.get(name)
+            if subscriber is None:
+                kwargs = pubsub_kwargs(pool.connection_kwargs)
+                subscriber = self._subscribers[name] = Subscriber(lambda: pool.connection_class(**kwargs), self.socket_timeout)
+            return subscriber
 
     def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
-        connection: Connection = op.subscription
-        if not connection.can_read(timeout=max(0.0, op.timeout)):
-            return None
-        reply = connection.read_response()
-        return reply[2] if reply[0] == b"smessage" else None
+        return op.subscription.listen(op.timeout)
 
     def _keep(self, op: Keep, stepper: Stepper[Any]) -> None:
         if op.held not in stepper.kept:
