@@ -24,84 +24,22 @@ import select
 import threading
 import weakref
 import time
-from typing import Any, Callable, Iterable
+from typing import Callable
 
 import hiredis
 from redis.connection import ConnectionPool
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
+
+from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, names
+
+__all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
 log = logging.getLogger("refresher")
 
-CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
-PING_EVERY = 0.1
-DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
-RETRY_EVERY = 0.5
+RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tracking on
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
-
-
-class _Link:
-    """One master's tracking connection, which redis-py connects (TLS, auth, Sentinel's
-    master) and whose socket is then read directly, without blocking; and a second
-    connection that only the tracker's thread uses, to PING the master. Replies to PINGs
-    on the tracking connection would wake every reader that sees them to drain nothing."""
-
-    def __init__(self, pool: ConnectionPool, prefixes: list[str]) -> None:
-        # Made like the pool's connections, outside its count: the user's max_connections
-        # budgets their data. RESP3: pushes arrive on the connection that asked for them.
-        self.connection: Any = pool.connection_class(**{**pool.connection_kwargs, "protocol": 3, "client_name": CLIENT_NAME})
-        self.connection.connect()
-        self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", *(part for prefix in prefixes for part in ("PREFIX", prefix)))
-        reply = self.connection.read_response()
-        if reply not in (b"OK", "OK"):
-            raise ConnectionError(f"CLIENT TRACKING was refused: {reply!r}")
-        sock = self.connection._sock  # noqa: SLF001  redis-py keeps it private
-        if sock is None:
-            raise ConnectionError("the tracking connection closed during set-up")
-        self.sock: Any = sock  # a socket, or an SSLSocket
-        self.sock.settimeout(0)
-        self.fd: int = sock.fileno()
-        self.tls = hasattr(sock, "pending")
-        self.reader: hiredis.Reader = hiredis.Reader()
-        self.pinger: Any = pool.connection_class(**{**pool.connection_kwargs, "client_name": CLIENT_NAME})
-        self.pinger.connect()
-        self.ping_sent: float | None = None
-        self.last_ping: float = time.monotonic()
-
-    def read(self) -> Iterable[Any]:
-        """Everything that has arrived, parsed."""
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                if type(exc).__name__ == "SSLWantReadError":
-                    break
-                raise
-            if not data:
-                raise ConnectionError("the server closed the tracking connection")
-            self.reader.feed(data)
-        while (reply := self.reader.gets()) is not False:
-            yield reply
-
-    def beat(self, now: float) -> None:
-        """Take the answer to the last PING if it came, send the next when due, and raise
-        if one has gone unanswered for DEAD_AFTER (the tracker's thread only)."""
-        if self.ping_sent is not None:
-            if self.pinger.can_read(timeout=0):
-                self.pinger.read_response()
-                self.ping_sent = None
-            elif now - self.ping_sent > DEAD_AFTER:
-                raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
-        if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
-            self.pinger.send_command("PING")
-            self.ping_sent = self.last_ping = now
-
-    def close(self) -> None:
-        self.connection.disconnect()
-        self.pinger.disconnect()
 
 
 class Tracker:
@@ -112,7 +50,7 @@ class Tracker:
         self._pools = pools
         self._prefixes = prefixes
         self._invalidate = invalidate
-        self._links: list[_Link] = []
+        self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
         self._epoll = select.epoll()
@@ -182,10 +120,10 @@ class Tracker:
                 for reply in link.read():
                     if isinstance(reply, hiredis.PushNotification):
                         if len(reply) >= 2 and reply[0] == b"invalidate":
-                            self._invalidate(reply[1])
+                            self._invalidate(names(reply[1]))
                     elif isinstance(reply, hiredis.ReplyError):
                         raise ConnectionError(f"tracking connection: {reply}")
-        except (OSError, ConnectionError) as exc:
+        except Exception as exc:  # whatever it was, what we keep is no longer known to be current
             self._down(exc)
         finally:
             self._draining = False
@@ -204,24 +142,33 @@ class Tracker:
     # -- the background thread -------------------------------------------------------
 
     def _run(self) -> None:
+        """Never ends but on close: whatever fails here takes the tracker down (the near
+        cache flushed and bypassed, epochs fetched) and tracking is turned on again."""
+        failures = 0
         while not self._closed.is_set():
-            if not self.live:
+            try:
+                if self.live:
+                    self._tend()
+                    continue
                 self._connect()
-                if not self.live:
-                    self._closed.wait(RETRY_EVERY)
-                continue
-            self._tend()
+                failures = 0
+            except Exception as exc:
+                with self.lock:
+                    if not self.live:
+                        _not_on(exc, failures)
+                    self._down(exc)  # a live tracker says so itself
+                self._closed.wait(min(RETRY_FIRST * 2**failures, RETRY_MOST))
+                failures += 1
 
     def _connect(self) -> None:
-        links: list[_Link] = []
+        links: list[Link] = []
         try:
             for pool in self._pools():
-                links.append(_Link(pool, self._prefixes))
-        except Exception as exc:  # any failure: nothing is tracked, try again later
+                links.append(Link(pool, self._prefixes))
+        except Exception:
             for link in links:
                 link.close()
-            log.debug("refresher: near cache: tracking not on yet: %s", exc)
-            return
+            raise
         epoll = select.epoll()
         for link in links:
             epoll.register(link.fd, select.EPOLLIN | select.EPOLLRDHUP)
@@ -261,3 +208,13 @@ class Tracker:
         if waiting_pushes:
             with self.lock:
                 self._drain()
+
+
+def _not_on(exc: Exception, failures: int) -> None:
+    """Say once (at WARNING) why tracking is off, then at DEBUG while it stays off."""
+    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
+        message = ("refresher: near cache off: the Redis user may not run CLIENT TRACKING (%s); grant it with "
+                   "`ACL SETUSER <user> +client|tracking`. Until then every read fetches its loader's epochs.")
+    else:
+        message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
+    log.log(logging.WARNING if failures == 0 else logging.DEBUG, message, exc)
