@@ -1,10 +1,11 @@
 """Server-assisted invalidation: the near cache's one source of truth about writes.
 
-One RESP3 connection per Redis master runs `CLIENT TRACKING ON BCAST PREFIX ...` for the
-namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), so the
-server pushes the name of every such key written (by any client, a worker's commit, a
+One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
+for the namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), and
+listens on `__redis__:invalidate` (tracking_link.py), so the server sends the name of every
+such key written (by any client, a worker's commit, a
 `set`, an expiry or a FLUSHALL) to this process. It starts with the process's first read. Readers apply what has
-arrived on the read itself (`sync`: one epoll_wait for every master when nothing has), so
+arrived on the read itself (`sync`: one poll for every master when nothing has), so
 a copy that an invalidation already received made stale is never served, however busy the
 GIL is. A background thread pings each master on a connection of its own: a lost tracking
 connection or a frozen master marks the tracker down (the near cache is flushed and
@@ -20,17 +21,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-import select
 import threading
 import weakref
 import time
 from typing import Callable
 
-import hiredis
 from redis.connection import ConnectionPool
 from redis.exceptions import NoPermissionError, RedisError
 
-from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, names
+from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, arrivals, names
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -53,8 +52,7 @@ class Tracker:
         self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
-        self._epoll = select.epoll()
-        self._poll = self._epoll.poll
+        self._poll, self._close_poll = arrivals([])  # what sync() asks: has anything arrived?
         self._tls = False
         self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
         self.live = False
@@ -62,7 +60,8 @@ class Tracker:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
-        os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
 
     def _start(self) -> None:
         with self.lock:
@@ -75,8 +74,7 @@ class Tracker:
         self.lock = threading.Lock()
         self.live, self._draining, self._links, self._thread = False, False, [], None
         self._on = threading.Event()
-        self._epoll = select.epoll()
-        self._poll = self._epoll.poll
+        self._poll, self._close_poll = arrivals([])
         self._invalidate(None)
 
     def sync(self) -> bool:
@@ -87,13 +85,13 @@ class Tracker:
                 self._start()
             return False
         try:
-            # Bytes not read yet, or a closed connection: one epoll_wait for every master,
-            # and no lock. `_draining` is looked at after it: a drain reads the bytes
+            # Bytes not read yet, or a closed connection: one poll for every master, and
+            # no lock. `_draining` is looked at after it: a drain reads the bytes
             # first and applies them after.
             if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
                 with self.lock:
                     self._drain()
-        except ValueError:  # the epoll was closed under us: the tracker just went down
+        except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
             return False
         return self.live and time.monotonic() < self._answer_by
 
@@ -117,12 +115,8 @@ class Tracker:
         self._draining = True
         try:
             for link in self._links:
-                for reply in link.read():
-                    if isinstance(reply, hiredis.PushNotification):
-                        if len(reply) >= 2 and reply[0] == b"invalidate":
-                            self._invalidate(names(reply[1]))
-                    elif isinstance(reply, hiredis.ReplyError):
-                        raise ConnectionError(f"tracking connection: {reply}")
+                for keys in link.read():
+                    self._invalidate(names(keys))
         except Exception as exc:  # whatever it was, what we keep is no longer known to be current
             self._down(exc)
         finally:
@@ -134,7 +128,7 @@ class Tracker:
         self.live = False
         self._on.clear()
         self._invalidate(None)
-        self._epoll.close()
+        self._close_poll()
         for link in self._links:
             link.close()
         self._links = []
@@ -169,12 +163,10 @@ class Tracker:
             for link in links:
                 link.close()
             raise
-        epoll = select.epoll()
-        for link in links:
-            epoll.register(link.fd, select.EPOLLIN | select.EPOLLRDHUP)
+        poll, close_poll = arrivals(links)
         with self.lock:
             self._links = links
-            self._epoll, self._poll = epoll, epoll.poll
+            self._poll, self._close_poll = poll, close_poll
             self._tls = any(link.tls for link in links)
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
@@ -203,7 +195,7 @@ class Tracker:
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:
             waiting_pushes = self._poll(0)  # pushes that arrived while no reader read
-        except ValueError:  # closed by a reader that found the link broken
+        except (ValueError, OSError):  # closed by a reader that found the link broken
             return
         if waiting_pushes:
             with self.lock:
@@ -213,8 +205,9 @@ class Tracker:
 def _not_on(exc: Exception, failures: int) -> None:
     """Say once (at WARNING) why tracking is off, then at DEBUG while it stays off."""
     if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
-        message = ("refresher: near cache off: the Redis user may not run CLIENT TRACKING (%s); grant it with "
-                   "`ACL SETUSER <user> +client|tracking`. Until then every read fetches its loader's epochs.")
+        message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
+                   "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
+                   "Until then every read fetches its loader's epochs.")
     else:
         message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
     log.log(logging.WARNING if failures == 0 else logging.DEBUG, message, exc)
