@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from refresher.core.lock import keep_alive
 from refresher.core.miss import UNAVAILABLE
@@ -17,7 +18,7 @@ from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
 )
 from refresher.drivers.asubscriber import Subscriber, Subscription
-from refresher.drivers.base import Driver, lost_scripts
+from refresher.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
 from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.sync import SyncDriver
@@ -95,12 +96,13 @@ class AsyncDriver(Driver):
         replies = await self._send(op.ops)
         if lost := lost_scripts(op.ops, replies):
             for source in {script.source for script in lost.values()}:
-                await self.redis.script_load(source)
+                await self.redis.script_load(self._registered(source).script)
             for i, reply in zip(lost, await self._send(tuple(lost.values()))):
                 replies[i] = reply
         return replies
 
     async def _send(self, ops: tuple[Command | Script, ...]) -> list[Any]:
+        await self._sharded()
         async with self.redis.pipeline(transaction=False) as pipe:
             for o in ops:
                 if isinstance(o, Command):
@@ -115,13 +117,30 @@ class AsyncDriver(Driver):
         return await self.redis.mget(op.keys)
 
     async def _script(self, op: Script, _: Stepper[Any]) -> Any:
+        await self._sharded()
         return await self._registered(op.source)(keys=op.keys, args=op.args)
 
     def _registered(self, source: str) -> AsyncScript:
+        """(After `_sharded()` has been awaited.)"""
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self.sharded is not False))  # type: ignore[misc]
         return script
+
+    async def _sharded(self) -> bool:
+        """As the sync driver's, awaited."""
+        if self.sharded is None:
+            try:
+                info: dict[str, Any] | Exception
+                if isinstance(self.redis, RedisCluster):
+                    await self.redis.initialize()
+                    info = await self.redis.execute_command("INFO", "server", target_nodes=self.redis.get_default_node())
+                else:
+                    info = await self.redis.info("server")
+            except RedisError as exc:
+                info = exc
+            self.sharded = sharded_pubsub(info, isinstance(self.redis, RedisCluster))
+        return self.sharded
 
     async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Subscription:
         """As the sync driver's: one subscription per channel for the whole step."""
@@ -145,7 +164,8 @@ class AsyncDriver(Driver):
         subscriber = self._subscribers.get(name)
         if subscriber is None:
             settings = pubsub_kwargs(kwargs)
-            subscriber = self._subscribers[name] = Subscriber(lambda: make(**settings), self.socket_timeout)
+            subscriber = self._subscribers[name] = Subscriber(lambda: make(**settings), self.socket_timeout,
+                                                              sharded=await self._sharded())
         return subscriber
 
     async def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:

@@ -49,12 +49,12 @@ class Subscriber(Subscribers[Inbox]):
         send, wait = link.board.join(name, inbox)
         subscription = Subscription(self, link, name, inbox)
         if send:
-            await self._send(link, "SSUBSCRIBE", name)
+            await self._send(link, self._subscribe, name)
         if wait:
             try:
                 item = await asyncio.wait_for(inbox.get(), self._timeout)
             except asyncio.TimeoutError:
-                item = RedisTimeoutError(f"SSUBSCRIBE {channel} was not confirmed within {self._timeout:g} s")
+                item = RedisTimeoutError(f"{self._subscribe} {channel} was not confirmed within {self._timeout:g} s")
             if item is not SUBSCRIBED:
                 await subscription.close()
                 raise item
@@ -82,7 +82,7 @@ class Subscriber(Subscribers[Inbox]):
             return
         if link.board.empty:
             link.board.closing, self._link = True, None
-        await self._send(link, "SUNSUBSCRIBE", channel)
+        await self._send(link, self._unsubscribe, channel)
 
     async def _send(self, link: Link[Inbox], *args: Any) -> None:
         try:

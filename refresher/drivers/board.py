@@ -29,9 +29,14 @@ def pubsub_kwargs(connection_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**connection_kwargs, "protocol": 2, "decode_responses": False}
 
 
+# The replies of sharded pub/sub, and of the plain kind a Redis before 7.0 has, alike.
+_KINDS = {b"ssubscribe": b"ssubscribe", b"subscribe": b"ssubscribe", b"smessage": b"smessage",
+          b"message": b"smessage", b"sunsubscribe": b"sunsubscribe", b"unsubscribe": b"sunsubscribe"}
+
+
 def last_unsubscribe(reply: Any) -> bool:
     """The server's word that the connection listens to nothing any more."""
-    return isinstance(reply, list) and len(reply) == 3 and reply[0] == b"sunsubscribe" and reply[2] == 0
+    return isinstance(reply, list) and len(reply) == 3 and _KINDS.get(reply[0]) == b"sunsubscribe" and reply[2] == 0
 
 
 class Board(Generic[W]):
@@ -70,7 +75,7 @@ class Board(Generic[W]):
         channel's latest SSUBSCRIBE is confirmed, a message's data, or nothing."""
         if not isinstance(reply, list) or len(reply) != 3 or not isinstance(reply[1], bytes):
             return [], None
-        kind, channel, body = reply
+        kind, channel, body = _KINDS.get(reply[0]), reply[1], reply[2]
         if kind == b"ssubscribe":
             self._outstanding[channel] -= 1
             if self._outstanding[channel] > 0:
@@ -99,12 +104,14 @@ class Link(Generic[W]):
 
 
 class Subscribers(Generic[W]):
-    """The current link of a node's shared subscription, and the news that it broke."""
+    """The current link of a node's shared subscription, and the news that it broke.
+    Not `sharded` (a single Redis before 7.0): SUBSCRIBE and UNSUBSCRIBE instead."""
 
-    def __init__(self, make_connection: Any, timeout: float) -> None:
+    def __init__(self, make_connection: Any, timeout: float, *, sharded: bool = True) -> None:
         self._make = make_connection
         self._timeout = timeout
         self._link: Link[W] | None = None
+        self._subscribe, self._unsubscribe = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
 
     def _fail(self, link: Link[W], exc: BaseException) -> None:
         """(Under the sync subscriber's lock.)"""

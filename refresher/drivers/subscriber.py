@@ -39,8 +39,8 @@ class Subscription:
 
 
 class Subscriber(Subscribers[Inbox]):
-    def __init__(self, make_connection: Callable[[], Any], timeout: float) -> None:
-        super().__init__(make_connection, timeout)
+    def __init__(self, make_connection: Callable[[], Any], timeout: float, *, sharded: bool = True) -> None:
+        super().__init__(make_connection, timeout, sharded=sharded)
         self._lock = threading.Lock()
 
     def subscribe(self, channel: str) -> Subscription:
@@ -56,12 +56,12 @@ class Subscriber(Subscribers[Inbox]):
             send, wait = link.board.join(name, inbox)
             subscription = Subscription(self, link, name, inbox)
             if send:
-                self._send(link, "SSUBSCRIBE", name)
+                self._send(link, self._subscribe, name)
         if wait:
             try:
                 item = inbox.get(timeout=self._timeout)
             except queue.Empty:
-                item = RedisTimeoutError(f"SSUBSCRIBE {channel} was not confirmed within {self._timeout:g} s")
+                item = RedisTimeoutError(f"{self._subscribe} {channel} was not confirmed within {self._timeout:g} s")
             if item is not SUBSCRIBED:
                 subscription.close()
                 raise item
@@ -70,7 +70,7 @@ class Subscriber(Subscribers[Inbox]):
     def leave(self, link: Link[Inbox], channel: bytes, inbox: Inbox) -> None:
         with self._lock:
             if link.board.leave(channel, inbox) and link is self._link:
-                self._send(link, "SUNSUBSCRIBE", channel)
+                self._send(link, self._unsubscribe, channel)
                 if link.board.empty:
                     link.board.closing, self._link = True, None
 

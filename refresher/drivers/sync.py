@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
+from redis.exceptions import RedisError
 
 from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
 )
-from refresher.drivers.base import Driver, lost_scripts
+from refresher.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
 from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.subscriber import Subscriber, Subscription
@@ -80,7 +81,7 @@ class SyncDriver(Driver):
         replies = self._send(op.ops)
         if lost := lost_scripts(op.ops, replies):
             for source in {script.source for script in lost.values()}:
-                self.redis.script_load(source)
+                self.redis.script_load(self._registered(source).script)
             for i, reply in zip(lost, self._send(tuple(lost.values()))):
                 replies[i] = reply
         return replies
@@ -105,8 +106,20 @@ class SyncDriver(Driver):
     def _registered(self, source: str) -> RedisScript:
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self._sharded()))  # type: ignore[misc]
         return script
+
+    def _sharded(self) -> bool:
+        """Whether the server has sharded pub/sub (asked once, at the first script or wait)."""
+        if self.sharded is None:
+            client = self.redis
+            node = client.get_default_node().redis_connection if isinstance(client, RedisCluster) else client
+            try:
+                info: dict[str, Any] | Exception = cast(dict[str, Any], node.info("server"))
+            except RedisError as exc:
+                info = exc
+            self.sharded = sharded_pubsub(info, isinstance(client, RedisCluster))
+        return self.sharded
 
     def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Subscription:
         """The step's subscription to the channel: one for the whole wait, however many
@@ -131,7 +144,8 @@ class SyncDriver(Driver):
             subscriber = self._subscribers.get(name)
             if subscriber is None:
                 kwargs = pubsub_kwargs(pool.connection_kwargs)
-                subscriber = self._subscribers[name] = Subscriber(lambda: pool.connection_class(**kwargs), self.socket_timeout)
+                subscriber = self._subscribers[name] = Subscriber(
+                    lambda: pool.connection_class(**kwargs), self.socket_timeout, sharded=self._sharded())
             return subscriber
 
     def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
