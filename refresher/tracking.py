@@ -93,6 +93,10 @@ class Tracker:
                     self._drain()
         except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
             return False
+        except Exception as exc:  # the poll itself failed: what it guards cannot be trusted
+            with self.lock:
+                self._down(exc)
+            return False
         return self.live and time.monotonic() < self._answer_by
 
     def wait_live(self, timeout: float) -> bool:

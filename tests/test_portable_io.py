@@ -57,7 +57,8 @@ def test_without_epoll_the_near_cache_stays_coherent_under_concurrent_readers(
             stop.set()
             for thread in readers:
                 thread.join()
-        assert errors == [] and caplog.records == [] and cache.tracker.live
+        assert errors == [] and cache.tracker.live
+        assert not [rec for rec in caplog.records if "poll" in rec.getMessage()]  # "concurrent poll() invocation"
         assert cache.stats.snapshot()["near_hit"] > 0
     finally:
         stop.set()

@@ -3,6 +3,7 @@ every task of that loop that waits there, and read by a task of its own (see boa
 
 from __future__ import annotations
 
+import contextlib
 import asyncio
 from typing import Any
 
@@ -48,16 +49,19 @@ class Subscriber(Subscribers[Inbox]):
         link = await self._open()
         send, wait = link.board.join(name, inbox)
         subscription = Subscription(self, link, name, inbox)
-        if send:
-            await self._send(link, self._subscribe, name)
-        if wait:
-            try:
-                item = await asyncio.wait_for(inbox.get(), self._timeout)
-            except asyncio.TimeoutError:
-                item = RedisTimeoutError(f"{self._subscribe} {channel} was not confirmed within {self._timeout:g} s")
-            if item is not SUBSCRIBED:
-                await subscription.close()
-                raise item
+        try:
+            if send:
+                await self._send(link, self._subscribe, name)
+            if wait:
+                try:
+                    item = await asyncio.wait_for(inbox.get(), self._timeout)
+                except asyncio.TimeoutError:
+                    item = RedisTimeoutError(f"{self._subscribe} {channel} was not confirmed within {self._timeout:g} s")
+                if item is not SUBSCRIBED:
+                    raise item
+        except BaseException:  # cancelled too: the channel must not stay subscribed for nobody
+            await subscription.close()
+            raise
         return subscription
 
     async def _open(self) -> Link[Inbox]:
@@ -82,7 +86,8 @@ class Subscriber(Subscribers[Inbox]):
             return
         if link.board.empty:
             link.board.closing, self._link = True, None
-        await self._send(link, self._unsubscribe, channel)
+        with contextlib.suppress(Exception):  # a link that broke has told its waiters already
+            await self._send(link, self._unsubscribe, channel)
 
     async def _send(self, link: Link[Inbox], *args: Any) -> None:
         try:

@@ -3,6 +3,7 @@ process that waits there, and read by a thread of its own (see board.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import Any, Callable
@@ -70,7 +71,8 @@ class Subscriber(Subscribers[Inbox]):
     def leave(self, link: Link[Inbox], channel: bytes, inbox: Inbox) -> None:
         with self._lock:
             if link.board.leave(channel, inbox) and link is self._link:
-                self._send(link, self._unsubscribe, channel)
+                with contextlib.suppress(Exception):  # a link that broke has told its waiters already
+                    self._send(link, self._unsubscribe, channel)
                 if link.board.empty:
                     link.board.closing, self._link = True, None
 
