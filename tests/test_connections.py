@@ -61,3 +61,24 @@ def cache_nodes(r: redis.Redis | RedisCluster) -> list[redis.Redis]:
     if isinstance(r, RedisCluster):
         return [node.redis_connection for node in r.get_primaries() if node.redis_connection is not None]
     return [r]
+
+
+def test_a_channel_subscribed_again_before_its_first_confirmation_waits_for_its_own() -> None:
+    """The last waiter of a channel leaves before its SSUBSCRIBE is confirmed and a new one
+    arrives: the first confirmation (the server then unsubscribes) must not tell the new
+    waiter it is listening; the second does, and only then do messages reach it."""
+    from queue import SimpleQueue
+
+    from refresher.drivers.board import SUBSCRIBED, Board
+
+    board: Board[SimpleQueue[object]] = Board()
+    first, second = SimpleQueue[object](), SimpleQueue[object]()
+    assert board.join(b"c", first) == (True, True)
+    assert board.leave(b"c", first)  # SUNSUBSCRIBE
+    assert board.join(b"c", second) == (True, True)  # SSUBSCRIBE again
+    assert board.heard([b"ssubscribe", b"c", 1]) == ([], None)
+    assert board.heard([b"smessage", b"c", b"old"]) == ([], None)
+    assert board.heard([b"sunsubscribe", b"c", 0]) == ([], None)
+    assert board.heard([b"ssubscribe", b"c", 1]) == ([second], SUBSCRIBED)
+    assert board.heard([b"smessage", b"c", b"vnew"]) == ([second], b"vnew")
+    assert board.heard([b"message", b"c", b"vplain"]) == ([second], b"vplain")  # Redis 6.2's kind
