@@ -138,9 +138,9 @@ class SyncDriver(Driver):
             name, pool = node.name, client.get_redis_connection(node).connection_pool
         else:
             name, pool = "", client.connection_pool
+        if self._pid != os.getpid():  # a forked child: no reader threads, and maybe a lock held by one that is gone
+            self._subscribers, self._subscribers_lock, self._pid = {}, threading.Lock(), os.getpid()
         with self._subscribers_lock:
-            if self._pid != os.getpid():  # a forked child inherits no reader threads
-                self._subscribers, self._pid = {}, os.getpid()
             subscriber = self._subscribers.get(name)
             if subscriber is None:
                 kwargs = pubsub_kwargs(pool.connection_kwargs)
