@@ -36,7 +36,7 @@ def _user_client() -> redis.Redis | RedisCluster:
 cache = Refresher(redis=_user_client(), namespace="budget")
 
 
-@cache.loader(ttl=60, lock_ttl=1, name="tests.budget.slow")
+@cache.loader(ttl=60, lock_ttl=5, name="tests.budget.slow")  # never lost to a late watchdog on a busy machine
 def slow(reader: int, step: int) -> list[int]:
     time.sleep(0.2)
     return [reader, step]
