@@ -90,8 +90,9 @@ def test_under_gevent_greenlets_read_and_the_tracker_sees_writes_and_a_frozen_se
     r: redis.Redis, redis_url: str, redis_server: RedisServer
 ) -> None:
     """gevent's patch_all() removes select.epoll: Refresher() still starts, 50 greenlets read
-    with no error, another client's write is seen within 200 ms, and a frozen Redis takes
-    the tracker down within a second (its PINGs time out on gevent's sockets too)."""
+    with no error, another client's write is seen within 200 ms, a read waiting on another
+    process's load is woken by its value, and a frozen Redis takes the tracker down within a
+    second (its PINGs time out on gevent's sockets too)."""
     child = subprocess.Popen([sys.executable, "-m", "tests.support.green", redis_url],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert child.stdin is not None and child.stdout is not None
@@ -99,6 +100,7 @@ def test_under_gevent_greenlets_read_and_the_tracker_sees_writes_and_a_frozen_se
         seen = json.loads(child.stdout.readline())
         assert seen["live"] and seen["errors"] == [] and seen["near_hits"] > 0, seen
         assert seen["write_seen_after"] < 0.2, seen
+        assert seen["waited_for"] == {"n": 99} and seen["waited"] == 1 and seen["woken_after"] < 0.5, seen
         assert redis_server.proc is not None
         redis_server.proc.send_signal(signal.SIGSTOP)
         try:

@@ -1,6 +1,7 @@
 """A process under gevent's monkey-patching (run as `python -m tests.support.green URL`):
-50 greenlets read through the near cache, another client's write is seen within 200 ms, and
-a frozen Redis (the test stops it once told) takes the tracker down within a second.
+50 greenlets read through the near cache, another client's write is seen within 200 ms, a
+read waiting on a load in flight is woken when the value lands, and a frozen Redis (the
+test stops it once told) takes the tracker down within a second.
 Prints one JSON line of what it saw."""
 
 from gevent import monkey
@@ -31,7 +32,15 @@ def main(url: str) -> None:
     while load.get(0) != {"n": 0} and time.monotonic() - started < 1:
         gevent.sleep(0.001)
     seen["write_seen_after"] = time.monotonic() - started
+    other.set(load.keys(9).lock, "another process", px=5000)  # a load in flight elsewhere...
+    waiter = gevent.spawn(load.get, 9)  # ...which this read waits for, on the shared subscription
+    gevent.sleep(0.2)
+    started = time.monotonic()
+    load.set(9, {"n": 99})  # its value lands, and wakes the waiter
+    seen["waited_for"] = waiter.get(timeout=2)
+    seen["woken_after"] = time.monotonic() - started
     seen["near_hits"] = cache.stats.snapshot().get("near_hit", 0)
+    seen["waited"] = cache.stats.snapshot().get("waited", 0)
     print(json.dumps(seen), flush=True)
     sys.stdin.readline()  # the test has frozen the server
     started = time.monotonic()
