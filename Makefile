@@ -41,7 +41,7 @@ test: typecheck docs redis rabbitmq prometheus
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the
 	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
 	REFRESHER_TEST_CACHE=cluster REFRESHER_NEAR_CACHE=10000 REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
-		tests/test_stampede.py tests/test_worker.py tests/faults
+		tests/test_stampede.py tests/test_worker.py tests/faults tests/test_connections.py tests/test_tracking.py
 	$(MAKE) --no-print-directory -j3 test-newest test-oldest test-wheel
 
 # The legs install the built wheel with its test extra (not `pip install -e .`: two legs

@@ -79,9 +79,10 @@ class LogWatcher:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None, *extra: str) -> None:
+    def __init__(self, port: int | None = None, *extra: str, binary: str = "redis-server") -> None:
         self.port = port or free_port()
         self.extra = list(extra)
+        self.binary = binary  # a name on the PATH, or a path (another Redis version)
         self.proc: subprocess.Popen[str] | None = None
         self.log: LogWatcher | None = None
 
@@ -90,7 +91,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
+        binary = shutil.which(self.binary)
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
         self.proc = subprocess.Popen(
