@@ -27,12 +27,29 @@ class CacheFull(CacheRefused):
             "evicted first, epoch keys have none and are kept; or raise maxmemory")
 
 
+# Everything a cache user runs, scripts' own calls included (ACLs apply inside Lua too):
+# reads, the scripts, sharded pub/sub (plain on a Redis 6.2), tracking (CLIENT ID, the
+# invalidation channel), INFO for the server's version, SCAN for `refresher keys`, and the
+# Cluster client's topology. docs/security.md; tests/test_security.py runs with exactly this.
+ACL_COMMANDS = (
+    "+get", "+mget", "+set", "+del", "+pttl", "+pexpire", "+type", "+getrange", "+time", "+scan", "+ping",
+    "+info", "+evalsha", "+eval", "+script|load", "+spublish", "+ssubscribe", "+sunsubscribe", "+publish",
+    "+subscribe", "+unsubscribe", "+client|tracking", "+client|id", "+client|setname", "+cluster|slots",
+    "+cluster|shards", "+readonly",
+)
+
+
+def acl_rule(namespace: str = "refresher") -> tuple[str, ...]:
+    """The ACL SETUSER rules a cache user needs: the namespace's keys and channels, the
+    tracking channel, and ACL_COMMANDS."""
+    return (f"~{namespace}:*", f"&{namespace}:*", "&__redis__:invalidate", *ACL_COMMANDS)
+
+
 class CacheForbidden(CacheRefused):
     """The cache Redis user's ACL does not allow a command, key or channel refresher uses."""
 
-    HINT = ("grant the refresher user its commands on the namespace's keys and channels, e.g. "
-            "ACL SETUSER <user> ~<namespace>:* &<namespace>:* +get +mget +set +del +pttl +ping "
-            "+evalsha +script|load +spublish +ssubscribe +client|tracking (see docs/security.md)")
+    HINT = ("grant the refresher user its commands on the namespace's keys and channels: "
+            f"ACL SETUSER <user> {' '.join(acl_rule('<namespace>'))} (docs/security.md)")
 
 
 class CacheTooOld(CacheRefused):
