@@ -4,7 +4,7 @@
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/app
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY refresher ./refresher
 COPY workers ./workers
 RUN pip install --no-cache-dir -e '.[test,examples]'

@@ -44,12 +44,12 @@ def wait_for_tasks(port: int, seconds: float = 10.0) -> int:
     return seen
 
 
-def screenshot(url: str, out: Path) -> None:
+def screenshot(url: str, out: Path, size: str = "1500,760") -> None:
     browser = shutil.which("chromium")
     if browser is None:
         raise RuntimeError("chromium is not installed: apt-get install -y chromium")
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1500,760", "--virtual-time-budget=10000", f"--screenshot={out}", url],
+                    f"--window-size={size}", "--virtual-time-budget=10000", f"--screenshot={out}", url],
                    check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
 
 

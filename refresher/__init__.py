@@ -4,13 +4,19 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it, so doe
 
 from refresher.client import Refresher
 from refresher.envelope import Codec, JsonCodec
-from refresher.errors import CacheUnavailable, LoadFailed, RefresherError, UnknownLoader
+from refresher.errors import (
+    CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, LoadFailed, RefresherError, UnknownLoader,
+)
 from refresher.handle import Loader
 from refresher.policy import Window, XFetch
 from refresher.values import UndecodableValue, ValueCodec
 
 __all__ = [
     "__version__",
+    "CacheForbidden",
+    "CacheFull",
+    "CacheRefused",
+    "CacheTooOld",
     "CacheUnavailable",
     "Codec",
     "JsonCodec",

@@ -7,7 +7,7 @@ import os
 import threading
 import weakref
 from dataclasses import replace
-from typing import Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
 
 from refresher import registry
 from refresher.connect import SyncClient, async_client, parse, sync_client, tracking_pools
@@ -19,10 +19,14 @@ from refresher.handle import Loader
 from refresher.keys import check_namespace
 from refresher.near import NearCache
 from refresher.options import Options
+from refresher.jobs import Route
 from refresher.publish import Publisher
 from refresher.singleflight import Group
 from refresher.stats import Stats
 from refresher.tracking import Tracker
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,6 +65,11 @@ class Refresher:
     the URL). `near_cache=N` keeps up to N values (and `near_cache_bytes` of them) in this
     process, dropped as soon as Redis reports a write (near.py). `loader_defaults` are Options
     fields (refresh_window, stale_ttl, fail_open, ...) applied to every loader.
+
+    `celery_app=` publishes through a Celery app the user configured (its broker URL, TLS,
+    transport options such as a Sentinel's master_name, and its task_routes), so the app,
+    its worker, Flower and the CLI read one configuration; refresher still sends JSON,
+    with no result, off the read path (docs/celery.md).
     """
 
     def __init__(
@@ -69,6 +78,7 @@ class Refresher:
         broker_url: str | None = None,
         *,
         redis: SyncClient | None = None,
+        celery_app: Celery | None = None,
         namespace: str | None = None,
         queue: str | None = None,
         socket_timeout: float = 1.0,
@@ -80,7 +90,10 @@ class Refresher:
     ) -> None:
         self.redis_url = redis_url or os.environ.get("REFRESHER_REDIS_URL") or DEFAULT_REDIS_URL
         self.target = parse(self.redis_url)
-        self.broker_url = broker_url or os.environ.get("REFRESHER_BROKER_URL") or self._default_broker()
+        if celery_app is not None and broker_url is not None:
+            raise ValueError("pass broker_url or celery_app, not both: the app's broker_url is the broker")
+        self.broker_url = (celery_app.conf.broker_url if celery_app is not None else None) or broker_url \
+            or os.environ.get("REFRESHER_BROKER_URL") or self._default_broker()
         self.namespace = check_namespace(namespace or os.environ.get("REFRESHER_NAMESPACE") or "refresher")
         self.queue = queue or os.environ.get("REFRESHER_QUEUE") or "refresher"
         self.socket_timeout = socket_timeout
@@ -88,13 +101,14 @@ class Refresher:
         self.loader_defaults = loader_defaults
         self.stats = Stats()
         self.redis = redis if redis is not None else sync_client(self.target, socket_timeout)
-        self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats)
+        self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats, celery_app)
         near_cache = near_cache if near_cache is not None else _near_cache_from_env()
         self.epochs = Epochs(self.namespace)
         prefixes = [self.epochs.prefix] + ([f"{self.namespace}:{{"] if near_cache else [])
         self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written)
         self.epochs.tracker = self.tracker
         self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None
+        self.stats.near = self.near  # its size and state, for the metrics
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
@@ -128,15 +142,18 @@ class Refresher:
         """Decorate a slow function so `.get(...)` serves it from the cache.
 
         `ttl` is in seconds. The name (default "module.qualname") is how workers find the
-        loader, so it must be stable across deploys and unique.
+        loader, so it must be stable across deploys and unique. `queue=` sends its refresh
+        tasks to a queue of its own (a worker must consume it: `-Q`).
         """
         if ttl is None:
             raise ValueError("a loader needs a ttl in seconds, e.g. @cache.loader(ttl=300)")
+        queue = options.pop("queue", None)
         settings = replace(Options(ttl=ttl, **self.loader_defaults), **options).resolved()
 
         def decorate(fn: Callable[P, Any]) -> Loader[P, Any]:
             handle: Loader[P, Any] = Loader(self, fn, name or f"{fn.__module__}.{fn.__qualname__}", settings)
             registry.register(handle)
+            self.publisher.routes[handle.name] = Route(queue, settings.max_load_ms / 1000)
             return handle
 
         return decorate

@@ -14,9 +14,9 @@ key (server-assisted invalidation on `<ns>:epoch:`, tracking.py), so the hit pat
 dict lookup, not a round trip. When an epoch is not known here (first use, or while the
 tracker is down) the read fetches it first: one MGET.
 
-Epoch keys never expire: an eviction policy must not evict them (use a volatile-* policy,
-which only evicts keys with a TTL; values have one). A tag costs a key only once it has been
-invalidated.
+Epoch keys never expire: an eviction policy must not evict them (volatile-lru or
+volatile-lfu evict only keys with a TTL, which values have; docs/reliability.md section 3).
+A tag costs a key only once it has been invalidated.
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ from refresher.tracking import Tracker
 _TAG = re.compile(r"\A[^\s|~,=]+\Z")
 Epoch = tuple[int, int]  # (epoch, floor)
 ZERO: Epoch = (0, 0)
+# Foreign bytes at an epoch key: every value is dropped (a floor above any epoch), and
+# never kept as known (core/marks.py repairs the key, and the next read fetches it again).
+CORRUPT: Epoch = (0, 2**63)
+_EPOCH = re.compile(rb"(\d{1,15}) (\d{1,15})")  # as BUMP writes it; 15 digits stay exact in Lua
 TAG_KEYS = 65536  # tags whose epoch key names are kept built
 KNOWN_EPOCHS = 65536  # epochs kept in this process; past it the oldest learnt is forgotten (fetched again)
 
@@ -41,10 +45,15 @@ def check_tag(tag: object) -> str:
 
 
 def parse(raw: bytes | None) -> Epoch:
+    """The epoch in an epoch key's bytes; CORRUPT for bytes no BUMP wrote."""
     if raw is None:
         return ZERO
-    epoch, _, floor = raw.partition(b" ")
-    return int(epoch), int(floor)
+    found = _EPOCH.fullmatch(raw)
+    return (int(found[1]), int(found[2])) if found is not None else CORRUPT
+
+
+def is_corrupt(raw: bytes | None) -> bool:
+    return raw is not None and _EPOCH.fullmatch(raw) is None
 
 
 class Epochs:
@@ -132,9 +141,10 @@ class Epochs:
                 for key, epoch in fetched.items():
                     if self._expected.get(key) is ticket:
                         del self._expected[key]
-                        if len(self._known) >= KNOWN_EPOCHS:
-                            del self._known[next(iter(self._known))]
-                        self._known[key] = epoch
+                        if epoch is not CORRUPT:
+                            if len(self._known) >= KNOWN_EPOCHS:
+                                del self._known[next(iter(self._known))]
+                            self._known[key] = epoch
         return fetched
 
     def forget(self, keys: list[bytes] | None) -> None:

@@ -15,6 +15,50 @@ class CacheUnavailable(RefresherError):
     """
 
 
+class CacheRefused(RefresherError):
+    """The cache Redis is reachable but refused a command refresher needs. The subclasses
+    say which fix applies; with `fail_open=True` a read calls the loader instead."""
+
+
+class CacheFull(CacheRefused):
+    """The cache Redis is at `maxmemory` and may not evict (`noeviction`, Redis's default)."""
+
+    HINT = ("set maxmemory-policy to volatile-lru (or volatile-lfu): values carry a TTL and are "
+            "evicted first, epoch keys have none and are kept; or raise maxmemory")
+
+
+# Everything a cache user runs, scripts' own calls included (ACLs apply inside Lua too):
+# reads, the scripts, sharded pub/sub (plain on a Redis 6.2), tracking (CLIENT ID, the
+# invalidation channel), INFO for the server's version, SCAN for `refresher keys`, and the
+# Cluster client's topology. docs/security.md; tests/test_security.py runs with exactly this.
+ACL_COMMANDS = (
+    "+get", "+mget", "+set", "+del", "+pttl", "+pexpire", "+type", "+getrange", "+time", "+scan", "+ping",
+    "+info", "+evalsha", "+eval", "+script|load", "+spublish", "+ssubscribe", "+sunsubscribe", "+publish",
+    "+subscribe", "+unsubscribe", "+client|tracking", "+client|id", "+client|setname", "+cluster|slots",
+    "+cluster|shards", "+readonly",
+)
+
+
+def acl_rule(namespace: str = "refresher") -> tuple[str, ...]:
+    """The ACL SETUSER rules a cache user needs: the namespace's keys and channels, the
+    tracking channel, and ACL_COMMANDS."""
+    return (f"~{namespace}:*", f"&{namespace}:*", "&__redis__:invalidate", *ACL_COMMANDS)
+
+
+class CacheForbidden(CacheRefused):
+    """The cache Redis user's ACL does not allow a command, key or channel refresher uses."""
+
+    HINT = ("grant the refresher user its commands on the namespace's keys and channels: "
+            f"ACL SETUSER <user> {' '.join(acl_rule('<namespace>'))} (docs/security.md)")
+
+
+class CacheTooOld(CacheRefused):
+    """The cache Redis does not know a command refresher uses (renamed, disabled, or older
+    than Redis 7.0, which brought SPUBLISH and SSUBSCRIBE)."""
+
+    HINT = "use Redis 7.0 or newer, with EVALSHA, SPUBLISH, SSUBSCRIBE and CLIENT TRACKING enabled"
+
+
 class LoadFailed(RefresherError):
     """Another process was loading this key for us and its loader raised.
 

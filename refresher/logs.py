@@ -4,7 +4,7 @@ A line about a key reads `refresher: loader=NAME key=KEY what happened`, and its
 carries `loader` and `key` (and, where they apply, `outcome` and `error_type`) as
 attributes, which `JsonFormatter` writes as fields. A worker started with
 REFRESHER_LOG_FORMAT=json writes every line, Celery's own too, as one JSON object
-(workers/app.py); an app sets `JsonFormatter` on its own handlers.
+(refresher/worker/standalone.py); an app sets `JsonFormatter` on its own handlers.
 """
 
 from __future__ import annotations

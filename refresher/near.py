@@ -59,6 +59,8 @@ class NearCache:
         self._entries: dict[str, Entry | Ticket] = {}
         self._bytes = 0
         self.tracker = tracker
+        self.invalidated = 0  # for the metrics (refresher/stats.py NearView), under the tracker's lock
+        self.flushed = 0
 
     def __len__(self) -> int:
         return sum(1 for found in list(self._entries.values()) if type(found) is Entry)
@@ -66,6 +68,10 @@ class NearCache:
     @property
     def size_bytes(self) -> int:
         return self._bytes
+
+    @property
+    def bypassed(self) -> bool:
+        return self.tracker.down
 
     def lookup(self, key: str) -> Entry | None:
         """The entry to decide on, after every invalidation received so far is applied."""
@@ -115,12 +121,14 @@ class NearCache:
 
     def invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:
+            self.flushed += 1
             for found in self._entries.values():
                 if type(found) is Ticket:
                     found.done.set()
             self._entries.clear()
             self._bytes = 0
             return
+        self.invalidated += len(keys)
         for key in keys:
             self._remove(key.decode())
 

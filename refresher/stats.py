@@ -14,7 +14,8 @@ import threading
 import time
 import weakref
 from collections import Counter
-from typing import NamedTuple, Protocol
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple, Protocol
 
 # Upper bounds, in seconds, of the duration buckets (Prometheus' default buckets).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -28,6 +29,22 @@ class Listener(Protocol):
     def timed(self, loader: str, event: str, seconds: float) -> None: ...
 
     def breaker_opened(self, seconds: float) -> None: ...
+
+
+class NearView(Protocol):
+    """What exporters read of a Refresher's near cache (refresher/near.py) when scraped or
+    sampled: nothing here is touched by a read."""
+
+    invalidated: int  # keys Redis reported written since the near cache was made
+    flushed: int  # times it was emptied at once (tracking on or lost, FLUSHALL, a fork)
+
+    def __len__(self) -> int: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    @property
+    def bypassed(self) -> bool: ...
 
 
 class Timing(NamedTuple):
@@ -66,6 +83,15 @@ class LoaderStats:
             self._sums[event] = self._sums.get(event, 0.0) + seconds
         if self.listener is not None:
             self.listener.timed(self.name, event, seconds)
+
+    @contextmanager
+    def timer(self, event: str) -> Iterator[None]:
+        """Record how long the body took, however it ends (a generator step closed included)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.time(event, time.monotonic() - started)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -106,6 +132,7 @@ class Stats:
         self._counts: Counter[str] = Counter()
         self._loaders: dict[str, LoaderStats] = {}
         self.listener = _default_listener
+        self.near: NearView | None = None  # set by a Refresher made with a near cache
         self._open_until = 0.0
         _everything.add(self)
 

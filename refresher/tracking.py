@@ -1,10 +1,11 @@
 """Server-assisted invalidation: the near cache's one source of truth about writes.
 
-One RESP3 connection per Redis master runs `CLIENT TRACKING ON BCAST PREFIX ...` for the
-namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), so the
-server pushes the name of every such key written (by any client, a worker's commit, a
+One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
+for the namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), and
+listens on `__redis__:invalidate` (tracking_link.py), so the server sends the name of every
+such key written (by any client, a worker's commit, a
 `set`, an expiry or a FLUSHALL) to this process. It starts with the process's first read. Readers apply what has
-arrived on the read itself (`sync`: one epoll_wait for every master when nothing has), so
+arrived on the read itself (`sync`: one poll for every master when nothing has), so
 a copy that an invalidation already received made stale is never served, however busy the
 GIL is. A background thread pings each master on a connection of its own: a lost tracking
 connection or a frozen master marks the tracker down (the near cache is flushed and
@@ -20,89 +21,24 @@ from __future__ import annotations
 import logging
 import math
 import os
-import select
 import threading
 import weakref
 import time
-from typing import Any, Callable, Iterable, cast
+from typing import Callable
 
-import hiredis
 from redis.connection import ConnectionPool
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
+
+from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, arrivals, names
+
+__all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
 log = logging.getLogger("refresher")
 
-CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
-PING_EVERY = 0.1
-DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
-RETRY_EVERY = 0.5
+RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tracking on
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
-
-
-class _Link:
-    """One master's tracking connection, which redis-py connects (TLS, auth, Sentinel's
-    master) and whose socket is then read directly, without blocking; and a second
-    connection that only the tracker's thread uses, to PING the master. Replies to PINGs
-    on the tracking connection would wake every reader that sees them to drain nothing."""
-
-    def __init__(self, pool: ConnectionPool, prefixes: list[str]) -> None:
-        self.connection: Any = cast(Any, pool.make_connection())
-        self.connection.protocol = 3  # pushes arrive on the connection that asked for them
-        self.connection.client_name = CLIENT_NAME
-        self.connection.connect()
-        self.connection.send_command("CLIENT", "TRACKING", "ON", "BCAST", *(part for prefix in prefixes for part in ("PREFIX", prefix)))
-        reply = self.connection.read_response()
-        if reply not in (b"OK", "OK"):
-            raise ConnectionError(f"CLIENT TRACKING was refused: {reply!r}")
-        sock = self.connection._sock  # noqa: SLF001  redis-py keeps it private
-        if sock is None:
-            raise ConnectionError("the tracking connection closed during set-up")
-        self.sock: Any = sock  # a socket, or an SSLSocket
-        self.sock.settimeout(0)
-        self.fd: int = sock.fileno()
-        self.tls = hasattr(sock, "pending")
-        self.reader: hiredis.Reader = hiredis.Reader()
-        self.pinger: Any = cast(Any, pool.make_connection())
-        self.pinger.client_name = CLIENT_NAME
-        self.pinger.connect()
-        self.ping_sent: float | None = None
-        self.last_ping: float = time.monotonic()
-
-    def read(self) -> Iterable[Any]:
-        """Everything that has arrived, parsed."""
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                if type(exc).__name__ == "SSLWantReadError":
-                    break
-                raise
-            if not data:
-                raise ConnectionError("the server closed the tracking connection")
-            self.reader.feed(data)
-        while (reply := self.reader.gets()) is not False:
-            yield reply
-
-    def beat(self, now: float) -> None:
-        """Take the answer to the last PING if it came, send the next when due, and raise
-        if one has gone unanswered for DEAD_AFTER (the tracker's thread only)."""
-        if self.ping_sent is not None:
-            if self.pinger.can_read(timeout=0):
-                self.pinger.read_response()
-                self.ping_sent = None
-            elif now - self.ping_sent > DEAD_AFTER:
-                raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
-        if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
-            self.pinger.send_command("PING")
-            self.ping_sent = self.last_ping = now
-
-    def close(self) -> None:
-        self.connection.disconnect()
-        self.pinger.disconnect()
 
 
 class Tracker:
@@ -113,11 +49,10 @@ class Tracker:
         self._pools = pools
         self._prefixes = prefixes
         self._invalidate = invalidate
-        self._links: list[_Link] = []
+        self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
-        self._epoll = select.epoll()
-        self._poll = self._epoll.poll
+        self._poll, self._close_poll = arrivals([])  # what sync() asks: has anything arrived?
         self._tls = False
         self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
         self.live = False
@@ -125,7 +60,8 @@ class Tracker:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
-        os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
 
     def _start(self) -> None:
         with self.lock:
@@ -138,8 +74,7 @@ class Tracker:
         self.lock = threading.Lock()
         self.live, self._draining, self._links, self._thread = False, False, [], None
         self._on = threading.Event()
-        self._epoll = select.epoll()
-        self._poll = self._epoll.poll
+        self._poll, self._close_poll = arrivals([])
         self._invalidate(None)
 
     def sync(self) -> bool:
@@ -150,15 +85,24 @@ class Tracker:
                 self._start()
             return False
         try:
-            # Bytes not read yet, or a closed connection: one epoll_wait for every master,
-            # and no lock. `_draining` is looked at after it: a drain reads the bytes
+            # Bytes not read yet, or a closed connection: one poll for every master, and
+            # no lock. `_draining` is looked at after it: a drain reads the bytes
             # first and applies them after.
             if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
                 with self.lock:
                     self._drain()
-        except ValueError:  # the epoll was closed under us: the tracker just went down
+        except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
+            return False
+        except Exception as exc:  # the poll itself failed: what it guards cannot be trusted
+            with self.lock:
+                self._down(exc)
             return False
         return self.live and time.monotonic() < self._answer_by
+
+    @property
+    def down(self) -> bool:
+        """Started by a read but not tracking (connecting, or lost): copies are bypassed."""
+        return self._thread is not None and not self.live and not self._closed.is_set()
 
     def wait_live(self, timeout: float) -> bool:
         """For tests and start-up: block until tracking is on (or the timeout passes)."""
@@ -180,13 +124,9 @@ class Tracker:
         self._draining = True
         try:
             for link in self._links:
-                for reply in link.read():
-                    if isinstance(reply, hiredis.PushNotification):
-                        if len(reply) >= 2 and reply[0] == b"invalidate":
-                            self._invalidate(reply[1])
-                    elif isinstance(reply, hiredis.ReplyError):
-                        raise ConnectionError(f"tracking connection: {reply}")
-        except (OSError, ConnectionError) as exc:
+                for keys in link.read():
+                    self._invalidate(names(keys))
+        except Exception as exc:  # whatever it was, what we keep is no longer known to be current
             self._down(exc)
         finally:
             self._draining = False
@@ -197,7 +137,7 @@ class Tracker:
         self.live = False
         self._on.clear()
         self._invalidate(None)
-        self._epoll.close()
+        self._close_poll()
         for link in self._links:
             link.close()
         self._links = []
@@ -205,36 +145,43 @@ class Tracker:
     # -- the background thread -------------------------------------------------------
 
     def _run(self) -> None:
+        """Never ends but on close: whatever fails here takes the tracker down (the near
+        cache flushed and bypassed, epochs fetched) and tracking is turned on again."""
+        failures = 0
         while not self._closed.is_set():
-            if not self.live:
+            try:
+                if self.live:
+                    self._tend()
+                    continue
                 self._connect()
-                if not self.live:
-                    self._closed.wait(RETRY_EVERY)
-                continue
-            self._tend()
+                failures = 0
+            except Exception as exc:
+                with self.lock:
+                    if not self.live:
+                        _not_on(exc, failures)
+                    self._down(exc)  # a live tracker says so itself
+                self._closed.wait(min(RETRY_FIRST * 2**failures, RETRY_MOST))
+                failures += 1
 
     def _connect(self) -> None:
-        links: list[_Link] = []
+        links: list[Link] = []
         try:
             for pool in self._pools():
-                links.append(_Link(pool, self._prefixes))
-        except Exception as exc:  # any failure: nothing is tracked, try again later
+                links.append(Link(pool, self._prefixes))
+        except Exception:
             for link in links:
                 link.close()
-            log.debug("refresher: near cache: tracking not on yet: %s", exc)
-            return
-        epoll = select.epoll()
-        for link in links:
-            epoll.register(link.fd, select.EPOLLIN | select.EPOLLRDHUP)
+            raise
+        poll, close_poll = arrivals(links)
         with self.lock:
             self._links = links
-            self._epoll, self._poll = epoll, epoll.poll
+            self._poll, self._close_poll = poll, close_poll
             self._tls = any(link.tls for link in links)
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
             self.live = True
             self._on.set()
-        log.info("refresher: near cache on: tracking %d master(s)", len(links))
+        log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
     def _tend(self) -> None:
         """Read what has arrived while no reader did, ping each link, and declare the
@@ -257,8 +204,19 @@ class Tracker:
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:
             waiting_pushes = self._poll(0)  # pushes that arrived while no reader read
-        except ValueError:  # closed by a reader that found the link broken
+        except (ValueError, OSError):  # closed by a reader that found the link broken
             return
         if waiting_pushes:
             with self.lock:
                 self._drain()
+
+
+def _not_on(exc: Exception, failures: int) -> None:
+    """Say once (at WARNING) why tracking is off, then at DEBUG while it stays off."""
+    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
+        message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
+                   "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
+                   "Until then every read fetches its loader's epochs.")
+    else:
+        message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
+    log.log(logging.WARNING if failures == 0 else logging.DEBUG, message, exc)

@@ -78,9 +78,19 @@ class ValueCodec:
             raise TypeError(_decode_failure(exc)) from None
         difference = _difference(value, decoded, "value")
         if difference is not None:
-            hint = "annotate the loader's return type" if self.annotation is Any else f"the value is not a {_describe(self.annotation)}"
-            raise TypeError(f"{difference} ({hint})")
+            raise TypeError(f"{difference} ({_hint(self.annotation, difference)})")
         return payload, decoded
+
+
+def _hint(annotation: Any, difference: str) -> str:
+    """What to change. A part deep inside a value that does fit the annotation (a Decimal
+    in a `dict`) is not the value's fault but the annotation's, which does not say it."""
+    if annotation is Any:
+        return "annotate the loader's return type"
+    if difference.startswith("value: "):
+        return f"the value is not a {_describe(annotation)}"
+    return (f"{_describe(annotation)} does not say what type this part is: annotate it, "
+            "e.g. dict[str, Decimal], a TypedDict or a dataclass")
 
 
 _IMMUTABLE_SCALARS = (str, int, float, bool, type(None), bytes, datetime.date, datetime.time, uuid.UUID, decimal.Decimal, enum.Enum)

@@ -1,7 +1,8 @@
 """examples/django_app through Django's test client, in this process, on a real SQLite
-file and the session's Redis: a cold view read loads once, the next one is a hit, and a
-refresh worker subprocess (the app's loaders module in REFRESHER_LOADERS, Django set up
-by that module) refreshes a product the app read in its window."""
+file and the session's Redis: a cold view read loads once, the next one is a hit; a
+committed save invalidates the cached product and a rolled-back one does not; and the
+project's own worker (`celery -A examples.django_app.proj worker -Q celery,<queue>`, no
+REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 import redis
 
 from tests.support.ageing import into_window
+from tests.support.metrics import Scrape
 from tests.support.servers import RedisServer, WorkerProcess
 from tests.support.webapps import WRITTEN, example_env
 
-SETTINGS = "examples.django_app.settings"
+SETTINGS = "examples.django_app.proj.settings"
+SUCCEEDED = r"catalog\.reprice\[\S+\] succeeded"
 
 
 class Site:
@@ -60,22 +63,106 @@ def test_a_cold_view_read_loads_once_and_the_next_is_a_hit(site: Site) -> None:
     assert site.origin_calls() - origin == 1
     assert (after.get("load", 0) - stats.get("load", 0), after["hit"] - stats.get("hit", 0)) == (1, 1)
     assert site.get("/products/999") == (404, None)  # no such product: cached as None, answered 404
+    scraped = Scrape(text=site.client.get("/metrics").content.decode())
+    assert scraped.value("refresher_reads_total", loader=site.loaders.product.name, outcome="hit") >= 1
 
 
-def test_a_worker_refreshes_what_a_view_read_in_its_window(site: Site) -> None:
+class Rollback(Exception):
+    pass
+
+
+def test_a_save_invalidates_once_committed_and_a_rollback_does_not(site: Site) -> None:
+    from django.db import transaction
+
     from examples.django_app.catalog.models import Product
 
-    worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="examples.django_app.catalog.loaders",
-                           extra_env=site.env).start()
+    assert site.get("/products/8")[1]["price_cents"] == 800
+    origin = site.origin_calls()
+    with transaction.atomic():
+        changed = Product.objects.get(pk=8)
+        changed.price_cents = 810
+        changed.save()
+        assert site.get("/products/8")[1]["price_cents"] == 800  # not committed: still the cached value
+    assert site.get("/products/8")[1]["price_cents"] == 810  # committed: invalidated, loaded again
+    assert site.origin_calls() - origin == 1
+    with pytest.raises(Rollback), transaction.atomic():
+        changed.price_cents = 1
+        changed.save()
+        raise Rollback
+    assert site.get("/products/8")[1]["price_cents"] == 810  # rolled back: nothing invalidated
+    assert site.origin_calls() - origin == 1
+
+
+def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(site: Site) -> None:
+    from examples.django_app.catalog.models import Product
+    from examples.django_app.proj import celery_app
+
+    worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="", extra_env=site.env,
+                           app="examples.django_app.proj", queues="celery," + site.env["REFRESHER_QUEUE"]).start()
+    assert worker.log is not None
     try:
+        assert site.get("/products/7")[1]["price_cents"] == 700
+        celery_app.send_task("catalog.reprice", args=[7, 777])  # a model save, in the worker
+        worker.log.wait_for(SUCCEEDED)
+        assert site.get("/products/7")[1]["price_cents"] == 777  # invalidated when the worker committed
+
         origin = site.origin_calls()
         assert site.get("/products/5") == (200, {"id": 5, "name": "product 5", "price_cents": 500})
         Product.objects.filter(pk=5).update(price_cents=450)  # the cached value is now stale
         into_window(site.r, site.loaders.product.keys(5))
         assert site.get("/products/5")[1]["price_cents"] == 500  # served at once; a refresh is asked for
-        assert worker.log is not None
         worker.log.wait_for(WRITTEN)
         assert site.get("/products/5")[1]["price_cents"] == 450  # what the worker loaded
         assert site.origin_calls() - origin == 2
     finally:
         worker.stop()
+
+
+def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Site) -> None:
+    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough for it to
+    set Django up and find the loaders where the site does, with the same settings."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.servers import ROOT
+
+    site.get("/products/4")
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": "examples.django_app.catalog.loaders"}
+    done = subprocess.run([sys.executable, "-m", "refresher", "inspect", "examples.django_app.catalog.loaders.product",
+                           "4", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)
+    assert (state["state"], state["key"]) == ("fresh", site.loaders.product.keys(4).value)
+
+
+def test_tags_are_invalidated_on_save_and_an_update_needs_invalidate_after_commit(site: Site) -> None:
+    """invalidate_on(Model, tags=...) drops every loader's values with the tag; a
+    QuerySet.update() sends no signal (the gap docs/django.md names), and
+    invalidate_after_commit is the pattern for it."""
+    import uuid
+
+    from django.db import transaction
+
+    from examples.django_app.catalog.models import Product
+    from refresher.contrib.django import cache, invalidate_after_commit, invalidate_on
+
+    @cache.loader(ttl=60, name=f"t.django.price.{uuid.uuid4().hex[:8]}", tags=lambda pk: [f"product:{pk}"])
+    def price(pk: int) -> int:
+        return Product.objects.get(pk=pk).price_cents
+
+    invalidate_on(Product, tags=lambda saved: [f"product:{saved.pk}"])
+    assert price.get(9) == 900
+    with transaction.atomic():
+        Product.objects.filter(pk=9).update(price_cents=901)
+    assert price.get(9) == 900  # no signal, nothing invalidated
+    with transaction.atomic():
+        Product.objects.filter(pk=9).update(price_cents=902)
+        invalidate_after_commit(lambda: cache.invalidate_tag("product:9"))
+        assert price.get(9) == 900
+    assert price.get(9) == 902
+    saved = Product.objects.get(pk=9)
+    saved.price_cents = 903
+    saved.save()  # autocommit: invalidated at once
+    assert price.get(9) == 903

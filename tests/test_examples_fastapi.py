@@ -12,9 +12,11 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 import redis
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from examples.fastapi_app.loaders import ORIGIN_CALLS, load_user
 from examples.userdb import USERS
+from tests.support.metrics import Scrape, grew
 from tests.support.servers import RedisServer, WorkerProcess
 from tests.support.webapps import AppServer, Deployment, HealthProbe, example_env, stampede, uvicorn
 
@@ -146,3 +148,21 @@ def test_a_hot_key_is_refreshed_by_the_worker_and_never_loaded_inline(apps: Apps
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("load", "miss", "refresh_enqueued")}
     assert delta == {"load": 1, "miss": 1, "refresh_enqueued": PERIODS}  # one task per window, no inline load
     print(f"\n{len(responses)} reads over {PERIODS} TTLs: {PERIODS} refreshes by the worker, origin +{1 + PERIODS}")
+
+
+def test_metrics_count_the_reads_by_loader(apps: Apps) -> None:
+    """/metrics is what Prometheus scrapes: the same counts as /stats, per loader."""
+    user, reads, loader = 11, 5, load_user.name
+    url = f"{apps.cold.url}/metrics"
+    before = Scrape(url)
+    with httpx.Client(base_url=apps.cold.url, timeout=30) as client:
+        assert [client.get(f"/users/{user}").json() for _ in range(reads)] == [USERS[user - 1]] * reads
+        answer = client.get("/metrics")
+    assert answer.headers["content-type"] == CONTENT_TYPE_LATEST  # Prometheus' text format
+    after = Scrape(text=answer.text)
+    assert grew(before, after, "refresher_reads_total", loader=loader, outcome="miss") == 1
+    assert grew(before, after, "refresher_reads_total", loader=loader, outcome="hit") == reads - 1
+    assert grew(before, after, "refresher_loads_total", loader=loader, result="ok") == 1
+    assert grew(before, after, "refresher_load_duration_seconds_sum", loader=loader) >= QUERY_SECONDS
+    assert after.value("refresher_publish_breaker_open") == 0
+    assert {"refresher_near_cache_entries", "refresher_near_cache_bypassed"} <= after.names()

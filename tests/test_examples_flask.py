@@ -117,6 +117,7 @@ def test_metrics_count_the_reads_loads_and_refreshes_of_every_process(site: Site
     assert {o: reads(o) for o in ("miss", "hit", "refresh_asked", "coalesced", "error")} == {
         "miss": 1, "hit": hits, "refresh_asked": 1, "coalesced": 0, "error": 0}
     assert grew(app_before, app_after, "refresher_loads_total", loader=loader, result="ok") == 1
+    assert grew(app_before, app_after, "refresher_lock_waits_total", loader=loader) == 0  # one read loaded, alone
     assert grew(app_before, app_after, "refresher_load_duration_seconds_count", loader=loader) == 1
     assert grew(app_before, app_after, "refresher_load_duration_seconds_sum", loader=loader) >= 0.2  # the query
     assert grew(app_before, app_after, "refresher_load_duration_seconds_bucket", loader=loader, le="0.1") == 0

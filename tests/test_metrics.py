@@ -8,18 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from refresher import CacheUnavailable, Refresher
 from refresher.metrics.collector import StatsCollector
+from refresher.near import ENTRY_OVERHEAD
 from tests.support import loaders
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape, grew
-from tests.support.servers import WorkerProcess, free_port
-from tests.support.webapps import WRITTEN
+from tests.support.reading import Reading
+from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port
+from tests.support.waiting import lead_and_wait, until
+from tests.support.webapps import WRITTEN, example_env, gunicorn
 
 REFRESHES = 4
 
@@ -57,13 +60,11 @@ def test_a_prefork_worker_exports_what_its_children_refreshed(
     assert loaders.cache.stats.by_loader()[name]["refresh_asked"] == mine["refresh_asked"]
 
 
-def collected() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def collected() -> Scrape:
     """This process's metrics as a scrape would see them, through the collector alone."""
     registry = CollectorRegistry()
     registry.register(StatsCollector())
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(generate_latest(registry).decode())
-            for s in family.samples}
+    return Scrape(text=generate_latest(registry).decode())
 
 
 def test_per_loader_counts_add_up_and_errors_are_exported(redis_url: str) -> None:
@@ -96,11 +97,7 @@ def test_per_loader_counts_add_up_and_errors_are_exported(redis_url: str) -> Non
             "tests.metrics.broken": {"load_failed": 1, "error": 1},
         }
         assert cache.stats["load"] == 2 and cache.stats["error"] == 1  # the process's: both loaders
-        metrics = collected()
-
-        def value(name: str, **labels: Any) -> float:
-            return metrics.get((name, tuple(sorted(labels.items()))), 0.0)
-
+        value = collected().value
         reads = "refresher_reads_total"
         assert value(reads, loader="tests.metrics.ok", outcome="hit") == 2
         assert value(reads, loader="tests.metrics.ok", outcome="refresh_asked") == 1
@@ -115,3 +112,85 @@ def test_per_loader_counts_add_up_and_errors_are_exported(redis_url: str) -> Non
     finally:
         cache.close()
         unreachable.close()
+
+
+def test_a_read_that_waits_for_another_process_load_is_counted(reading: Reading, redis_url: str) -> None:
+    leader, waiter = Refresher(redis_url), Refresher(redis_url)  # two processes' Refreshers
+    try:
+        before = collected()
+        assert lead_and_wait(reading, leader, waiter, lambda n: {"n": n}, 5, ttl=60) == ({"n": 5}, {"n": 5})
+        name = next(iter(waiter.stats.by_loader()))
+        after = collected()
+        assert grew(before, after, "refresher_lock_waits_total", loader=name) == 1
+        assert grew(before, after, "refresher_lock_wait_duration_seconds_count", loader=name) == 1
+        assert grew(before, after, "refresher_lock_wait_duration_seconds_sum", loader=name) > 0
+        assert grew(before, after, "refresher_load_duration_seconds_count", loader=name) == 1  # the leader's
+    finally:
+        leader.close()
+        waiter.close()
+
+
+def test_the_near_cache_size_invalidations_and_bypass_are_read_when_scraped() -> None:
+    server = RedisServer(free_port())
+    server.start()
+    cache = Refresher(server.url, queue="metrics-near", near_cache=100)
+    try:
+        assert cache.near is not None and cache.near.tracker.wait_live(5)
+
+        @cache.loader(ttl=60, name="tests.metrics.near")
+        def doubled(n: int) -> int:
+            return n * 2
+
+        before = collected()
+        for n in (1, 2, 3):
+            assert [doubled.get(n) for _ in range(3)] == [n * 2] * 3  # load, from Redis (kept), from memory
+        after = collected()
+        assert grew(before, after, "refresher_near_cache_entries") == 3 == len(cache.near)
+        assert grew(before, after, "refresher_near_cache_bytes") == cache.near.size_bytes >= 3 * ENTRY_OVERHEAD
+        assert after.value("refresher_reads_total", loader=doubled.name, outcome="near_hit") == 3
+        assert after.value("refresher_near_cache_bypassed") == before.value("refresher_near_cache_bypassed")
+        redis.Redis.from_url(server.url).delete(doubled.keys(1).value)  # another client's write
+        until(lambda: grew(before, collected(), "refresher_near_cache_entries") == 2, "the invalidation was applied")
+        assert grew(after, collected(), "refresher_near_cache_invalidations_total") >= 1
+        server.stop()  # tracking is lost: the near cache is emptied and bypassed
+        until(lambda: grew(before, collected(), "refresher_near_cache_bypassed") == 1, "the near cache was bypassed")
+        lost = collected()
+        assert grew(before, lost, "refresher_near_cache_entries") == 0
+        assert grew(after, lost, "refresher_near_cache_flushes_total") == 1
+    finally:
+        cache.close()
+        server.stop()
+
+
+def test_forked_web_workers_sample_their_near_caches_into_one_scrape(redis_url: str, r: redis.Redis,
+                                                                      tmp_path: Path) -> None:
+    """The Flask example under gunicorn (two workers forked after install(), multiprocess
+    mode): each worker's near cache reaches /metrics, whichever worker is scraped, and a
+    write by another client empties them all."""
+    from examples.flask_app.loaders import load_user
+
+    env = example_env(redis_url, tmp_path / "users.sqlite3", REFRESHER_NEAR_CACHE="1000",
+                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    (tmp_path / "metrics").mkdir()
+    server = gunicorn("examples.flask_app.app:app", env, 2, "-c", str(ROOT / "examples/flask_app/gunicorn.conf.py"))
+    try:
+        server.wait_ready()
+        users, served = range(1, 11), set()
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for _ in range(3):
+                for user in users:
+                    answer = client.get(f"/users/{user}")
+                    assert answer.status_code == 200
+                    served.add((answer.headers["X-Served-By"], user))
+        url = f"{server.url}/metrics"
+        until(lambda: Scrape(url).value("refresher_near_cache_entries") > 0, "no near-cache entry was sampled")
+        held = Scrape(url)
+        assert held.value("refresher_near_cache_entries") <= len(served)  # a copy per process that read the user
+        assert held.value("refresher_near_cache_bytes") >= held.value("refresher_near_cache_entries") * ENTRY_OVERHEAD
+        assert held.value("refresher_near_cache_bypassed") == 0
+        assert held.value("refresher_reads_total", loader=load_user.name, outcome="near_hit") > 0
+        r.delete(*(load_user.keys(user).value for user in users))
+        until(lambda: Scrape(url).value("refresher_near_cache_entries") == 0, "the near caches were not emptied")
+        assert grew(held, Scrape(url), "refresher_near_cache_invalidations_total") >= len(users)
+    finally:
+        server.stop()

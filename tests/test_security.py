@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -12,6 +15,7 @@ import pytest
 import redis
 
 from refresher import Refresher
+from refresher.errors import acl_rule
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
 from tests.support.inprocess import in_process_worker
@@ -39,14 +43,37 @@ def exercise(cache: Refresher, admin: redis.Redis, tasks_done: TaskLog) -> None:
     assert load.get(1) == {"n": 1, "version": 3}
 
 
+def waited_for(cache: Refresher, other: Refresher) -> None:
+    """Two Refreshers miss one key at once: one loads, the other waits on the key's signal
+    channel (SSUBSCRIBE) and gets the value it wrote."""
+    name, release = "sec.wait." + uuid.uuid4().hex[:8], threading.Event()
+    loads: list[int] = []
+
+    def slow(n: int) -> int:
+        loads.append(n)
+        release.wait(5)
+        return n * 10
+
+    first, second = (c.loader(ttl=60, name=name, tags=lambda n: ["sec"])(slow) for c in (cache, other))
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(first.get, 7)
+        while not loads:
+            time.sleep(0.005)
+        waiter = pool.submit(second.get, 7)
+        time.sleep(0.1)
+        release.set()
+        assert (leader.result(5), waiter.result(5), loads) == (70, 70, [7])
+    assert other.stats["waited"] == 1
+
+
 @pytest.fixture
 def acl_server() -> Iterator[RedisServer]:
     server = RedisServer(None, "--requirepass", "admin-secret")
     server.start()
     admin = redis.Redis(port=server.port, password="admin-secret")
-    # The cache user may only touch the namespace's keys and channels.
-    admin.acl_setuser("cache", enabled=True, passwords=["+cache-secret"], keys=["refresher:*"],
-                      channels=["refresher:*"], commands=["+@all", "-@dangerous"])
+    # The cache user has exactly the documented rule: the namespace's keys and channels,
+    # the tracking channel, and the commands refresher runs (refresher.errors.acl_rule).
+    admin.execute_command("ACL", "SETUSER", "cache", "on", ">cache-secret", "resetchannels", *acl_rule())
     admin.acl_setuser("broker", enabled=True, passwords=["+broker-secret"], keys=["*"], channels=["*"],
                       commands=["+@all"])
     admin.close()
@@ -56,10 +83,14 @@ def acl_server() -> Iterator[RedisServer]:
 
 def test_acl_users_restricted_to_the_namespace_work_end_to_end(acl_server: RedisServer, tasks_done: TaskLog) -> None:
     base = f"127.0.0.1:{acl_server.port}/0"
-    cache = Refresher(f"redis://cache:cache-secret@{base}", f"redis://broker:broker-secret@{base}")
+    cache = Refresher(f"redis://cache:cache-secret@{base}", f"redis://broker:broker-secret@{base}", near_cache=100)
     admin = redis.Redis(port=acl_server.port, password="admin-secret")
     with in_process_worker(f"redis://broker:broker-secret@{base}"):
         exercise(cache, admin, tasks_done)
+    other = Refresher(f"redis://cache:cache-secret@{base}", f"redis://broker:broker-secret@{base}")
+    waited_for(cache, other)
+    cache.invalidate_tag("sec")
+    assert cache.tracker.wait_live(2)  # CLIENT TRACKING was granted: the near cache is not bypassed
     # the restriction is real: the cache user cannot write outside its namespace
     with pytest.raises(redis.exceptions.NoPermissionError):
         cache.redis.set("elsewhere", 1)

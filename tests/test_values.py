@@ -261,3 +261,20 @@ def test_round_trip_hands_out_the_decoded_value_not_the_original() -> None:
     payload, decoded = ValueCodec().round_trip(value)
     value["a"].append(3)
     assert decoded == {"a": [1, 2]} == ValueCodec().decode(payload)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value", "hint"),
+    [
+        (dict | None, {"price": Decimal("1.5")},
+         "value['price']: Decimal came back as str (dict | None does not say what type this part is"),
+        (dict[str, Any], {"when": datetime(2024, 1, 1)}, "value['when']: datetime came back as str (dict[str, typing.Any] "),
+        (float, 1, "value: int came back as float (the value is not a float)"),
+    ],
+)
+def test_the_hint_blames_the_annotation_for_a_part_it_leaves_untyped(annotation: Any, value: Any, hint: str) -> None:
+    """Issue 21: a Decimal in a dict-annotated value was reported as "(the value is not a
+    dict | None)", which it was."""
+    with pytest.raises(TypeError) as info:
+        ValueCodec(annotation).round_trip(value)
+    assert str(info.value).startswith(hint)

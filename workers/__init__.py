@@ -1,6 +1,6 @@
-"""The Celery side of refresher: `REFRESHER_LOADERS=myapp.loaders celery -A workers worker`."""
+"""`celery -A workers worker`, kept working: the ready-made app now lives in the library
+as refresher.worker (`celery -A refresher.worker worker` from any install)."""
 
-from workers import metrics, tasks
-from workers.app import app
+from refresher.worker import app
 
-__all__ = ["app", "metrics", "tasks"]
+__all__ = ["app"]

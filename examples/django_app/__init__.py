@@ -1,7 +1,8 @@
-"""The Django example: a project whose `catalog` app declares its loaders in loaders.py.
+"""The Django example, laid out as a standard Django + Celery project: `proj` (settings,
+urls, the Celery app in proj/celery.py) and the `catalog` app, whose loaders.py declares
+its loaders and tasks.py a task of its own. One worker runs both kinds of task:
 
     python -m examples.django_app.manage migrate
     python -m examples.django_app.manage runserver
-    DJANGO_SETTINGS_MODULE=examples.django_app.settings \
-        REFRESHER_LOADERS=examples.django_app.catalog.loaders celery -A workers worker
+    celery -A examples.django_app.proj worker -Q celery,refresher -l info
 """

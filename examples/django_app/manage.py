@@ -8,5 +8,5 @@ import sys
 from django.core.management import execute_from_command_line
 
 if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.proj.settings")
     execute_from_command_line(sys.argv)

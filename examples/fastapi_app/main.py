@@ -3,6 +3,8 @@
 `/users/{id}` reads through the cache with `await load_user.aget(id)`: the event loop
 never blocks on Redis, the broker or the origin, which `/health` (no cache, no database)
 shows by answering at once while a stampede of user reads waits on one slow query.
+`/metrics` is refresher's Prometheus metrics (examples/metrics_view.py): this process's, or
+with PROMETHEUS_MULTIPROC_DIR set (`uvicorn --workers N`), every worker's added up.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Response
 
 from examples.fastapi_app.loaders import cache, load_user
+from examples.metrics_view import exposition
 from examples.userdb import User, db_path, seed
 
 
@@ -40,6 +43,12 @@ async def user(user_id: int) -> User:
 async def stats() -> dict[str, int]:
     """This process's cache counters: hits, loads, refreshes asked for, ..."""
     return cache.stats.snapshot()
+
+
+@app.get("/metrics")
+async def metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
 
 
 @app.get("/health")

@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 
 from flask import Flask, Response, abort
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-import refresher.metrics
 
 from examples.flask_app.loaders import load_user
+from examples.metrics_view import exposition
 from examples.userdb import User, db_path, seed
 
 seed(db_path())
-refresher.metrics.install()
 app = Flask(__name__)
 
 
@@ -35,7 +32,8 @@ def user(user_id: int) -> User:
 
 @app.get("/metrics")
 def metrics() -> Response:
-    return Response(generate_latest(refresher.metrics.registry()), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return Response(body, content_type=content_type)
 
 
 @app.get("/health")

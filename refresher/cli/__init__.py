@@ -165,7 +165,7 @@ def keys_command(loader_name: str, sample: int, as_json: bool) -> None:
     master. Invalidated keys count until they lapse."""
     loader = resolve(loader_name)
     match = key_pattern(loader)
-    found = sorted({key.decode() for key in scan(loader.cache.redis, match)})  # SCAN may return a key twice
+    found = sorted({key.decode(errors="backslashreplace") for key in scan(loader.cache.redis, match)})  # SCAN may repeat a key
     if as_json:
         click.echo(json.dumps({"loader": loader.name, "match": match, "count": len(found), "sample": found[:sample]}))
         return

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from refresher import registry
 from refresher.calls import Call
 from refresher.core.ops import Batch, Steps
-from refresher.errors import CacheUnavailable, UnknownLoader
+from refresher.errors import CacheRefused, CacheUnavailable, UnknownLoader
 from refresher.handle import Loader
 
 
@@ -41,7 +41,7 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CacheUnavailable as exc:  # its message names the key and the cause
+        except (CacheUnavailable, CacheRefused) as exc:  # its message names the key, the cause, the fix
             raise Failure(str(exc)) from None
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise Failure(f"cannot reach the cache Redis: {exc}") from None
@@ -67,9 +67,9 @@ def resolve(name: str) -> Loader[Any, Any]:
     if not modules.strip():
         raise Usage("REFRESHER_LOADERS is not set: list the modules that define your loaders, as for the worker")
     try:
-        # Imported here, not at the top: workers.app imports the loader modules (and user
-        # code may fail there), which `refresher --help` and `refresher demo` do not need.
-        from workers.app import import_loaders
+        # Imported here, not at the top: the worker side is not what `refresher --help`
+        # and `refresher demo` need; user code may fail in the loader modules.
+        from refresher.worker import import_loaders
 
         import_loaders()
     except ImportError as exc:

@@ -12,7 +12,7 @@ from redis.cluster import RedisCluster
 from refresher.calls import Call
 from refresher.cli.common import redis_call
 from refresher.connect import SyncClient
-from refresher.core.miss import BACKOFF
+from refresher.core.lock import BACKOFF
 from refresher.core.spec import Nothing, now_ms
 from refresher.handle import Loader
 from refresher.policy import Verdict, Window, decide
@@ -43,11 +43,15 @@ class KeyState:
 
 
 def read_state(loader: Loader[Any, Any], call: Call) -> KeyState:
-    """One round trip (the four keys share a slot), then the reader's own decision."""
+    """One round trip (the four keys share a slot), then the reader's own decision. MGET,
+    not GET: a key of another Redis type (somebody else's) reads as nothing, shown as
+    such, rather than failing the command."""
     keys = call.keys
-    raw, key_pttl, lock_pttl, pending, pending_pttl = redis_call(
-        loader, ("GET", keys.value), ("PTTL", keys.value), ("PTTL", keys.lock), ("GET", keys.pending), ("PTTL", keys.pending),
+    (raw,), kind, key_pttl, lock_pttl, (pending,), pending_pttl = redis_call(
+        loader, ("MGET", keys.value), ("TYPE", keys.value), ("PTTL", keys.value), ("PTTL", keys.lock),
+        ("MGET", keys.pending), ("PTTL", keys.pending),
     )
+    kind = kind.decode(errors="replace") if isinstance(kind, bytes) else str(kind)
     spec, now = loader.spec, now_ms()
     envelope = spec.parse(raw, quiet=True)
     # For XFetch this is one draw, as a reader's own decision would be.
@@ -55,6 +59,8 @@ def read_state(loader: Loader[Any, Any], call: Call) -> KeyState:
     why = None
     if envelope is not None and verdict is not Verdict.MISS and isinstance(spec.decode(envelope, quiet=True), Nothing):
         verdict, why = Verdict.MISS, "unreadable"  # a reader counts it as corrupt and reloads
+    elif verdict is Verdict.MISS and raw is None and kind != "none":
+        why = f"unreadable: a Redis {kind}, not a string"  # a reader reloads it and writes over it
     elif verdict is Verdict.MISS:
         why = ("not cached" if raw is None else "unreadable" if envelope is None
                else "invalidated" if envelope.tombstone else "expired")
@@ -73,7 +79,7 @@ def read_state(loader: Loader[Any, Any], call: Call) -> KeyState:
         key_pttl_ms=key_pttl if key_pttl >= 0 else None,
         size_bytes=len(raw) if raw is not None else None,
         lock_pttl_ms=lock_pttl if lock_pttl >= 0 else None,
-        pending=None if pending is None else "backoff" if pending == BACKOFF else "refresh",
+        pending=None if pending is None else "backoff" if pending == BACKOFF else "refresh",  # any other bytes too
         pending_pttl_ms=pending_pttl if pending is not None and pending_pttl >= 0 else None,
     )
 

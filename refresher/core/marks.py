@@ -6,20 +6,68 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from refresher.calls import Call
-from refresher.core.ops import MGet, Steps
+from redis.exceptions import RedisError
+
+from refresher.core.ops import MGet, Script, Steps
 from refresher.core.spec import NOTHING, SERVABLE, Nothing, Spec, now_ms
 from refresher.envelope import Envelope, Marks
-from refresher.epochs import Epoch
+from refresher.epochs import Epoch, is_corrupt
+from refresher.logs import about
 from refresher.policy import Dropped, Verdict, decide
 
 R = TypeVar("R")
 
 
+# A Lua function, the start of BUMP and REPAIR: an epoch key's epoch and floor, and whether
+# it held something no BUMP wrote (bytes, or a key of another Redis type): then both are
+# the server's clock in ms, above any epoch a value was loaded under (each
+# invalidate_all adds one), so that every value is dropped, as by a hard invalidate_all.
+EPOCH_NOW = """
+local function epoch_now(key)
+    local kind = redis.call('TYPE', key).ok
+    if kind == 'none' then return 0, 0, false end
+    if kind == 'string' then
+        local epoch, floor = string.match(redis.call('GET', key), '^(%d+) (%d+)$')
+        if epoch and #epoch <= 15 and #floor <= 15 then return tonumber(epoch), tonumber(floor), false end
+    end
+    local now = redis.call('TIME')
+    local base = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    return base, base, true
+end
+"""
+# KEYS: an epoch key. Rewrites it if it is corrupt; returns {its "<epoch> <floor>", 1 if rewritten}.
+REPAIR = EPOCH_NOW + """
+local epoch, floor, corrupt = epoch_now(KEYS[1])
+local text = string.format('%d %d', epoch, floor)
+if corrupt then redis.call('SET', KEYS[1], text) end
+return {text, corrupt and 1 or 0}
+"""
+
+
 def fetch_epochs(spec: Spec[Any], keys: list[str]) -> Steps[dict[str, Epoch]]:
     """The current epochs of these keys, from Redis, remembered if no write raced the read."""
     ticket = spec.epochs.expect(keys)
-    raws = yield MGet(tuple(keys))
+    raws = list((yield MGet(tuple(keys))))
+    for i, raw in enumerate(raws):
+        if is_corrupt(raw):
+            raws[i] = yield from _repaired(spec, keys[i], raw)
     return spec.epochs.learn(keys, raws, ticket)
+
+
+def _repaired(spec: Spec[Any], key: str, raw: bytes) -> Steps[bytes]:
+    """A corrupt epoch key, rewritten (a hard invalidation, warned about once, by the
+    process that rewrote it). If the cache refuses, the corrupt bytes: every value is
+    then dropped, read after read, until a bump or a later repair rewrites the key."""
+    try:
+        text, rewritten = yield Script(REPAIR, (key,), ())
+    except RedisError as exc:
+        about(spec.name, key).warning("epoch key holds %r, not an epoch; could not rewrite it (%s): "
+                                      "every value of it is reloaded", raw[:32], exc)
+        return raw
+    if rewritten:
+        about(spec.name, key).warning("epoch key held %r, not an epoch: rewritten, every value it "
+                                      "covers is reloaded (as by a hard invalidation)", raw[:32])
+    return bytes(text)
 
 
 def current_marks(spec: Spec[Any], call: Call) -> Steps[Marks | None]:

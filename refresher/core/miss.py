@@ -8,40 +8,28 @@ channel until the holder writes, fails or gives up: woken, not polling.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from enum import Enum
 from typing import Any, TypeVar
 
-from redis.exceptions import ClusterDownError
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.calls import Call
+from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
+from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
-from refresher.core.lock import acquire, new_token, release
-from refresher.core.ops import Batch, Command, Held, Listen, Load, Coalesce, Script, Steps, Subscribe
-from refresher.core.spec import SERVABLE, Nothing, Spec, now_ms
+from refresher.core.lock import BACKOFF, acquire, new_token, release
+from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
+from refresher.core.spec import Nothing, Spec, now_ms
+from refresher.core.wait import FAILED, RETRY, Retry, await_holder, filled
 from refresher.envelope import NOTHING_READ, Envelope
-from refresher.errors import CacheUnavailable, LoadFailed
 from refresher.keys import Keys
 from refresher.logs import about
 from refresher.policy import Verdict
 
 R = TypeVar("R")
-
-# ClusterDownError: a Cluster answers CLUSTERDOWN on every slot while a master fails over,
-# and for as long as a shard is lost with its replica.
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError)
-BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
-# Messages on a key's signal channel, read by processes waiting for its lock holder.
-FILLED = b"v"  # followed by the envelope that was written
-FAILED = b"e"  # followed by a JSON {"type", "message"} of the loader's error
-RETRY = b"r"  # the holder gave up without writing: try to take the lock again
-
-
-class Retry(Exception):
-    """The lock holder went away without a value: contend for the lock again."""
+log = logging.getLogger("refresher")
 
 
 def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
@@ -50,12 +38,15 @@ def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
     envelope = spec.parse(raw, quiet=True)
     try:
         stale = envelope if envelope is not None and (yield from verdict(spec, envelope)) is Verdict.STALE else None
-        if stale is not None and (yield Command(("GET", call.keys.pending))) == BACKOFF:
+        if stale is not None and (yield Command(("MGET", call.keys.pending)))[0] == BACKOFF:
             if not isinstance(value := spec.decode(stale, key=call.keys.value), Nothing):
                 spec.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
         value, led = yield Coalesce(call.keys.value, lambda: _fill(spec, call, stale))
-    except UNAVAILABLE as exc:
+    except RedisError as exc:
+        if not is_cache_trouble(exc):
+            spec.stats.incr("error")
+            raise
         return (yield from cache_down(spec, call, exc))
     except Exception:
         spec.stats.incr("error")  # the loader's error, or LoadFailed from another process's
@@ -64,29 +55,14 @@ def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
     return value  # type: ignore[no-any-return]
 
 
-def cache_down(spec: Spec[R], call: Call, exc: Exception) -> Steps[R]:
-    """The cache Redis is unreachable: one exception type, or with fail_open the loader
-    itself, still coalesced within the process."""
-    spec.stats.incr("cache_unavailable")
-    if not spec.settings.fail_open:
-        spec.stats.incr("error")
-        raise CacheUnavailable(f"cache Redis unavailable while reading {call.keys.value}: {exc}") from exc
-    about(spec.name, call.keys.value).warning("cache Redis unavailable (%s); calling the loader directly", exc)
-    value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(spec, call))
-    return value  # type: ignore[no-any-return]
-
-
-def _call_origin(spec: Spec[R], call: Call) -> Steps[R]:
-    return (yield Load(spec.fn, call, None))  # type: ignore[no-any-return]
-
-
 def _fill(spec: Spec[R], call: Call, stale: Envelope | None) -> Steps[R]:
     while True:
         token = new_token()
         try:
             if (yield from acquire(call.keys.lock, token, spec.settings.lock_ttl_ms)):
                 return (yield from _fill_holding(spec, call, token, stale))
-            return (yield from _await_holder(spec, call))
+            with spec.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
+                return (yield from await_holder(spec, call))
         except Retry:
             continue
         except Exception:
@@ -118,22 +94,30 @@ def _fill_holding(spec: Spec[R], call: Call, token: str, stale: Envelope | None)
     return value
 
 
+# KEYS: the value, its lock, its pending marker. ARGV: the lock's token, the version read
+# before loading, the envelope, its PX, the signal channel, and `v` (send waiters the
+# envelope) or `w` (tell them it is written). Returns {1 written | 0 lock lost |
+# -1 superseded, the error that kept the waiters from being told, or nil}: the publish
+# cannot undo or fail a write that happened. A key of another Redis type is foreign: it
+# is deleted and replaced.
 COMMIT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local current = redis.call('GET', KEYS[1])
-if current then
-    local version = string.match(current, '^r1|(%d+)|')
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {0} end
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'string' then
+    local version = string.match(redis.call('GET', KEYS[1]), '^r1|(%d+)|')
     if version and version ~= ARGV[2] then
         redis.call('DEL', KEYS[2])
-        redis.call('SPUBLISH', ARGV[5], 'r')
-        return -1
+        local told = redis.pcall('SPUBLISH', ARGV[5], 'r')
+        return {-1, type(told) == 'table' and told.err or false}
     end
+elseif kind ~= 'none' then
+    redis.call('DEL', KEYS[1])
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[2])
 redis.call('DEL', KEYS[3])
-redis.call('SPUBLISH', ARGV[5], 'v' .. ARGV[3])
-return 1
+local told = redis.pcall('SPUBLISH', ARGV[5], ARGV[6] == 'v' and 'v' .. ARGV[3] or 'w')
+return {1, type(told) == 'table' and told.err or false}
 """
 
 
@@ -154,8 +138,13 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
     still there to refuse us. Foreign bytes at the key carry no version and are
     overwritten.
     """
-    result = yield Script(COMMIT, (keys.value, keys.lock, keys.pending), (token, seen, envelope.to_bytes(), px, keys.signal))
-    return Commit(int(result))
+    data = envelope.to_bytes()
+    told = filled(data)[:1]
+    code, *unsent = yield Script(COMMIT, (keys.value, keys.lock, keys.pending), (token, seen, data, px, keys.signal, told))
+    if unsent and unsent[0]:
+        log.warning("%s: the commit took effect, but its waiters could not be told (%s): they read the key when "
+                    "their wait ends", keys.value, reply_text(unsent[0]))
+    return Commit(int(code))
 
 
 def load_and_commit(
@@ -194,17 +183,29 @@ def load_and_commit(
             len(payload), spec.settings.max_value_bytes,
         )
         spec.stats.incr("too_large")
-        yield from release(held.key, held.token, signal, FILLED + envelope.to_bytes())
+        yield from release(held.key, held.token, signal, filled(envelope.to_bytes()))
         return value, "too_large"
     try:
         outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + spec.settings.stale_ms)
-    except RedisError as exc:
-        about(spec.name, call.keys.value).warning("loaded but could not store it: %s", exc)
+    except RedisError as exc:  # nothing written: the script's first write was refused
+        about(spec.name, call.keys.value).warning("loaded but could not store it: %s",
+                                                  cache_error(exc, f"writing {call.keys.value}"))
+        spec.stats.incr("not_stored")
+        yield from _release_quietly(held, signal, filled(envelope.to_bytes()))
         return value, "not_stored"
     if outcome is not Commit.WRITTEN:
         spec.stats.incr(f"commit_{outcome.name.lower()}")
         about(spec.name, call.keys.value).info("dropped the load: %s", outcome.name.lower())
     return value, outcome.name.lower()
+
+
+def _release_quietly(held: Held, signal: str, message: bytes) -> Steps[None]:
+    """Free the lock after a refused commit, telling the waiters (a small value is theirs
+    to serve); if the cache refuses this too, the lock's TTL frees it."""
+    try:
+        yield from release(held.key, held.token, signal, message)
+    except RedisError as exc:
+        log.warning("%s: could not free the lock after a refused commit (%s): it expires by itself", held.key, exc)
 
 
 def set_back_off(spec: Spec[Any], call: Call) -> Steps[None]:
@@ -214,38 +215,3 @@ def set_back_off(spec: Spec[Any], call: Call) -> Steps[None]:
         yield Command(("SET", call.keys.pending, BACKOFF, "PX", spec.settings.error_backoff_ms))
     except RedisError as exc:
         about(spec.name, call.keys.value).warning("could not record the back-off: %s", exc)
-
-
-def _await_holder(spec: Spec[R], call: Call) -> Steps[R]:
-    """Sleep on the key's signal channel until the lock holder writes or gives up.
-
-    Subscribing before looking again closes the race with a holder that finishes in
-    between. If the holder dies, its lock expires and we wake to take it over.
-    """
-    spec.stats.incr("waited")
-    subscription = yield Subscribe(call.keys.signal)
-    raw, lock_pttl = yield Batch((("GET", call.keys.value), ("PTTL", call.keys.lock)))
-    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
-        return value
-    if lock_pttl <= 0:
-        raise Retry
-    deadline = time.monotonic() + lock_pttl / 1000
-    while (left := deadline - time.monotonic()) > 0:
-        data = yield Listen(subscription, left)
-        if data is not None:
-            return (yield from _heard(spec, data))
-    raise Retry
-
-
-def _heard(spec: Spec[R], data: bytes) -> Steps[R]:
-    kind, body = data[:1], data[1:]
-    if kind == FILLED:
-        envelope = spec.parse(body, quiet=True)
-        if envelope is not None and (yield from verdict(spec, envelope)) in SERVABLE:  # not loaded before an invalidate_all
-            if not isinstance(value := spec.decode(envelope, quiet=True), Nothing):
-                return value
-    if kind == FAILED:
-        error = json.loads(body)
-        raise LoadFailed(spec.name, error["type"], error["message"])
-    raise Retry
-

@@ -17,13 +17,15 @@ from refresher.calls import Call
 from refresher.core.lock import new_token, release
 from refresher.core.ops import MGet, Publish, Script, Steps
 from refresher.core.marks import verdict
-from refresher.core.miss import UNAVAILABLE, cache_down, miss
+from refresher.core.failures import cache_down, is_cache_trouble, is_wrong_type
+from refresher.core.miss import miss
 from refresher.core.spec import SERVABLE, UNSHARED, Nothing, Spec, now_ms
 from refresher.envelope import Envelope
 from refresher.logs import about
 from refresher.policy import Verdict, decide
 
 R = TypeVar("R")
+FOREIGN = b"?"  # what a key of another Redis type reads as: no envelope
 
 
 class Fill(Protocol):
@@ -77,7 +79,9 @@ def _read_with_epochs(spec: Spec[R], call: Call, raw: bytes | None, envelope: En
     """`_read`, once the epochs the value is judged by are fetched (one MGET)."""
     try:
         judged = yield from verdict(spec, envelope)
-    except UNAVAILABLE as exc:
+    except RedisError as exc:
+        if not is_cache_trouble(exc):
+            raise
         return (yield from cache_down(spec, call, exc))
     value = _decided(spec, call, envelope, judged, ticket)
     if value is None:
@@ -183,10 +187,13 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[bo
 
 
 def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception, ticket: Fill | None = None) -> R | Then:
-    """What a driver's GET brought back (or the error that made the cache unreachable),
-    as the value to serve or the steps still to run."""
+    """What a driver's GET brought back (or the Redis error it met), as the value to
+    serve or the steps still to run. A key of another Redis type is foreign bytes: a
+    corrupt value, reloaded and overwritten."""
     if isinstance(raw, Exception):
-        return Then(cache_down(spec, call, raw))
+        if not is_wrong_type(raw):
+            return Then(cache_down(spec, call, raw))
+        raw = FOREIGN
     return read(spec, call, raw, now_ms(), ticket)
 
 
@@ -202,7 +209,7 @@ def fetch_many(spec: Spec[R], calls: list[Call], served: dict[int, Any] | None =
         asked = [calls[i] for i in ask]
         try:
             found = yield MGet(tuple(call.keys.value for call in asked))
-        except UNAVAILABLE as exc:
+        except RedisError as exc:
             found = None
             for i, call in zip(ask, asked):
                 results[i] = Then(cache_down(spec, call, exc))

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from refresher.calls import Call
-from refresher.core.lock import new_token, release
-from refresher.core.miss import BACKOFF, load_and_commit
+from refresher.core.failures import cache_error
+from refresher.core.lock import BACKOFF, new_token, release
+from refresher.core.miss import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.spec import Spec
 from refresher.envelope import NOTHING_READ
 from refresher.logs import about
 
 
+# KEYS: the lock, the value, the pending marker. ARGV: the lock's token and TTL, BACKOFF.
+# Keys of another Redis type (foreign) read as nothing: an error after the SET NX would
+# leave the lock held.
 CLAIM = """
+local function bytes_at(key)
+    if redis.call('TYPE', key).ok == 'string' then return redis.call('GET', key) end
+    return false
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-if redis.call('GET', KEYS[3]) == ARGV[3] then
+if bytes_at(KEYS[3]) == ARGV[3] then
     redis.call('DEL', KEYS[1])
     return {1}
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return {2, redis.call('GET', KEYS[2])}
+return {2, bytes_at(KEYS[2])}
 """
 HELD, BACKING_OFF = 0, 1  # CLAIM's replies but the one that took the lock: {2, value}
 
@@ -47,7 +57,10 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
     # The pending marker lives as long as our lock: readers keep off while we work,
     # and if this worker dies both lapse and the next reader asks again.
     held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
-    claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+    try:
+        claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+    except RedisError as exc:  # nothing taken: the task fails with the library's error, naming the fix
+        raise cache_error(exc, f"refreshing {keys.value}") from exc
     if claim[0] == HELD:
         stats.incr("refresh_deduplicated")
         return "deduplicated"

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from refresher.calls import Call
-from refresher.core.marks import current_marks
-from refresher.core.miss import UNAVAILABLE
+from refresher.core.failures import cache_error, count, reply_text
+from refresher.core.marks import EPOCH_NOW, current_marks
 from refresher.core.ops import Script, Steps
 from refresher.core.spec import Spec, now_ms
+from refresher.core.wait import filled
 from refresher.envelope import Envelope, new_version
-from refresher.errors import CacheUnavailable
+from refresher.errors import RefresherError
 
+log = logging.getLogger("refresher")
+
+# KEYS: the value. ARGV: the envelope, its PX, the signal channel, and `v` (send waiters
+# the envelope) or `w` (tell them it is written). Returns nil, or the error that kept the
+# waiters from being told: the write stands, and they read the key when their wait ends.
 REPLACE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SPUBLISH', ARGV[3], 'v' .. ARGV[1])
+local told = redis.pcall('SPUBLISH', ARGV[3], ARGV[4] == 'v' and 'v' .. ARGV[1] or 'w')
+if type(told) == 'table' and told.err then return told.err end
+return false
 """
 
 
@@ -24,29 +35,33 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
 
     It stays in Redis (unservable once past its TTL) for as long as a load that began
     before it can still try to commit, so that load finds this version and is refused.
-    A cache outage raises CacheUnavailable, even with fail_open: the caller must know.
+    A write the cache could not make raises (CacheUnavailable, or a CacheRefused naming
+    the fix), even with fail_open: the caller must know. One that was made does not.
     """
     settings = spec.settings
     px = max(envelope.ttl_ms + envelope.stale_ms, settings.max_load_ms + settings.lock_ttl_ms)
     keys = call.keys
+    data = envelope.to_bytes()
     try:
-        yield Script(REPLACE, (keys.value,), (envelope.to_bytes(), px, keys.signal))
-    except UNAVAILABLE as exc:
-        raise _unavailable(spec, keys.value, exc) from exc
+        unsent = yield Script(REPLACE, (keys.value,), (data, px, keys.signal, filled(data)[:1]))
+    except RedisError as exc:
+        raise _not_written(spec, keys.value, exc) from exc
+    if unsent:
+        log.warning("%s: written, but waiters could not be told (%s): they read the key when their wait ends",
+                    keys.value, reply_text(unsent))
 
 
-def _unavailable(spec: Spec[Any], key: str, exc: Exception) -> CacheUnavailable:
-    """A write the caller asked for failed: it must know, even with fail_open."""
-    spec.stats.incr("cache_unavailable")
-    return CacheUnavailable(f"cache Redis unavailable while writing {key}: {exc}")
+def _not_written(spec: Spec[Any], key: str, exc: RedisError) -> RefresherError:
+    count(spec, exc)
+    return cache_error(exc, f"writing {key}")
 
 
 def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
     payload, _ = spec.encode(value)
     try:
         marks = yield from current_marks(spec, call)
-    except UNAVAILABLE as exc:
-        raise _unavailable(spec, call.keys.value, exc) from exc
+    except RedisError as exc:
+        raise _not_written(spec, call.keys.value, exc) from exc
     yield from _replace(spec, call, spec.envelope(payload, 0, marks))
 
 
@@ -54,16 +69,13 @@ def invalidate(spec: Spec[Any], call: Call) -> Steps[None]:
     yield from _replace(spec, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
 
 
-BUMP = """
-local epoch, floor = 0, 0
-local current = redis.call('GET', KEYS[1])
-if current then
-  epoch, floor = string.match(current, '^(%d+) (%d+)$')
-  epoch, floor = tonumber(epoch), tonumber(floor)
-end
+# KEYS: an epoch key. ARGV: `hard` or `soft`. Returns the new epoch. Bytes no BUMP wrote
+# start from the server's clock instead (EPOCH_NOW): the bump repairs the key.
+BUMP = EPOCH_NOW + """
+local epoch, floor = epoch_now(KEYS[1])
 epoch = epoch + 1
 if ARGV[1] == 'hard' then floor = epoch end
-redis.call('SET', KEYS[1], epoch .. ' ' .. floor)
+redis.call('SET', KEYS[1], string.format('%d %d', epoch, floor))
 return epoch
 """
 
@@ -73,5 +85,5 @@ def bump_epoch(key: str, hard: bool) -> Steps[int]:
     its floor with it, if hard). One write, whatever the number of values (epochs.py)."""
     try:
         return int((yield Script(BUMP, (key,), ("hard" if hard else "soft",))))
-    except UNAVAILABLE as exc:
-        raise CacheUnavailable(f"cache Redis unavailable while writing {key}: {exc}") from exc
+    except RedisError as exc:
+        raise cache_error(exc, f"writing {key}") from exc

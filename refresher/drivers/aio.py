@@ -9,15 +9,16 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import Connection
 from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
 
 from refresher.core.lock import keep_alive
-from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
 )
-from refresher.drivers.base import Driver, lost_scripts
+from refresher.drivers.asubscriber import Subscriber, Subscription
+from refresher.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
+from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.sync import SyncDriver
 
@@ -40,6 +41,7 @@ class AsyncDriver(Driver):
             Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load, Pause: self._pause,
             Coalesce: self._coalesce, Publish: self._publish,
         }
+        self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
 
     async def get(self, key: str) -> bytes | None | Exception:
         """A hit's one GET, outside any step. Concurrent reads of one key on this loop
@@ -54,7 +56,7 @@ class AsyncDriver(Driver):
         self._reading[key] = future
         try:
             raw = await self.redis.get(key)
-        except UNAVAILABLE as exc:
+        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             raw = exc
         except BaseException:  # this reader was cancelled: the others read again themselves
             raw = _ReadAgain()
@@ -74,8 +76,8 @@ class AsyncDriver(Driver):
                     stepper.error = exc
             return stepper.value
         finally:
-            for subscription in stepper.opened:
-                await subscription.disconnect()
+            for subscription in stepper.opened.values():
+                await subscription.close()
             for watchdog in stepper.kept.values():
                 watchdog.cancel()
 
@@ -93,12 +95,13 @@ class AsyncDriver(Driver):
         replies = await self._send(op.ops)
         if lost := lost_scripts(op.ops, replies):
             for source in {script.source for script in lost.values()}:
-                await self.redis.script_load(source)
+                await self.redis.script_load(self._registered(source).script)
             for i, reply in zip(lost, await self._send(tuple(lost.values()))):
                 replies[i] = reply
         return replies
 
     async def _send(self, ops: tuple[Command | Script, ...]) -> list[Any]:
+        await self._sharded()
         async with self.redis.pipeline(transaction=False) as pipe:
             for o in ops:
                 if isinstance(o, Command):
@@ -113,33 +116,59 @@ class AsyncDriver(Driver):
         return await self.redis.mget(op.keys)
 
     async def _script(self, op: Script, _: Stepper[Any]) -> Any:
+        await self._sharded()
         return await self._registered(op.source)(keys=op.keys, args=op.args)
 
     def _registered(self, source: str) -> AsyncScript:
+        """(After `_sharded()` has been awaited.)"""
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self.sharded is not False))  # type: ignore[misc]
         return script
 
-    async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Connection:
-        """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
-        (redis.asyncio has no sharded pub/sub)."""
+    async def _sharded(self) -> bool:
+        """As the sync driver's, awaited."""
+        if self.sharded is None:
+            try:
+                info: dict[str, Any] | Exception
+                if isinstance(self.redis, RedisCluster):
+                    await self.redis.initialize()
+                    info = await self.redis.execute_command("INFO", "server", target_nodes=self.redis.get_default_node())
+                else:
+                    info = await self.redis.info("server")
+            except RedisError as exc:
+                info = exc
+            self.sharded = sharded_pubsub(info, isinstance(self.redis, RedisCluster))
+        return self.sharded
+
+    async def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Subscription:
+        """As the sync driver's: one subscription per channel for the whole step."""
+        subscription = stepper.opened.get(op.channel)
+        if subscription is None:
+            subscription = stepper.opened[op.channel] = await (await self._subscriber(op.channel)).subscribe(op.channel)
+        return subscription
+
+    async def _subscriber(self, channel: str) -> Subscriber:
+        """The shared subscriber of the node that owns the channel's slot, with connections
+        made like the client's but outside its pool."""
+        make: Callable[..., Any]
         if isinstance(self.redis, RedisCluster):
             await self.redis.initialize()
-            node = self.redis.get_node_from_key(op.channel)
+            node = self.redis.get_node_from_key(channel)
             assert node is not None, "initialize() maps every slot"
-            connection = node.connection_class(**node.connection_kwargs)
+            name, make, kwargs = node.name, node.connection_class, node.connection_kwargs
         else:
-            connection = self.redis.connection_pool.make_connection()
-        stepper.opened.append(connection)
-        await connection.connect()
-        await connection.send_command("SSUBSCRIBE", op.channel)
-        await connection.read_response(timeout=self.socket_timeout)  # the confirmation
-        return connection
+            pool = self.redis.connection_pool
+            name, make, kwargs = "", pool.connection_class, pool.connection_kwargs
+        subscriber = self._subscribers.get(name)
+        if subscriber is None:
+            settings = pubsub_kwargs(kwargs)
+            subscriber = self._subscribers[name] = Subscriber(lambda: make(**settings), self.socket_timeout,
+                                                              sharded=await self._sharded())
+        return subscriber
 
     async def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
-        reply = await op.subscription.read_response(timeout=max(0.0, op.timeout))
-        return reply[2] if reply is not None and reply[0] == b"smessage" else None
+        return await op.subscription.listen(op.timeout)
 
     async def _keep(self, op: Keep, stepper: Stepper[Any]) -> None:
         if op.held not in stepper.kept:

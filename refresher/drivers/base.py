@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
 from refresher.core.ops import Command, Publish, Script
+from refresher.errors import RefresherError
 from refresher.singleflight import Group
 
 if TYPE_CHECKING:
@@ -14,11 +17,41 @@ if TYPE_CHECKING:
     from refresher.publish import Publisher
 
 
+log = logging.getLogger("refresher")
+
+SHARDED_SINCE = (7, 0)  # SPUBLISH and SSUBSCRIBE
+_SPUBLISH = re.compile(r"""(['"])SPUBLISH\1""")
+
+
+def sharded_pubsub(info: dict[str, Any] | Exception, cluster: bool) -> bool:
+    """Whether signals go by sharded pub/sub, from the server's INFO (or why it could not
+    be read: a user without +info is taken to run what the docs require).
+
+    Before Redis 7.0 a single Redis does the same with PUBLISH and SUBSCRIBE (one server:
+    no shard to keep a message on); a Cluster that old is refused, here, at its first use."""
+    if isinstance(info, Exception):
+        log.debug("refresher: could not read the server's version (%s); taking it to be 7.0 or later", info)
+        return True
+    found = str(info.get("redis_version", ""))
+    parts = tuple(int(part) for part in found.split(".")[:2] if part.isdigit())
+    if parts >= SHARDED_SINCE:
+        return True
+    if cluster:
+        raise RefresherError(f"a Redis Cluster needs Redis 7.0 or later (sharded pub/sub); this one runs {found}")
+    return False
+
+
+def for_server(source: str, sharded: bool) -> str:
+    """A Lua script as this server can run it: SPUBLISH becomes PUBLISH before Redis 7.0."""
+    return source if sharded else _SPUBLISH.sub(r"\1PUBLISH\1", source)
+
+
 class Driver:
     def __init__(self, flights: Group[Any], publisher: Publisher, socket_timeout: float) -> None:
         self.flights = flights
         self.publisher = publisher
         self.socket_timeout = socket_timeout
+        self.sharded: bool | None = None  # sharded pub/sub, known from the first script or wait
 
     def publish(self, op: Publish, undo_with: SyncDriver) -> bool:
         """Hand the task over; a failed publish is undone from the publisher's thread."""

@@ -21,7 +21,7 @@ class Stepper(Generic[T]):
         self.reply: Any = None
         self.error: BaseException | None = None
         self.value: T
-        self.opened: list[Any] = []  # subscriptions to close when the step is over
+        self.opened: dict[str, Any] = {}  # channel -> subscription, closed when the step is over
         self.kept: dict[Any, Any] = {}  # Held -> the driver's keep-alive, stopped when the step is over
 
     def __iter__(self) -> Stepper[T]:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+import os
+import threading
+from typing import Any, Callable, TypeVar, cast
 
 from redis import Redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
-from redis.connection import Connection
+from redis.exceptions import RedisError
 
-from refresher.core.miss import UNAVAILABLE
 from refresher.core.ops import (
     Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
 )
-from refresher.drivers.base import Driver, lost_scripts
+from refresher.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
+from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
+from refresher.drivers.subscriber import Subscriber, Subscription
 from refresher.drivers.watchdog import Watchdog
 from refresher.publish import Publisher
 from refresher.singleflight import Group
@@ -33,6 +36,9 @@ class SyncDriver(Driver):
             Coalesce: self._coalesce, Publish: self._publish,
         }
         self.watchdog = Watchdog(lambda op, stepper: self._perform[type(op)](op, stepper))
+        self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
+        self._subscribers_lock = threading.Lock()
+        self._pid = os.getpid()
 
     def get(self, key: str) -> bytes | None | Exception:
         """A hit's one GET, outside any step (a generator per hit would cost more than
@@ -41,7 +47,7 @@ class SyncDriver(Driver):
             self.publisher.start()
         try:
             return self.redis.get(key)  # type: ignore[return-value]
-        except UNAVAILABLE as exc:
+        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             return exc
 
     def run(self, steps: Steps[T]) -> T:
@@ -54,8 +60,8 @@ class SyncDriver(Driver):
                     stepper.error = exc
             return stepper.value
         finally:
-            for subscription in stepper.opened:
-                subscription.disconnect()
+            for subscription in stepper.opened.values():
+                subscription.close()
             for lease in stepper.kept.values():
                 self.watchdog.drop(lease)
 
@@ -74,7 +80,7 @@ class SyncDriver(Driver):
         replies = self._send(op.ops)
         if lost := lost_scripts(op.ops, replies):
             for source in {script.source for script in lost.values()}:
-                self.redis.script_load(source)
+                self.redis.script_load(self._registered(source).script)
             for i, reply in zip(lost, self._send(tuple(lost.values()))):
                 replies[i] = reply
         return replies
@@ -99,28 +105,50 @@ class SyncDriver(Driver):
     def _registered(self, source: str) -> RedisScript:
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(source)  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self._sharded()))  # type: ignore[misc]
         return script
 
-    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Any:
-        """SSUBSCRIBE on a connection of its own to the node that owns the channel's slot
-        (redis-py's PubSub cannot do both standalone and cluster alike)."""
+    def _sharded(self) -> bool:
+        """Whether the server has sharded pub/sub (asked once, at the first script or wait)."""
+        if self.sharded is None:
+            client = self.redis
+            node = client.get_default_node().redis_connection if isinstance(client, RedisCluster) else client
+            try:
+                info: dict[str, Any] | Exception = cast(dict[str, Any], node.info("server"))
+            except RedisError as exc:
+                info = exc
+            self.sharded = sharded_pubsub(info, isinstance(client, RedisCluster))
+        return self.sharded
+
+    def _subscribe(self, op: Subscribe, stepper: Stepper[Any]) -> Subscription:
+        """The step's subscription to the channel: one for the whole wait, however many
+        times it goes back to the lock (a Retry) before the value comes."""
+        subscription = stepper.opened.get(op.channel)
+        if subscription is None:
+            subscription = stepper.opened[op.channel] = self._subscriber(op.channel).subscribe(op.channel)
+        return subscription
+
+    def _subscriber(self, channel: str) -> Subscriber:
+        """The shared subscriber of the node that owns the channel's slot (SSUBSCRIBE must
+        go there on a Redis Cluster), with connections made like the pool's but outside it."""
         client = self.redis
         if isinstance(client, RedisCluster):
-            client = client.get_redis_connection(client.get_node_from_key(op.channel))
-        connection = client.connection_pool.make_connection()
-        stepper.opened.append(connection)
-        connection.connect()
-        connection.send_command("SSUBSCRIBE", op.channel)
-        connection.read_response()  # the confirmation (bounded by the socket timeout)
-        return connection
+            node = client.get_node_from_key(channel)
+            name, pool = node.name, client.get_redis_connection(node).connection_pool
+        else:
+            name, pool = "", client.connection_pool
+        if self._pid != os.getpid():  # a forked child: no reader threads, and maybe a lock held by one that is gone
+            self._subscribers, self._subscribers_lock, self._pid = {}, threading.Lock(), os.getpid()
+        with self._subscribers_lock:
+            subscriber = self._subscribers.get(name)
+            if subscriber is None:
+                kwargs = pubsub_kwargs(pool.connection_kwargs)
+                subscriber = self._subscribers[name] = Subscriber(
+                    lambda: pool.connection_class(**kwargs), self.socket_timeout, sharded=self._sharded())
+            return subscriber
 
     def _listen(self, op: Listen, _: Stepper[Any]) -> bytes | None:
-        connection: Connection = op.subscription
-        if not connection.can_read(timeout=max(0.0, op.timeout)):
-            return None
-        reply = connection.read_response()
-        return reply[2] if reply[0] == b"smessage" else None
+        return op.subscription.listen(op.timeout)
 
     def _keep(self, op: Keep, stepper: Stepper[Any]) -> None:
         if op.held not in stepper.kept:

@@ -45,7 +45,8 @@ class Watchdog:
             if watchdog is not None:
                 watchdog._reset()  # a forked child inherits no threads: it starts its own
 
-        os.register_at_fork(after_in_child=after_fork)
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
+            os.register_at_fork(after_in_child=after_fork)
 
     def _reset(self) -> None:
         self._cond = threading.Condition()

@@ -8,7 +8,8 @@ In one process (uvicorn, a threaded server, a Celery worker with the threads or 
 `install` registers a collector that reads refresher's own counts when scraped, so reads
 pay nothing more. With PROMETHEUS_MULTIPROC_DIR set (gunicorn workers, Celery prefork
 children), every event is written to prometheus_client's shared files instead, and
-`registry()` adds up every process's files. Names and labels: refresher/metrics/families.py.
+`registry()` adds up every process's files; the near caches' size and state are sampled
+each second (refresher/metrics/sampling.py). Names and labels: refresher/metrics/families.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from refresher.metrics.collector import StatsCollector
 from refresher.metrics.multiproc import MmapListener
+from refresher.metrics.sampling import NearSampler
 from refresher.stats import listen_everywhere
 
 __all__ = ["install", "multiprocess", "registry"]
@@ -43,6 +45,7 @@ def install(into: CollectorRegistry = REGISTRY) -> None:
             return
         if multiprocess():
             listen_everywhere(MmapListener())
+            NearSampler().start()
         else:
             into.register(StatsCollector())
         _installed = True

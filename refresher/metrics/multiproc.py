@@ -15,8 +15,7 @@ from typing import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from refresher.metrics.families import (BREAKER, BREAKER_HELP, COUNTERS, LOAD_DURATION, LOAD_DURATION_HELP,
-                                        LOAD_EVENT, label_names, labels, route)
+from refresher.metrics.families import BREAKER, BREAKER_HELP, COUNTERS, DURATIONS, label_names, labels, route
 from refresher.stats import BUCKETS
 
 Inc = Callable[[float], None]
@@ -32,7 +31,8 @@ class MmapListener:
         self._counters: dict[str, Counter] = {
             family.name: Counter(family.name, family.help, label_names(family), registry=None) for family in COUNTERS
         }
-        self._durations = Histogram(LOAD_DURATION, LOAD_DURATION_HELP, ("loader",), buckets=BUCKETS, registry=None)
+        self._durations = {duration.event: Histogram(duration.name, duration.help, ("loader",), buckets=BUCKETS,
+                                                     registry=None) for duration in DURATIONS}
         self._breaker = Gauge(BREAKER, BREAKER_HELP, registry=None, multiprocess_mode="livemax")
         self._breaker.set(0)
         self._incs: dict[tuple[str, str], Inc | None] = {}
@@ -55,8 +55,9 @@ class MmapListener:
         return self._counters[family.name].labels(*labels(family, loader, value)).inc
 
     def timed(self, loader: str, event: str, seconds: float) -> None:
-        if event == LOAD_EVENT:
-            self._durations.labels(loader).observe(seconds)
+        histogram = self._durations.get(event)
+        if histogram is not None:
+            histogram.labels(loader).observe(seconds)
 
     def breaker_opened(self, seconds: float) -> None:
         with self._lock:

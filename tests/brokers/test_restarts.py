@@ -2,7 +2,7 @@
 flow, and after each one it refreshes again.
 
 The worker runs as Compose runs it: the prefork pool, heartbeat on, no --without flags.
-The traffic matters: the crash workers/app.py guards against (`Consumer`) needs messages
+The traffic matters: the crash refresher/worker/consumer.py guards against (`Consumer`) needs messages
 received but not yet acknowledged when the broker goes, and prefork holds them for a
 moment. With the worker as it was before that guard, this test failed in 3 of 3 runs on
 Redis, the worker dead at the 4th, 6th or 8th restart ("Unrecoverable error:

@@ -120,6 +120,12 @@ def capped(key: str) -> dict[str, Any]:
     return origin("faults.capped", key)
 
 
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.6, max_load_time=2, name="faults.hung")
+def hung(key: str) -> dict[str, Any]:
+    """Its refresh tasks carry a 2 s soft and a 3 s hard time limit; its lock is kept for 2 s."""
+    return origin("faults.hung", key)
+
+
 @cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.3, error_backoff=1, name="faults.fragile")
 def fragile(key: str) -> dict[str, Any]:
     """No stale_ttl: after a failed refresh the old value lives until its TTL, no longer."""

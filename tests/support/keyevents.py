@@ -19,11 +19,11 @@ class KeyEvents:
 
     FLAGS = "Kgx"  # keyspace channel; generic (del, expire, ...) and expired events
 
-    def __init__(self, r: redis.Redis | RedisCluster, *keys: str, db: int = 0) -> None:
+    def __init__(self, r: redis.Redis | RedisCluster, *keys: str, db: int = 0, flags: str = FLAGS) -> None:
         if isinstance(r, RedisCluster):  # notifications are local to the node that holds the key
             node = r.get_node_from_key(keys[0])
             r = redis.Redis(host=node.host, port=node.port)
-        r.config_set("notify-keyspace-events", self.FLAGS)
+        r.config_set("notify-keyspace-events", flags)  # "K$gx": string commands (set) too
         self._client = r
         self._prefix = f"__keyspace@{db}__:"
         self._pubsub = r.pubsub()

@@ -10,11 +10,13 @@ Sample = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class Scrape:
-    """One scrape's samples; `value` is 0 for a series not exported (yet)."""
+    """One scrape's samples (of `url`, or of exposition `text` already fetched); `value` is 0
+    for a series not exported (yet)."""
 
-    def __init__(self, url: str) -> None:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+    def __init__(self, url: str | None = None, text: str = "") -> None:
+        if url is not None:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
         self.samples: dict[Sample, float] = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples

@@ -79,9 +79,10 @@ class LogWatcher:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None, *extra: str) -> None:
+    def __init__(self, port: int | None = None, *extra: str, binary: str = "redis-server") -> None:
         self.port = port or free_port()
         self.extra = list(extra)
+        self.binary = binary  # a name on the PATH, or a path (another Redis version)
         self.proc: subprocess.Popen[str] | None = None
         self.log: LogWatcher | None = None
 
@@ -90,7 +91,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
+        binary = shutil.which(self.binary)
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test`, which installs it")
         self.proc = subprocess.Popen(
@@ -123,13 +124,15 @@ TEST_WORKER_FLAGS = ("--without-mingle", "--without-gossip", "--without-heartbea
 class WorkerProcess:
     """`celery -A workers worker` as a subprocess, exactly as a user runs it.
 
-    `flags=()` runs it as the README recommends, heartbeat on (workers/app.py turns gossip
+    `flags=()` runs it as the README recommends, heartbeat on (refresher.worker turns gossip
     and mingle off whatever the flags). `events=False` drops `-E`: task events cost a
-    worker about two thirds of its refresh throughput (a fleet test needs it all)."""
+    worker about two thirds of its refresh throughput (a fleet test needs it all). `app`
+    and `queues` run a user's own Celery app instead (`-A proj -Q celery,refresher`)."""
 
     def __init__(self, redis_url: str, loaders: str = "tests.support.loaders", concurrency: int = 1,
                  pool: str = "threads", extra_env: dict[str, str] | None = None,
-                 flags: tuple[str, ...] = TEST_WORKER_FLAGS, events: bool = True) -> None:
+                 flags: tuple[str, ...] = TEST_WORKER_FLAGS, events: bool = True, app: str = "workers",
+                 queues: str | None = None) -> None:
         self.env = dict(os.environ)
         self.env.update(
             REFRESHER_REDIS_URL=redis_url,
@@ -139,8 +142,8 @@ class WorkerProcess:
         )
         self.env.update(extra_env or {})
         self.args = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "-l", "info", *(["-E"] if events else []),
-            "-P", pool, "-c", str(concurrency), *flags,
+            sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info", *(["-E"] if events else []),
+            "-P", pool, "-c", str(concurrency), *flags, *(["-Q", queues] if queues else []),
             "-n", f"worker{free_port()}@%h",
         ]
         self.proc: subprocess.Popen[str] | None = None

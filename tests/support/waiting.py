@@ -14,10 +14,11 @@ from tests.support.reading import Reading
 
 
 def lead_and_wait(reading: Reading, leader: Refresher, waiter: Refresher, origin: Callable[[Any], Any],
-                  arg: Any, **options: Any) -> tuple[Any, Any]:
+                  arg: Any, meanwhile: Callable[[str], object] | None = None, **options: Any) -> tuple[Any, Any]:
     """`leader` and `waiter` stand for two processes (a Refresher each: no shared
     singleflight). Returns (the leader's value, the waiter's value); the waiter's
-    Refresher counts one wait and no load."""
+    Refresher counts one wait and no load. `meanwhile(signal channel)` runs while the
+    waiter waits, before the leader's load ends."""
     entered, release = threading.Event(), threading.Event()
 
     def held(key: Any) -> Any:
@@ -38,6 +39,8 @@ def lead_and_wait(reading: Reading, leader: Refresher, waiter: Refresher, origin
         wait.start()
         while waiter.stats["waited"] < 1:
             threading.Event().wait(0.005)
+        if meanwhile is not None:
+            meanwhile(waiting.keys(arg).signal)
         release.set()
         wait.join(10)
         lead.join(10)

@@ -35,7 +35,8 @@ def _address() -> str:
     return os.environ.get("REFRESHER_METRICS_ADDR", "").strip() or DEFAULT_ADDRESS
 
 
-def _forks(worker: Any) -> bool:
+def forks(worker: Any) -> bool:
+    """Whether the worker's pool runs tasks in child processes (prefork)."""
     pool = get_implementation(worker.pool_cls)
     return isinstance(pool, type) and issubclass(pool, PreforkPool)
 
@@ -45,7 +46,7 @@ def serve_metrics(sender: Any, **_: Any) -> None:
     port = _port()
     if port is None:
         return
-    if _forks(sender) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if forks(sender) and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         log.error("refresher: no metrics on port %d: the prefork pool needs PROMETHEUS_MULTIPROC_DIR "
                   "(an empty directory) set before the worker starts, or use -P threads", port)
         return

@@ -1,0 +1,1 @@
+"""Integrations with frameworks refresher does not depend on (each imports its own)."""

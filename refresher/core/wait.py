@@ -1,0 +1,103 @@
+"""Waiting for another process's load: asleep on the key's signal channel, not polling.
+
+The channel's messages are untrusted (anyone who may publish on it can send anything): a
+message is a hint, never a value taken on faith. A value is served only if it parses as
+an envelope the epochs still allow; anything else sends the waiter to read the key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TypeVar
+
+from refresher.calls import Call
+from refresher.core.marks import servable, verdict
+from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
+from refresher.core.spec import SERVABLE, Nothing, Spec
+from refresher.errors import LoadFailed
+from refresher.logs import about
+
+R = TypeVar("R")
+
+# Messages on a key's signal channel, read by processes waiting for its lock holder.
+FILLED = b"v"  # followed by the envelope that was written
+WRITTEN = b"w"  # a value over SIGNAL_VALUE_BYTES was written: read the key
+FAILED = b"e"  # followed by a JSON {"type", "message"} of the loader's error
+RETRY = b"r"  # the holder gave up without writing: try to take the lock again
+# Larger values are not sent to waiters: each waiter's pub/sub connection would hold a
+# copy in Redis's output buffer (past client-output-buffer-limit pubsub, Redis drops it).
+SIGNAL_VALUE_BYTES = 32 * 1024
+ERROR_TEXT_CHARS = 1024  # of a loader's error type and message, as a waiter raises them
+NO_EXPIRY = -1  # PTTL of a key that has no TTL
+# KEYS: a key's lock. Deletes it if it has no TTL (then somebody else's: every lock this
+# library takes has one, and waiters would otherwise retry on it for ever). Returns 1 if deleted.
+DROP_FOREIGN_LOCK = """
+if redis.call('PTTL', KEYS[1]) == -1 then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Retry(Exception):
+    """The lock holder went away without a value: contend for the lock again."""
+
+
+def filled(envelope: bytes) -> bytes:
+    """The message telling waiters that `envelope` was written (it, if small enough)."""
+    return FILLED + envelope if len(envelope) <= SIGNAL_VALUE_BYTES else WRITTEN
+
+
+def await_holder(spec: Spec[R], call: Call) -> Steps[R]:
+    """Sleep on the key's signal channel until the lock holder writes or gives up.
+
+    Subscribing before looking again closes the race with a holder that finishes in
+    between. If the holder dies, its lock expires and we wake to take it over. MGET, not
+    GET: a key of another Redis type reads as nothing, not as an error.
+    """
+    spec.stats.incr("waited")
+    subscription = yield Subscribe(call.keys.signal)
+    (raw,), lock_pttl = yield Batch((("MGET", call.keys.value), ("PTTL", call.keys.lock)))
+    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
+        return value
+    if lock_pttl == NO_EXPIRY and (yield Script(DROP_FOREIGN_LOCK, (call.keys.lock,), ())):
+        about(spec.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
+    if lock_pttl <= 0:
+        raise Retry
+    deadline = time.monotonic() + lock_pttl / 1000
+    while (left := deadline - time.monotonic()) > 0:
+        data = yield Listen(subscription, left)
+        if data is not None and not isinstance(value := (yield from _heard(spec, call, data)), Nothing):
+            return value
+    raise Retry
+
+
+def _heard(spec: Spec[R], call: Call, data: object) -> Steps[R | Nothing]:
+    """What a message on the channel means: a value, an error to raise, Retry, or (a
+    message that says nothing trustworthy, or a value that may not be served) what the
+    key itself holds now, NOTHING meaning listen on."""
+    kind, body = (data[:1], data[1:]) if isinstance(data, bytes) else (b"", b"")
+    if kind == RETRY and not body:
+        raise Retry
+    if kind == FAILED and (error := _error(body)) is not None:
+        raise LoadFailed(spec.name, *error)
+    envelope = spec.parse(body, quiet=True) if kind == FILLED else None
+    if envelope is not None and not envelope.tombstone and (yield from verdict(spec, envelope)) in SERVABLE:
+        if not isinstance(value := spec.decode(envelope, quiet=True), Nothing):
+            return value
+    (raw,) = yield Command(("MGET", call.keys.value))
+    value = yield from servable(spec, raw)
+    if isinstance(value, Nothing) and (kind == WRITTEN or envelope is not None):
+        raise Retry  # written, but not servable here (invalidated since): contend to load it
+    return value
+
+
+def _error(body: bytes) -> tuple[str, str] | None:
+    """The loader's error type and message, if `body` is what a holder sends."""
+    try:
+        error = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(error, dict) or not isinstance(kind := error.get("type"), str) \
+            or not isinstance(message := error.get("message"), str):
+        return None
+    return kind[:ERROR_TEXT_CHARS], message[:ERROR_TEXT_CHARS]
