@@ -5,7 +5,8 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it, so doe
 from refresher.client import Refresher
 from refresher.envelope import Codec, JsonCodec
 from refresher.errors import (
-    CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, LoadFailed, RefresherError, UnknownLoader,
+    CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, LoadFailed, RefresherError, RefreshFailed,
+    TaskRejected, UnknownLoader,
 )
 from refresher.handle import Loader
 from refresher.policy import Window, XFetch
@@ -24,6 +25,8 @@ __all__ = [
     "Loader",
     "Refresher",
     "RefresherError",
+    "RefreshFailed",
+    "TaskRejected",
     "UndecodableValue",
     "UnknownLoader",
     "ValueCodec",

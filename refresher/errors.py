@@ -73,5 +73,21 @@ class LoadFailed(RefresherError):
         self.message = message
 
 
+class RefreshFailed(RefresherError):
+    """A refresh task's loader raised; the message is its exception's type and message.
+
+    Raised by the task after the key's back-off was set and its lock released, so that
+    Celery and Flower record a FAILURE (state filters, failure counts, `task-failed`
+    events) while the old value stays servable. Never retried by Celery: the back-off
+    is the only retry. A batch raises it naming each key that failed.
+    """
+
+
+class TaskRejected(RefresherError):
+    """A refresh task this worker will not run: no such loader here, arguments that do
+    not fit it, or another `version=` of the loader. The message says which; the task
+    ends FAILURE, is not retried, and writes nothing."""
+
+
 class UnknownLoader(RefresherError, LookupError):
     """A refresh task named a loader this worker has not registered."""

@@ -10,7 +10,7 @@ from refresher import registry, wire
 from refresher.calls import Call, call_repr
 from refresher.core.refresh import refresh
 from refresher.core.together import together
-from refresher.errors import UnknownLoader
+from refresher.errors import RefreshFailed, TaskRejected, UnknownLoader
 from refresher.logs import about
 
 if TYPE_CHECKING:
@@ -24,33 +24,47 @@ def refresh_task(*fields: Any) -> str:
     """The whole job of the `refresher.refresh` task, whose arguments are `fields`
     (`name, args, kwargs, enqueued_at, seen, version`): checked against the wire schema
     (refresher.wire) before anything else, then refreshed as refresh_key does, if this
-    worker's loader has the task's version. A task that does not fit, or names no loader
-    here, is rejected: logged once, counted, nothing locked."""
+    worker's loader has the task's version. What Celery records must tell the truth: a
+    failed load raises RefreshFailed, and a task that does not fit, names no loader here
+    or another version raises TaskRejected (logged once, counted, nothing locked), so
+    both end FAILURE in Celery and Flower; every other outcome is the task's result."""
     try:
         task = wire.task(list(fields))
     except wire.Rejected as exc:
-        return rejected(exc, exc.name)
+        raise TaskRejected(f"{rejected(exc, exc.name)}: {exc}") from None
     try:
-        if not same_version(task.name, task.version):
-            return "version_mismatch"
-        return refresh_key(task.name, task.args, task.kwargs, task.enqueued_at, task.seen)
+        mismatch = version_mismatch(task.name, task.version)
+        if mismatch:
+            raise TaskRejected(mismatch)
+        return refresh_or_raise(task.name, task.args, task.kwargs, task.enqueued_at, task.seen)
     except REJECTED as exc:
-        return rejected(exc, task.name)
+        raise TaskRejected(f"{rejected(exc, task.name)}: {exc}") from None
 
 
 def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
+    """refresh_or_raise for a caller that reports outcomes rather than task states
+    (`refresher warm --now`): a failed load is the outcome `failed`."""
+    try:
+        return refresh_or_raise(name, args, kwargs, enqueued_at, seen)
+    except RefreshFailed:
+        return "failed"
+
+
+def refresh_or_raise(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float,
+                     seen: int | None = None) -> str:
     """Refresh the value of loader `name` for these arguments, at most once however often
     the task is delivered (see refresher.core.refresh). Returns what happened, which
-    Flower shows as the task's result. `args` and `kwargs` are the call's wire form
-    (typed arguments tagged in JSON), rebuilt here from the loader's own annotations.
-    Logs one line with the outcome at INFO (a failed load's exception is logged at ERROR
-    where it is caught), or one at ERROR with what the refresh raised."""
+    Flower shows as the task's result, or raises RefreshFailed once the key backs off.
+    `args` and `kwargs` are the call's wire form (typed arguments tagged in JSON), rebuilt
+    here from the loader's own annotations. Logs one line with the outcome at INFO (a
+    failed load's exception is logged at ERROR where it is caught), or one at ERROR with
+    what the refresh raised."""
     loader = registry.lookup(name)
     call = loader.call.from_wire([args, kwargs])
     started = time.monotonic()
     try:
         outcome = loader.run_steps(refresh(loader.spec, call, enqueued_at, seen))
-    except Exception as exc:  # Redis unreachable, say: Celery records the task as failed
+    except Exception as exc:  # a failed load, or Redis unreachable: Celery records the task as failed
         _report(loader, call, exc, started)
         raise
     return _report(loader, call, outcome, started)
@@ -61,15 +75,19 @@ def refresh_keys(items: list[Any]) -> str:
     enqueued_at, seen]` (and a versioned loader's version). Each key is refreshed as
     refresh_key would (its own lock, freshness check and commit, logged and counted
     alike), but the Redis work of the keys of one cache goes out together: one round
-    trip claims them all, one commits them all (refresher.core.together). An item that cannot be refreshed is `rejected`,
-    and a key whose refresh raised is `error`, without failing the others. Returns each
-    key and what happened to it, as `loader(args): outcome; ...`."""
+    trip claims them all, one commits them all (refresher.core.together). One key's
+    failure is not the others': every key is processed, then the batch's outcome is
+    `loader(args): outcome; ...` for each key, returned if every key went well, else
+    raised (a failed load's outcome naming its error) so Celery records a FAILURE:
+    RefreshFailed if a key's refresh failed or raised, else TaskRejected if an item was
+    `rejected` or a `version_mismatch`."""
     try:
         checked = wire.items(items)
     except wire.Rejected as exc:
-        return rejected(exc, None)
+        raise TaskRejected(f"{rejected(exc, None)}: {exc}") from None
     shown: list[str] = []
     outcomes: list[str] = []
+    failed = False
     groups: defaultdict[tuple[int, bool], list[tuple[int, Loader[Any, Any], Call, float, int | None]]] = defaultdict(list)
     for i, item in enumerate(checked):
         shown.append(f"item {i}")
@@ -86,7 +104,7 @@ def refresh_keys(items: list[Any]) -> str:
             rejected(exc, task.name)
             continue
         shown[i] = call_repr(task.name, task.args, task.kwargs)
-        if not same_version(task.name, task.version):
+        if version_mismatch(task.name, task.version):
             outcomes[i] = "version_mismatch"
             continue
         groups[id(loader.cache), loader.spec.is_async].append((i, loader, call, task.enqueued_at, task.seen))
@@ -97,7 +115,15 @@ def refresh_keys(items: list[Any]) -> str:
         ]))
         for (i, loader, call, _, _), result in zip(group, results):
             outcomes[i] = _report(loader, call, result, started)
-    return "; ".join(f"{key}: {outcome}" for key, outcome in zip(shown, outcomes))
+            if isinstance(result, Exception):  # the error beside its key, as the task's exception shows it
+                failed = True
+                outcomes[i] += f" ({result})" if isinstance(result, RefreshFailed) else f" ({type(result).__name__}: {result})"
+    summary = "; ".join(f"{key}: {outcome}" for key, outcome in zip(shown, outcomes))
+    if failed:
+        raise RefreshFailed(summary)
+    if any(outcome in ("rejected", "version_mismatch") for outcome in outcomes):
+        raise TaskRejected(summary)
+    return summary
 
 
 def rejected(exc: Exception, name: str | None) -> str:
@@ -118,7 +144,9 @@ def rejected(exc: Exception, name: str | None) -> str:
 def _report(loader: Loader[Any, Any], call: Call, outcome: str | Exception, started: float) -> str:
     """One log line and one count per refreshed key: its outcome, or what its refresh raised."""
     keylog = about(loader.name, call.keys.value)
-    if isinstance(outcome, Exception):
+    if isinstance(outcome, RefreshFailed):  # logged at ERROR where it was caught, with its back-off
+        outcome = "failed"
+    elif isinstance(outcome, Exception):
         keylog.error("refresh raised %s: %s", type(outcome).__name__, outcome,
                      extra={"outcome": "error", "error_type": type(outcome).__name__})
         loader.spec.stats.incr("task_error")
@@ -128,13 +156,14 @@ def _report(loader: Loader[Any, Any], call: Call, outcome: str | Exception, star
     return outcome
 
 
-def same_version(name: str, version: int | None) -> bool:
-    """Whether this worker's loader `name` writes values of the asking reader's version;
-    if not, the task is dropped (logged): its values would not be served there."""
+def version_mismatch(name: str, version: int | None) -> str | None:
+    """Why this worker's loader `name` cannot serve the asking reader's `version`, or None
+    if it writes values of that version. A mismatched task is dropped, logged and
+    counted: its values would not be served there."""
     loader = registry.lookup(name)
     if loader.settings.version == version:
-        return True
-    about(name, None).warning("version_mismatch: the task is for version %s, this worker's loader is version %s",
-                              version, loader.settings.version, extra={"outcome": "version_mismatch"})
+        return None
+    why = f"version_mismatch: the task is for version {version}, this worker's loader is version {loader.settings.version}"
+    about(name, None).warning("%s", why, extra={"outcome": "version_mismatch"})
     loader.spec.stats.incr("task_version_mismatch")
-    return False
+    return why

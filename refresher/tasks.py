@@ -16,17 +16,23 @@ from typing import Any
 from celery import shared_task
 
 from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK
+from refresher.errors import RefreshFailed, TaskRejected
 from refresher.refresh import refresh_keys, refresh_task
 import refresher.worker.signals  # noqa: F401  (what any worker running these tasks does at start)
 
 __all__ = ["refresh", "refresh_many"]
-TASK_OPTIONS: dict[str, Any] = {"ignore_result": True, "acks_late": False, "serializer": "json"}
+# `throws`: a failed load or a rejected task is an expected FAILURE, which Celery's worker
+# logs as one INFO line instead of an ERROR with a traceback (refresher logged it already).
+TASK_OPTIONS: dict[str, Any] = {"ignore_result": True, "acks_late": False, "serializer": "json",
+                                "throws": (RefreshFailed, TaskRejected)}
 
 
 @shared_task(name=REFRESH_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]
 def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None,
             version: int | None = None) -> str:
-    """No Celery retries: a failed refresh backs off through the key's pending marker.
+    """Ends FAILURE if the load raised (RefreshFailed) or the task cannot run here
+    (TaskRejected), else SUCCESS with the outcome (`written`, `fresh`, ...) as result. No
+    Celery retries: a failed refresh backs off through the key's pending marker.
     `version` is the asking reader's loader version (none for an unversioned loader).
     The arguments are a stranger's until refresher.wire has checked them."""
     return refresh_task(name, args, kwargs, enqueued_at, seen, version)
@@ -35,5 +41,7 @@ def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: flo
 @shared_task(name=REFRESH_MANY_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]
 def refresh_many(items: list[list[Any]]) -> str:
     """Several keys in one message, sent by a publisher with a backlog: each item is a
-    `refresh` task's arguments. The result names each key and its outcome."""
+    `refresh` task's arguments. Every key is processed; the result names each key and
+    its outcome, raised as RefreshFailed or TaskRejected if any key failed or was
+    rejected (see refresher.refresh.refresh_keys)."""
     return refresh_keys(items)

@@ -149,6 +149,10 @@ class TaskLog:
             )
             return list(self.results)
 
+    def shown(self, count: int, timeout: float = 20.0) -> list[str]:
+        """Each task as Flower shows it: its result, or (a FAILURE) its exception's repr."""
+        return [result if isinstance(result, str) else repr(result) for result in self.wait(count, timeout)]
+
 
 @pytest.fixture
 def tasks_done() -> Iterator[TaskLog]:

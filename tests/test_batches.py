@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import redis
 
-from refresher import Refresher
+from refresher import Refresher, RefreshFailed
 from refresher.calls import call_repr
 from refresher.core.lock import new_token
 from refresher.core.miss import BACKOFF
@@ -26,8 +26,11 @@ def test_a_batch_refreshes_each_key_on_its_own_and_says_what_happened_to_each(
     cache: Refresher, r: redis.Redis, tasks_done: TaskLog, worker: object  # noqa: F811
 ) -> None:
     load, calls = make_loader(cache)
+    down, down_calls = make_loader(cache, fail=True)  # its second call raises
     for n in (1, 2, 3, 4):
         load.get(n)
+    down.get(5)
+    down_seen = into_window(r, down.keys(5)).version
     seen = {n: into_window(r, load.keys(n)).version for n in (1, 2, 3, 4)}
     load.set(2, {"n": 2, "version": 0})  # rewritten since the reader asked: nothing to do
     r.set(load.keys(3).pending, BACKOFF, px=10_000)  # its last load failed: the origin is left alone
@@ -36,18 +39,23 @@ def test_a_batch_refreshes_each_key_on_its_own_and_says_what_happened_to_each(
     enqueued = time.time()
     items: list[Any] = [[load.name, [n], {}, enqueued, seen[n]] for n in (1, 2, 3, 4)]
     items.append(["os.system", ["true"], {}, enqueued, None])
+    items.append([down.name, [5], {}, enqueued, down_seen])
     cache.publisher.app.send_task(REFRESH_MANY_TASK, args=[items], queue=cache.queue)
 
-    assert tasks_done.wait(1) == [
+    # Every key processed, then the batch fails (a FAILURE in Celery and Flower) naming each
+    # key's outcome and the failed load's error.
+    assert tasks_done.shown(1) == [repr(RefreshFailed(
         f"{load.name}(1): written; {load.name}(2): fresh; {load.name}(3): backing_off; "
-        f"{load.name}(4): deduplicated; item 4: rejected"
-    ]
+        f"{load.name}(4): deduplicated; item 4: rejected; {down.name}(5): failed (ConnectionRefusedError: origin down)"
+    ))]
     assert calls == [1, 2, 3, 4, 1]  # only key 1 went back to the origin
+    assert down_calls == [5, 5] and r.get(down.keys(5).pending) == BACKOFF  # key 5 tried once, backing off
     assert load.get(1) == {"n": 1, "version": 5} and load.get(2) == {"n": 2, "version": 0}
     assert [r.exists(load.keys(n).lock) for n in (1, 2, 3)] == [0, 0, 0]  # every lock it took, freed
     assert r.get(load.keys(4).lock) == other.encode()  # and the other holder's left alone
     assert r.get(load.keys(3).pending) == BACKOFF
     assert cache.stats["task_written"] == cache.stats["task_fresh"] == cache.stats["task_backing_off"] == 1
+    assert cache.stats["task_failed"] == cache.stats["task_rejected"] == 1
 
 
 def test_a_one_key_task_keeps_its_result_and_arguments(

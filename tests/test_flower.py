@@ -1,6 +1,8 @@
 """Flower, as an operator sees it: a real `celery -A workers flower` with basic auth next to
 a real worker started with -E. Refresh tasks show as the loader call they refresh, such as
-`tests.windowed(3)`, with their state and result; the API refuses anyone without the password.
+`tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`), or
+FAILURE with the exception of a failed load or a rejected task; the API refuses anyone without
+the password.
 Started without good credentials it refuses to start (refresher/flower.py)."""
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
+from refresher.broker import REFRESH_TASK
 from refresher.calls import call_repr
 from refresher.cli.warm import enqueue
 from refresher.keys import tagged
@@ -89,23 +92,43 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
         loaders.windowed.get(3)  # in the window: a reader publishes a refresh
         loaders.failing.set(5, 10)
         into_window(r, loaders.failing.keys(5))
+        failing_calls = loaders.calls("failing")
         assert loaders.failing.get(5) == 10  # served, and its refresh will fail at the origin
         assert loaders.cache.publisher.flush()
         enqueue(loaders.windowed, loaders.windowed.call((4,), {}))  # `refresher warm`
+        loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["nobody.here", [1], {}, time.time()],
+                                              queue=loaders.cache.queue, argsrepr="nobody.here(1)")
         tasks = poll(lambda: api(flower, "/api/tasks")[1],
-                     lambda found: [t["state"] for t in found.values()].count("SUCCESS") == 3,
-                     "three finished refresh tasks")
+                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 2 + ["SUCCESS"] * 2,
+                     "four finished refresh tasks, two of them failed")
+        by_state = {state: api(flower, f"/api/tasks?state={state}")[1] for state in ("SUCCESS", "FAILURE")}
     finally:
         worker.stop()
+    assert worker.log is not None  # each failure logged briefly: refresher's line, Celery's one line, no traceback
+    assert worker.log.count(r"refresh failed: RuntimeError: origin down for 5; serving the old value") == 1
+    assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 2
+    assert worker.log.count("Traceback") == 0
     shown = {task["args"]: task for task in tasks.values()}
-    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)"}
+    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)", "nobody.here(1)"}
     assert {task["name"] for task in tasks.values()} == {"refresher.refresh"}
     assert {task["kwargs"] for task in tasks.values()} == {"{}"}
-    assert shown["tests.windowed(3)"]["result"] == "'written'"
-    assert shown["tests.windowed(4)"]["result"] == "'written'"
-    # A failing loader is not a failed task: the old value stays served and the key backs
-    # off (no Celery retry), and the result says so; the exception type is in the worker's log.
-    assert shown["tests.failing(5)"]["result"] == "'failed'" and shown["tests.failing(5)"]["exception"] is None
+    for written in ("tests.windowed(3)", "tests.windowed(4)"):
+        assert (shown[written]["state"], shown[written]["result"], shown[written]["exception"]) == \
+            ("SUCCESS", "'written'", None)
+    # A failing loader fails its task, naming the loader's exception, once: no Celery retry
+    # (the key backs off instead, its old value still served).
+    failed = shown["tests.failing(5)"]
+    assert failed["state"] == "FAILURE" and failed["result"] is None
+    assert failed["exception"] == "RefreshFailed('RuntimeError: origin down for 5')"
+    assert failed["retries"] == 0 and loaders.calls("failing") == failing_calls + 1
+    assert loaders.failing.get(5) == 10
+    # A task no loader here can run is a failure too, saying why.
+    refused = shown["nobody.here(1)"]
+    assert refused["state"] == "FAILURE" and refused["exception"] == \
+        'TaskRejected("rejected: no loader named \'nobody.here\' is registered in this process (check REFRESHER_LOADERS)")'
+    # Flower's state filter (its Failed button and `state:FAILURE` search) finds exactly those.
+    assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)"}
+    assert {task["args"] for task in by_state["SUCCESS"].values()} == {"tests.windowed(3)", "tests.windowed(4)"}
 
 
 def test_a_call_reads_as_python_whatever_its_arguments() -> None:

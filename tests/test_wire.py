@@ -1,6 +1,7 @@
 """The worker's door (refresher.wire): whatever JSON a stranger publishes as `refresher.refresh`
-or `refresher.refresh_many`, the task ends in a clean rejection or a normal refresh, never an
-exception, and leaves no lock behind. Run in this process against the real test Redis."""
+or `refresher.refresh_many`, the task ends in a clean rejection (TaskRejected, which Celery
+records as a FAILURE saying why) or a normal refresh, never another exception, and leaves no
+lock behind. Run in this process against the real test Redis."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from refresher import Refresher, wire
+from refresher import Refresher, TaskRejected, wire
 from refresher.refresh import UNKNOWN, refresh_keys, refresh_task
 from tests.test_worker import cache, make_loader  # noqa: F401  (cache: the fixture)
 
 TEXT = st.characters(blacklist_characters=":;")  # so that a batch's result splits into its items' outcomes
-OUTCOMES = {"written", "deduplicated", "fresh", "backing_off", "failed", "rejected", "version_mismatch"}
+SUCCESSES = {"written", "deduplicated", "fresh", "backing_off"}  # a task's result
+REFUSALS = {"rejected", "version_mismatch"}  # what a TaskRejected begins with
 JSON: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(TEXT, max_size=20),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(TEXT, max_size=10), inner, max_size=5),
@@ -55,8 +57,11 @@ def test_any_json_as_a_refresh_task_is_rejected_or_refreshed(cache: Refresher, r
     @given(fields(load.name))
     @example([load.name, [1], {}, time.time()])  # well formed: the refresh runs
     def one(task: list[Any]) -> None:
-        seen.add(refresh_task(*task))
-        assert seen <= OUTCOMES
+        try:
+            seen.add(refresh_task(*task))
+        except TaskRejected as exc:
+            seen.add(str(exc).split(":", 1)[0])
+        assert seen <= SUCCESSES | REFUSALS
         assert_no_lock_left(r)
 
     one()
@@ -71,12 +76,19 @@ def test_any_json_as_a_refresh_many_task_is_rejected_or_refreshed(cache: Refresh
     @given(st.lists(fields(load.name), max_size=4) | JSON)
     @example([[load.name, [2], {}, time.time(), None], ["os.system", ["true"], {}, time.time()]])
     def one(items: Any) -> None:
-        result = refresh_keys(items)
-        outcomes = [item.rsplit(": ", 1)[-1] for item in result.split("; ")] if result else []
-        seen.update(outcomes)
-        assert seen <= OUTCOMES, result
-        if result != "rejected":  # the whole batch refused, or one outcome per item
+        refused = None
+        try:
+            result = refresh_keys(items)
+        except TaskRejected as exc:
+            refused, result = exc, str(exc)
+        if refused is not None and result.startswith("rejected: "):  # the whole batch refused
+            seen.add("rejected")
+        else:  # one outcome per item, refused if any item was
+            outcomes = [item.rsplit(": ", 1)[-1] for item in result.split("; ")] if result else []
+            seen.update(outcomes)
             assert len(outcomes) == len(items), result
+            assert (refused is not None) == bool(REFUSALS & set(outcomes)), result
+        assert seen <= SUCCESSES | REFUSALS, result
         assert_no_lock_left(r)
 
     one()
@@ -119,9 +131,10 @@ def test_a_rejection_is_logged_once_and_counted_under_its_loader(
 ) -> None:
     load, calls = make_loader(cache)
     with caplog.at_level(logging.ERROR, logger="refresher"):
-        assert refresh_task(load.name, [1], {}, [time.time()] * 20_000) == "rejected"
-        assert refresh_task("nobody.here", [1], {}, time.time()) == "rejected"
-        assert refresh_task("forged\nrefresher: loader=x", [1], {}, time.time()) == "rejected"
+        for task in ([load.name, [1], {}, [time.time()] * 20_000], ["nobody.here", [1], {}, time.time()],
+                     ["forged\nrefresher: loader=x", [1], {}, time.time()]):
+            with pytest.raises(TaskRejected, match="^rejected: "):
+                refresh_task(*task)
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 3 and all("\n" not in line for line in lines), lines
     assert f"loader={load.name} " in lines[0] and "Expected `float`, got `array`" in lines[0]

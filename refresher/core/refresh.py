@@ -13,6 +13,7 @@ from refresher.core.miss import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.spec import Spec
 from refresher.envelope import NOTHING_READ
+from refresher.errors import RefreshFailed
 from refresher.logs import about
 
 
@@ -33,6 +34,7 @@ redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return {2, bytes_at(KEYS[2])}
 """
 HELD, BACKING_OFF = 0, 1  # CLAIM's replies but the one that took the lock: {2, value}
+MESSAGE_CHARS = 1024  # of a loader's error carried into task events and logs, as Celery bounds argsrepr
 
 
 def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[str]:
@@ -51,7 +53,9 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
        and commit only if the lock still holds and the value is still the version read
        in step 3.
     On a loader error the old value stays servable and the key is held off for
-    `error_backoff`, so a failing origin gets one attempt per key per back-off period.
+    `error_backoff`, so a failing origin gets one attempt per key per back-off period;
+    then, the lock released, RefreshFailed names the error, which the task raises so
+    Celery records a FAILURE.
     """
     keys, settings, stats = call.keys, spec.settings, spec.stats
     # The pending marker lives as long as our lock: readers keep off while we work,
@@ -85,6 +89,6 @@ def refresh(spec: Spec[Any], call: Call, enqueued_at: float, seen: int | None) -
             "refresh failed: %s: %s; serving the old value, next attempt in %.1fs",
             type(exc).__name__, exc, settings.error_backoff_ms / 1000, extra={"error_type": type(exc).__name__},
         )
-        return "failed"
+        raise RefreshFailed(f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]) from exc
     stats.incr("refreshed" if outcome == "written" else "refresh_dropped")
     return outcome

@@ -25,6 +25,12 @@ from tests.support.servers import WorkerProcess
 from tests.support.reading import Reading
 
 
+
+def refresh_failed(key: str) -> str:
+    """The task's exception, naming the loader's: a FAILURE in Celery and Flower."""
+    return f"RefreshFailed('ConnectionError: origin down for {key}')"
+
+
 def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
     reading: Reading, r: redis.Redis, key: str, tasks_done: TaskLog, worker: object,
     key_events: Callable[..., KeyEvents], caplog: pytest.LogCaptureFixture,
@@ -39,7 +45,7 @@ def test_a_failing_refresh_serves_the_old_value_until_hard_expiry(
 
     with caplog.at_level(logging.ERROR, logger="refresher"):
         assert reading.get(loader, key) == old
-        assert tasks_done.wait(1) == ["failed"]
+        assert tasks_done.shown(1) == [refresh_failed(key)]
     assert stats["refresh_failed"] == failed + 1
     assert f"loader={loader.name} key={keys.value} refresh failed: ConnectionError: origin down" in caplog.text
     assert r.get(keys.pending) == BACKOFF
@@ -94,9 +100,9 @@ def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
     fl.go_down(key)
     task_id, enqueued_at = str(uuid.uuid4()), time.time()
     fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
-    assert tasks_done.wait(1) == ["failed"]
+    assert tasks_done.shown(1) == [refresh_failed(key)]
     fl.send_refresh(loader, key, task_id=task_id, enqueued_at=enqueued_at)
-    assert tasks_done.wait(2) == ["failed", "backing_off"]
+    assert tasks_done.shown(2) == [refresh_failed(key), "backing_off"]
     assert fl.calls(loader, key) == 1
     assert r.get(loader.keys(key).pending) == BACKOFF  # its TTL untouched by the dropped task
     assert r.pttl(loader.keys(key).pending) > 5_000
