@@ -49,7 +49,10 @@ class Calls:
     def __call__(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
         # Remembered only for int and str arguments: tuples of those are equal exactly
         # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
-        if _rememberable(args) and (not kwargs or _rememberable(kwargs.values())):
+        for a in args:  # _rememberable(args), inline: this runs on every hit
+            if type(a) is not int and type(a) is not str:
+                return self._bound(args, kwargs)
+        if not kwargs or _rememberable(kwargs.values()):
             memo = tuple(args) if not kwargs else (tuple(args), tuple(kwargs.items()))
             recent = self._recent.get(memo)
             if recent is None:
