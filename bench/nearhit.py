@@ -1,0 +1,277 @@
+"""`python -m bench.nearhit [--quick] [--before DIR] [--pairs N] [--out DIR]`: what a near hit
+costs against a raw GET + json.loads (issue 23), by value kind, and a near-off hit beside them.
+
+One thread, one redis-server on a free loopback port, the contenders in alternating rounds
+(the first rotating), every ratio the median of the per-round ratios:
+
+  raw: a GET + json.loads of the same ~300-byte JSON dict (bench/origin.py's RECORD) on a
+      redis-py client with its defaults: the baseline;
+  near hits (`Refresher(near_cache=10_000)`) of that dict, copied per hit, and of values
+      handed out shared: a str, an int, a tuple, a frozen dataclass, a frozen msgspec Struct;
+  a hit of the dict with the near cache off (`near=False`): one GET each.
+
+Each measurement runs in a child process. `--before DIR` (an unpacked checkout of an earlier
+commit, e.g. `git archive <commit> | tar -x -C DIR`) runs the same measurement on DIR's
+refresher too, alternately with this tree's, `--pairs` times: before and after side by side.
+A cProfile of near hits says where their time goes. The results go into docs/benchmarks.md
+between `<!-- nearhit:start -->` and `<!-- nearhit:end -->`; a full `python -m bench` keeps them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, cast
+
+import msgspec
+
+from bench.docs import NEARHIT_BEGIN, NEARHIT_END, write_section
+from bench.origin import RECORD
+from bench.report import Table, Target
+
+ROOT = Path(__file__).resolve().parents[1]
+DICT_TARGET, SHARED_TARGET, OFF_TARGET = 20.0, 50.0, 1.05
+KEY = "user-1001"
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    email: str
+    roles: tuple[str, ...]
+    bio: str
+    logins: int
+
+
+class CardStruct(msgspec.Struct, frozen=True):
+    name: str
+    email: str
+    roles: tuple[str, ...]
+    bio: str
+    logins: int
+
+
+CARD = (RECORD["name"], RECORD["email"], tuple(RECORD["roles"]), RECORD["bio"], RECORD["counters"]["logins"])
+# The contenders: label, from memory (True: many reads a round) or from Redis, and the value.
+KINDS: list[tuple[str, bool, Callable[[], Any]]] = [
+    ("raw GET + json.loads (redis-py defaults)", False, lambda: RECORD),
+    ("near hit: dict (a copy per hit)", True, lambda: RECORD),
+    ("near hit: str (shared)", True, lambda: json.dumps(RECORD)),
+    ("near hit: int (shared)", True, lambda: 1001),
+    ("near hit: tuple[str, ...] (shared)", True, lambda: tuple(RECORD["roles"])),
+    ("near hit: frozen dataclass (shared)", True, lambda: Card(*CARD)),
+    ("near hit: frozen msgspec Struct (shared)", True, lambda: CardStruct(*CARD)),
+    ("hit, near cache off: dict (a GET each)", False, lambda: RECORD),
+]
+ANNOTATIONS: list[Any] = [None, dict[str, Any], str, int, tuple[str, ...], Card, CardStruct, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Scale:
+    rounds: int
+    memory_reads: int  # per round, a near contender
+    redis_reads: int  # per round, a contender that reads Redis
+    profiled: int
+
+
+FULL = Scale(rounds=30, memory_reads=20_000, redis_reads=2_000, profiled=50_000)
+QUICK = Scale(rounds=4, memory_reads=2_000, redis_reads=200, profiled=5_000)
+
+
+def measure(scale: Scale) -> dict[str, Any]:
+    """In a child process, with whichever refresher is first on sys.path (bench.codec
+    imports refresher: imported here, not at the top)."""
+    import redis
+
+    from bench.codec import alternate
+    from refresher import Refresher
+    from tests.support.servers import RedisServer
+
+    server = RedisServer()
+    server.start()
+    cache = Refresher(server.url, near_cache=10_000, namespace="nearhit")
+    raw = redis.Redis.from_url(server.url)
+    try:
+        assert cache.near is not None and cache.near.tracker.wait_live(10)
+        loaders = [cache.loader(ttl=3600, name=f"nearhit.{i}", near=near)(_origin(make, ANNOTATIONS[i]))
+                   for i, (_, near, make) in enumerate(KINDS) if i]
+        for load in loaders:
+            for _ in range(3):  # a load, its own write dropping the copy, a GET that keeps it
+                load.get(KEY)
+        raw.set("nearhit.raw", json.dumps(RECORD, separators=(",", ":")))
+        hits = cache.stats["near_hit"]
+        reads = [scale.memory_reads if near else scale.redis_reads for _, near, _ in KINDS]
+        rounds = [_raw_reads(raw, reads[0]), *(_reads(load, n) for load, n in zip(loaders, reads[1:]))]
+        loads = [os.getloadavg()[0]]
+        timing = alternate(rounds, scale.rounds, 1)
+        loads.append(os.getloadavg()[0])
+        near_reads = sum(n for (_, near, _), n in zip(KINDS, reads) if near) * scale.rounds
+        assert cache.stats["near_hit"] - hits == near_reads, "a near read went to Redis"
+        version = str(cast(dict[str, Any], raw.info("server"))["redis_version"])
+        return {"wall": _per_read(timing.wall, reads), "cpu": _per_read(timing.cpu, reads), "loads": loads,
+                "redis": version, "profile": {label: _profile(load, scale.profiled)
+                                              for label, load in (("dict", loaders[0]), ("str", loaders[1]))}}
+    finally:
+        cache.close()
+        raw.close()
+        server.stop()
+
+
+def _origin(make: Callable[[], Any], annotation: Any) -> Callable[[str], Any]:
+    def load(key: str) -> Any:
+        return make()
+
+    load.__annotations__ = {"key": str, "return": annotation}
+    return load
+
+
+def _reads(load: Any, n: int) -> Callable[[], None]:
+    get = load.get
+
+    def reads() -> None:
+        for _ in range(n):
+            get(KEY)
+
+    return reads
+
+
+def _raw_reads(raw: Any, n: int) -> Callable[[], None]:
+    def reads() -> None:
+        for _ in range(n):
+            json.loads(raw.get("nearhit.raw"))
+
+    return reads
+
+
+def _per_read(rounds: list[list[float]], reads: list[int]) -> list[list[float]]:
+    return [[t / n for t, n in zip(r, reads)] for r in rounds]
+
+
+def _profile(load: Any, n: int) -> list[tuple[str, float]]:
+    """µs per hit in each function's own code (cProfile's tottime), the largest first."""
+    profile = cProfile.Profile()
+    profile.runcall(_reads(load, n))
+    stats = cast(dict[tuple[str, int, str], tuple[Any, ...]], pstats.Stats(profile).stats)  # type: ignore[attr-defined]
+    parts = sorted(((f"{Path(file).name}:{name}", tt / n * 1e6) for (file, _, name), (_, _, tt, *_) in stats.items()),
+                   key=lambda part: -part[1])
+    return parts[:10] + [("all of it", sum(us for _, us in parts))]
+
+
+# -- the parent: runs, tables, docs ----------------------------------------------------------
+
+
+def _child(code: str | None, quick: bool) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.nearhit", "--child"] + (["--quick"] if quick else [])
+    out = subprocess.run(command + (["--code", code] if code else []), cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    run = cast(dict[str, Any], json.loads(out.splitlines()[-1]))
+    if Path(run["code"]).resolve() != Path(code or ROOT).resolve():
+        raise RuntimeError(f"the child measured the refresher in {run['code']}, not {code or ROOT}")
+    return run
+
+
+def _ratios(run: dict[str, Any], clock: str = "wall") -> list[float]:
+    """Each contender's throughput over raw's, the median of the per-round ratios."""
+    return [statistics.median(r[0] / r[i] for r in run[clock]) for i in range(len(KINDS))]
+
+
+def _us(run: dict[str, Any], i: int) -> float:
+    return float(statistics.median(r[i] for r in run["wall"])) * 1e6
+
+
+def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> list[Table]:
+    labels = sorted({label for label, _ in runs}, key=lambda label: label != "before")
+    by_label = {label: [run for name, run in runs if name == label] for label in labels}
+    results = Table(f"Near hit against a raw GET + json.loads: one thread, {scale.rounds} alternating rounds of "
+                    f"{scale.memory_reads:,} reads (memory) or {scale.redis_reads:,} (Redis) per contender, "
+                    f"{len(runs)} runs", ["read"] + [c for label in labels for c in (
+                        f"{label}: µs per read", f"{label}: x raw, each run (wall)", f"{label}: x raw (client CPU)")],
+                    notes=["x raw: the raw read's time over the contender's, the median of the per-round ratios "
+                           "(above 1: faster than raw). Client CPU leaves out redis-server and waits for a CPU. "
+                           "µs: the median over the runs of each run's median."])
+    for i, (kind, _, _) in enumerate(KINDS):
+        cells: list[object] = [kind]
+        for label in labels:
+            group = by_label[label]
+            cells += [statistics.median(_us(run, i) for run in group),
+                      " / ".join(f"{_ratios(run)[i]:.1f}" for run in group),
+                      " / ".join(f"{_ratios(run, 'cpu')[i]:.1f}" for run in group)]
+        results.add(*cells)
+    after = by_label[labels[-1]]
+    dict_x = statistics.median(_ratios(run)[1] for run in after)
+    shared_x = min(statistics.median(_ratios(run)[i] for run in after) for i in range(2, 7))
+    off = statistics.median(1 / _ratios(run)[-1] for run in after)
+    targets = Table(f"Targets (issue 23), {labels[-1]}: medians over its runs", ["target", "measured", "result"])
+    for target in (Target("near", f"near hit, dict >= {DICT_TARGET:g}x raw", f"{dict_x:.1f}x", dict_x >= DICT_TARGET),
+                   Target("near", f"near hit, shared values (the slowest kind) >= {SHARED_TARGET:g}x raw",
+                          f"{shared_x:.1f}x", shared_x >= SHARED_TARGET),
+                   Target("hit", f"hit with the near cache off <= {OFF_TARGET:g}x the time of raw", f"{off:.3f}x",
+                          off <= OFF_TARGET)):
+        targets.add(target.goal, target.measured, target.verdict)
+    profiles = []
+    for label in labels:
+        for kind, parts in by_label[label][-1]["profile"].items():
+            table = Table(f"Where a near hit of a {kind} goes, {label}: {scale.profiled:,} hits under cProfile",
+                          ["function (its own code, cProfile's tottime)", "µs per hit (profiled)"])
+            for name, us in parts:
+                table.add(name, us)
+            profiles.append(table)
+    return [targets, results, *profiles]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.nearhit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
+    parser.add_argument("--before", help="an unpacked checkout of an earlier commit to measure beside this tree")
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each tree, alternately (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    if args.child:
+        if args.code:
+            sys.path.insert(0, args.code)  # before refresher is first imported
+        import refresher
+
+        print(json.dumps({**measure(scale), "code": str(Path(refresher.__file__).parent.parent)}))
+        return 0
+    started = time.monotonic()
+    trees = [("before", args.before), ("after", None)] if args.before else [("this tree", None)]
+    runs = [(label, _child(code, args.quick)) for _ in range(args.pairs) for label, code in trees]
+    made = tables(runs, scale)
+    for table in made:
+        print(table.text(), end="\n\n")
+    command = "python -m bench.nearhit" + (" --quick" if args.quick else "") + (
+        f" --before {args.before} --pairs {args.pairs}" if args.before else f" --pairs {args.pairs}")
+    loads = [load for _, run in runs for load in run["loads"]]
+    from bench.codec import machine  # here: a child must import refresher from --code first
+    facts = machine(command, runs[-1][1]["redis"], loads)
+    if args.before:
+        facts.append(("before", f"the refresher package of `{args.before}`, measured in turn with this tree's"))
+    body = "\n".join([
+        "## Near hit: what a read from memory costs, by value kind (issue 23)", "",
+        "Written by `python -m bench.nearhit` (the code is in `bench/nearhit.py`), apart from the full run. One "
+        "thread reads one fresh key per contender through the public API, the contenders in alternating rounds; "
+        "the baseline is a GET + json.loads of the same JSON dict on a default redis-py client. A dict is copied "
+        "per near hit; the other kinds are immutable, so one object is handed out. Each run is a child process "
+        "of its own.", "", "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
+        *(part for table in made for part in (table.markdown(), ""))])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = write_section(args.out, NEARHIT_BEGIN, NEARHIT_END, body)
+    print(f"wrote the near-hit section of {path} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
