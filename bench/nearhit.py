@@ -20,153 +20,20 @@ between `<!-- nearhit:start -->` and `<!-- nearhit:end -->`; a full `python -m b
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
-import os
-import pstats
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, cast
-
-import msgspec
+from typing import Any, cast
 
 from bench.docs import NEARHIT_BEGIN, NEARHIT_END, write_section
-from bench.origin import RECORD
+from bench.nearhit_measure import FULL, KINDS, QUICK, Scale, measure
 from bench.report import Table, Target
 
 ROOT = Path(__file__).resolve().parents[1]
 DICT_TARGET, SHARED_TARGET, OFF_TARGET = 20.0, 50.0, 1.05
-KEY = "user-1001"
-
-
-@dataclass(frozen=True)
-class Card:
-    name: str
-    email: str
-    roles: tuple[str, ...]
-    bio: str
-    logins: int
-
-
-class CardStruct(msgspec.Struct, frozen=True):
-    name: str
-    email: str
-    roles: tuple[str, ...]
-    bio: str
-    logins: int
-
-
-CARD = (RECORD["name"], RECORD["email"], tuple(RECORD["roles"]), RECORD["bio"], RECORD["counters"]["logins"])
-# The contenders: label, from memory (True: many reads a round) or from Redis, and the value.
-KINDS: list[tuple[str, bool, Callable[[], Any]]] = [
-    ("raw GET + json.loads (redis-py defaults)", False, lambda: RECORD),
-    ("near hit: dict (a copy per hit)", True, lambda: RECORD),
-    ("near hit: str (shared)", True, lambda: json.dumps(RECORD)),
-    ("near hit: int (shared)", True, lambda: 1001),
-    ("near hit: tuple[str, ...] (shared)", True, lambda: tuple(RECORD["roles"])),
-    ("near hit: frozen dataclass (shared)", True, lambda: Card(*CARD)),
-    ("near hit: frozen msgspec Struct (shared)", True, lambda: CardStruct(*CARD)),
-    ("hit, near cache off: dict (a GET each)", False, lambda: RECORD),
-]
-ANNOTATIONS: list[Any] = [None, dict[str, Any], str, int, tuple[str, ...], Card, CardStruct, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Scale:
-    rounds: int
-    memory_reads: int  # per round, a near contender
-    redis_reads: int  # per round, a contender that reads Redis
-    profiled: int
-
-
-FULL = Scale(rounds=30, memory_reads=20_000, redis_reads=2_000, profiled=50_000)
-QUICK = Scale(rounds=4, memory_reads=2_000, redis_reads=200, profiled=5_000)
-
-
-def measure(scale: Scale) -> dict[str, Any]:
-    """In a child process, with whichever refresher is first on sys.path (bench.codec
-    imports refresher: imported here, not at the top)."""
-    import redis
-
-    from bench.codec import alternate
-    from refresher import Refresher
-    from tests.support.servers import RedisServer
-
-    server = RedisServer()
-    server.start()
-    cache = Refresher(server.url, near_cache=10_000, namespace="nearhit")
-    raw = redis.Redis.from_url(server.url)
-    try:
-        assert cache.near is not None and cache.near.tracker.wait_live(10)
-        loaders = [cache.loader(ttl=3600, name=f"nearhit.{i}", near=near)(_origin(make, ANNOTATIONS[i]))
-                   for i, (_, near, make) in enumerate(KINDS) if i]
-        for load in loaders:
-            for _ in range(3):  # a load, its own write dropping the copy, a GET that keeps it
-                load.get(KEY)
-        raw.set("nearhit.raw", json.dumps(RECORD, separators=(",", ":")))
-        hits = cache.stats["near_hit"]
-        reads = [scale.memory_reads if near else scale.redis_reads for _, near, _ in KINDS]
-        rounds = [_raw_reads(raw, reads[0]), *(_reads(load, n) for load, n in zip(loaders, reads[1:]))]
-        loads = [os.getloadavg()[0]]
-        timing = alternate(rounds, scale.rounds, 1)
-        loads.append(os.getloadavg()[0])
-        near_reads = sum(n for (_, near, _), n in zip(KINDS, reads) if near) * scale.rounds
-        assert cache.stats["near_hit"] - hits == near_reads, "a near read went to Redis"
-        version = str(cast(dict[str, Any], raw.info("server"))["redis_version"])
-        return {"wall": _per_read(timing.wall, reads), "cpu": _per_read(timing.cpu, reads), "loads": loads,
-                "redis": version, "profile": {label: _profile(load, scale.profiled)
-                                              for label, load in (("dict", loaders[0]), ("str", loaders[1]))}}
-    finally:
-        cache.close()
-        raw.close()
-        server.stop()
-
-
-def _origin(make: Callable[[], Any], annotation: Any) -> Callable[[str], Any]:
-    def load(key: str) -> Any:
-        return make()
-
-    load.__annotations__ = {"key": str, "return": annotation}
-    return load
-
-
-def _reads(load: Any, n: int) -> Callable[[], None]:
-    get = load.get
-
-    def reads() -> None:
-        for _ in range(n):
-            get(KEY)
-
-    return reads
-
-
-def _raw_reads(raw: Any, n: int) -> Callable[[], None]:
-    def reads() -> None:
-        for _ in range(n):
-            json.loads(raw.get("nearhit.raw"))
-
-    return reads
-
-
-def _per_read(rounds: list[list[float]], reads: list[int]) -> list[list[float]]:
-    return [[t / n for t, n in zip(r, reads)] for r in rounds]
-
-
-def _profile(load: Any, n: int) -> list[tuple[str, float]]:
-    """µs per hit in each function's own code (cProfile's tottime), the largest first."""
-    profile = cProfile.Profile()
-    profile.runcall(_reads(load, n))
-    stats = cast(dict[tuple[str, int, str], tuple[Any, ...]], pstats.Stats(profile).stats)  # type: ignore[attr-defined]
-    parts = sorted(((f"{Path(file).name}:{name}", tt / n * 1e6) for (file, _, name), (_, _, tt, *_) in stats.items()),
-                   key=lambda part: -part[1])
-    return parts[:10] + [("all of it", sum(us for _, us in parts))]
-
-
-# -- the parent: runs, tables, docs ----------------------------------------------------------
 
 
 def _child(code: str | None, quick: bool) -> dict[str, Any]:
@@ -198,7 +65,7 @@ def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> list[Table]:
                     notes=["x raw: the raw read's time over the contender's, the median of the per-round ratios "
                            "(above 1: faster than raw). Client CPU leaves out redis-server and waits for a CPU. "
                            "µs: the median over the runs of each run's median."])
-    for i, (kind, _, _) in enumerate(KINDS):
+    for i, (kind, _) in enumerate(KINDS):
         cells: list[object] = [kind]
         for label in labels:
             group = by_label[label]

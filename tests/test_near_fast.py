@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from refresher import JsonCodec, Refresher
 from refresher.policy import XFetch
 from tests.support.reading import Reading
+from tests.test_near import near, numbered
+
+__all__ = ["near"]  # the fixture, shared with test_near
 
 pytestmark = pytest.mark.standalone_only
-
-
-@pytest.fixture
-def near(redis_url: str) -> Iterator[Refresher]:
-    cache = Refresher(redis_url, queue="near-fast-" + uuid.uuid4().hex[:8], near_cache=100)
-    assert cache.near is not None and cache.near.tracker.wait_live(5)
-    yield cache
-    cache.close()
 
 
 class CountingCodec(JsonCodec):
@@ -45,13 +40,7 @@ def kept(reading: Reading, load: Any, *args: Any) -> None:
 
 @pytest.mark.parametrize("hard", [True, False])
 def test_invalidate_all_reaches_a_copy_in_memory(reading: Reading, near: Refresher, hard: bool) -> None:
-    calls: list[int] = []
-
-    @near.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
-    def load(n: int) -> dict[str, Any]:
-        calls.append(n)
-        return {"n": n, "tags": ["a"]}
-
+    load, calls = numbered(near)
     kept(reading, load, 1)
     hits = near.stats["near_hit"]
     assert reading.get(load, 1) == {"n": 1, "tags": ["a"]} and near.stats["near_hit"] == hits + 1
