@@ -7,7 +7,6 @@ driver for `get`, `get_many`, `set`, `invalidate`; the event loop's async driver
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from refresher.calls import Call, Calls
@@ -19,7 +18,6 @@ from refresher.drivers import loop
 from refresher.keys import Keys, check_name
 from refresher.near import Entry, Ticket
 from refresher.options import Settings
-from refresher.policy import Dropped
 
 if TYPE_CHECKING:
     from refresher.client import Refresher
@@ -51,6 +49,8 @@ class Loader(Generic[P, R]):
         if self.spec.is_async:
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
         call = self.call(args, kwargs)
+        if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.spec), Nothing):
+            return hit
         driver = self.cache.sync
         near = self._near(call, wait=True) if self.near is not None else NOTHING
         if near is NOTHING:
@@ -100,6 +100,8 @@ class Loader(Generic[P, R]):
         """`get` for asyncio: the same guarantees, and the loop never blocks (a sync
         loader's origin call runs in a thread)."""
         call = self.call(args, kwargs)
+        if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.spec), Nothing):
+            return hit
         driver = self.cache.aio()
         near = self._near(call, wait=False) if self.near is not None else NOTHING
         if near is NOTHING:
@@ -145,21 +147,13 @@ class Loader(Generic[P, R]):
         first), else the ticket this read from Redis fills, or NOTHING (off, or another
         read of the key is on its way). With `wait`, a thread waits for that other read,
         up to the socket timeout, and looks again: one GET per key per process refills it.
-
-        A copy that is plainly fresh (before its refresh window by the clock, its epochs
-        known and not moved: read_near's FRESH) is served here in a few comparisons, with
-        no decode, generator or ticket; every other case is read_near's to decide."""
+        For the reads that `near.hit` (tried first) did not serve."""
         near, spec = self.near, self.spec
         assert near is not None
         key = call.keys.value
         entry = near.lookup(key)  # every invalidation received so far applied first
-        if entry is not None:
-            if time.time() * 1000 < entry.fresh_until \
-                    and spec.epochs.judge(spec.epoch_key, entry.envelope.marks, synced=True) is Dropped.NO:
-                spec.stats.incr("near_hit")
-                return entry.value if entry.copy is None else entry.copy(entry.value)  # type: ignore[no-any-return]
-            if (value := read_near(spec, call, entry.envelope, entry.served(), now_ms())) is not None:
-                return value
+        if entry is not None and (value := read_near(spec, call, entry.envelope, entry.served(), now_ms())) is not None:
+            return value
         found, mine = near.expect(key, spec.policy)
         if (type(found) is Ticket and not mine and wait and found.done.wait(self.cache.socket_timeout)) \
                 or type(found) is Entry:
@@ -176,7 +170,9 @@ class Loader(Generic[P, R]):
         served: dict[int, Any] = {}
         tickets: dict[int, Ticket] = {}
         for i, call in enumerate(calls):
-            found = self._near(call, wait=False)
+            found: R | Then | Ticket | Nothing = self.near.hit(call.keys.value, self.spec)
+            if found is NOTHING:
+                found = self._near(call, wait=False)
             if type(found) is Ticket:
                 tickets[i] = found
             elif found is not NOTHING:
