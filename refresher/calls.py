@@ -52,15 +52,18 @@ class Calls:
         for a in args:  # _rememberable(args), inline: this runs on every hit
             if type(a) is not int and type(a) is not str:
                 return self._bound(args, kwargs)
-        if not kwargs or _rememberable(kwargs.values()):
-            memo = tuple(args) if not kwargs else (tuple(args), tuple(kwargs.items()))
-            recent = self._recent.get(memo)
-            if recent is None:
-                if len(self._recent) >= CACHE_SIZE:
-                    self._recent.clear()
-                recent = self._recent[memo] = self._bound(args, kwargs)
-            return recent
-        return self._bound(args, kwargs)
+        if not kwargs:
+            memo: tuple[Any, ...] = args if type(args) is tuple else tuple(args)
+        elif _rememberable(kwargs.values()):
+            memo = (tuple(args), tuple(kwargs.items()))
+        else:
+            return self._bound(args, kwargs)
+        recent = self._recent.get(memo)
+        if recent is None:
+            if len(self._recent) >= CACHE_SIZE:
+                self._recent.clear()
+            recent = self._recent[memo] = self._bound(args, kwargs)
+        return recent
 
     def from_wire(self, wire: Any) -> Call:
         """The Call a refresh task carried, with its typed arguments rebuilt. Enums come
