@@ -55,7 +55,7 @@ def _us(run: dict[str, Any], i: int) -> float:
     return float(statistics.median(r[i] for r in run["wall"])) * 1e6
 
 
-def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> list[Table]:
+def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> tuple[list[Table], str]:
     labels = sorted({label for label, _ in runs}, key=lambda label: label != "before")
     by_label = {label: [run for name, run in runs if name == label] for label in labels}
     results = Table(f"Near hit against a raw GET + json.loads: one thread, {scale.rounds} alternating rounds of "
@@ -73,10 +73,8 @@ def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> list[Table]:
                       " / ".join(f"{_ratios(run)[i]:.1f}" for run in group),
                       " / ".join(f"{_ratios(run, 'cpu')[i]:.1f}" for run in group)]
         results.add(*cells)
-    after = by_label[labels[-1]]
-    dict_x = statistics.median(_ratios(run)[1] for run in after)
-    shared_x = min(statistics.median(_ratios(run)[i] for run in after) for i in range(2, 7))
-    off = statistics.median(1 / _ratios(run)[-1] for run in after)
+    summary = {label: _summary(group) for label, group in by_label.items()}
+    dict_x, shared_x, off, _, _ = summary[labels[-1]]
     targets = Table(f"Targets (issue 23), {labels[-1]}: medians over its runs", ["target", "measured", "result"])
     for target in (Target("near", f"near hit, dict >= {DICT_TARGET:g}x raw", f"{dict_x:.1f}x", dict_x >= DICT_TARGET),
                    Target("near", f"near hit, shared values (the slowest kind) >= {SHARED_TARGET:g}x raw",
@@ -92,7 +90,36 @@ def tables(runs: list[tuple[str, dict[str, Any]]], scale: Scale) -> list[Table]:
             for name, us in parts:
                 table.add(name, us)
             profiles.append(table)
-    return [targets, results, *profiles]
+    return [targets, results, *profiles], _finding(summary, by_label[labels[-1]][-1]["profile"]["str"])
+
+
+def _summary(group: list[dict[str, Any]]) -> tuple[float, float, float, float, float]:
+    """Medians over a tree's runs: x raw for the dict and the slowest shared kind, the
+    near-off hit's time over raw's, and the dict's and the slowest shared kind's µs."""
+    shared = range(2, len(KINDS) - 1)
+    return (statistics.median(_ratios(run)[1] for run in group),
+            min(statistics.median(_ratios(run)[i] for run in group) for i in shared),
+            statistics.median(1 / _ratios(run)[-1] for run in group),
+            statistics.median(_us(run, 1) for run in group),
+            max(statistics.median(_us(run, i) for run in group) for i in shared))
+
+
+def _finding(summary: dict[str, tuple[float, float, float, float, float]], profile: list[tuple[str, float]]) -> str:
+    dict_x, shared_x, off, dict_us, shared_us = summary[list(summary)[-1]]
+    now = (f"a near hit of the dict ran at {dict_x:.1f}x a raw GET + json.loads ({dict_us:.2f} µs), the slowest "
+           f"shared kind at {shared_x:.1f}x ({shared_us:.2f} µs); a hit with the near cache off cost {off:.3f}x "
+           "the raw read")
+    if "before" in summary:
+        b_dict, b_shared, b_off, b_dict_us, b_shared_us = summary["before"]
+        now = (f"a near hit of the dict went from {b_dict:.1f}x to {dict_x:.1f}x a raw GET + json.loads "
+               f"({b_dict_us:.2f} to {dict_us:.2f} µs), the slowest shared kind from {b_shared:.1f}x to "
+               f"{shared_x:.1f}x ({b_shared_us:.2f} to {shared_us:.2f} µs); a hit with the near cache off cost "
+               f"{b_off:.3f}x, then {off:.3f}x, the raw read")
+    total = dict(profile)["all of it"]
+    others = sum(us for name, us in profile if name in ("tracking.py:sync", "stats.py:incr") or "epoll" in name)
+    return (f"**Near hit (issue 23).** Medians over the runs, by wall time: {now}. Of a shared near hit's profiled "
+            f"time, {others / total:.0%} is the tracker's sync (its epoll_wait included) and the stats counter's "
+            "lock (the profile tables).")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for a smoke test")
     parser.add_argument("--before", help="an unpacked checkout of an earlier commit to measure beside this tree")
+    parser.add_argument("--before-label", help="what the docs call the --before tree (e.g. its commit)")
     parser.add_argument("--pairs", type=int, default=3, help="runs of each tree, alternately (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -116,16 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     trees = [("before", args.before), ("after", None)] if args.before else [("this tree", None)]
     runs = [(label, _child(code, args.quick)) for _ in range(args.pairs) for label, code in trees]
-    made = tables(runs, scale)
+    made, finding = tables(runs, scale)
     for table in made:
         print(table.text(), end="\n\n")
+    print(finding)
     command = "python -m bench.nearhit" + (" --quick" if args.quick else "") + (
         f" --before {args.before} --pairs {args.pairs}" if args.before else f" --pairs {args.pairs}")
     loads = [load for _, run in runs for load in run["loads"]]
     from bench.codec import machine  # here: a child must import refresher from --code first
     facts = machine(command, runs[-1][1]["redis"], loads)
     if args.before:
-        facts.append(("before", f"the refresher package of `{args.before}`, measured in turn with this tree's"))
+        facts.append(("before", f"{args.before_label or args.before}: its refresher package, measured in turn "
+                      "with this tree's"))
     body = "\n".join([
         "## Near hit: what a read from memory costs, by value kind (issue 23)", "",
         "Written by `python -m bench.nearhit` (the code is in `bench/nearhit.py`), apart from the full run. One "
@@ -133,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "the baseline is a GET + json.loads of the same JSON dict on a default redis-py client. A dict is copied "
         "per near hit; the other kinds are immutable, so one object is handed out. Each run is a child process "
         "of its own.", "", "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
-        *(part for table in made for part in (table.markdown(), ""))])
+        *(part for table in made for part in (table.markdown(), "")), finding])
     args.out.mkdir(parents=True, exist_ok=True)
     path = write_section(args.out, NEARHIT_BEGIN, NEARHIT_END, body)
     print(f"wrote the near-hit section of {path} ({time.monotonic() - started:.0f} s)")
