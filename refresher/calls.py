@@ -32,8 +32,10 @@ class Call(NamedTuple):
 class Calls:
     """Builds the Call for a loader's arguments; remembers recent ones by value."""
 
-    def __init__(self, fn: Callable[..., Any], namespace: str, name: str, version: int | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], namespace: str, name: str, version: int | None = None,
+                 remember: int = CACHE_SIZE) -> None:
         self.namespace = namespace
+        self._remember = remember  # calls kept by value, at most
         self.name = name
         # A versioned loader's keys name its version: versions never read each other's values.
         self._key_name = name if version is None else f"{name}:v{version}"
@@ -60,7 +62,7 @@ class Calls:
             return self._bound(args, kwargs)
         recent = self._recent.get(memo)
         if recent is None:
-            if len(self._recent) >= CACHE_SIZE:
+            if len(self._recent) >= self._remember:
                 self._recent.clear()
             recent = self._recent[memo] = self._bound(args, kwargs)
         return recent

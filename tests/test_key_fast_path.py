@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refresher.calls import Calls
+from refresher import Refresher
+from refresher.calls import CACHE_SIZE, Calls
 from refresher.keys import Keys, canonical_json, int_str_json, tagged
 
 every_char = st.text(alphabet=st.characters(exclude_categories=()), max_size=40)  # lone surrogates too
@@ -98,3 +99,15 @@ def test_a_huge_int_is_refused_as_before() -> None:
     calls = Calls(positional, "ns", "t.positional")
     with pytest.raises(TypeError, match="cannot be used as a cache key"):
         calls((10 ** (sys.get_int_max_str_digits() + 1), "x"), {})
+
+
+def test_a_near_cached_loader_remembers_as_many_calls_as_the_near_cache_holds() -> None:
+    """Past the memo's bound every near hit would build its keys again."""
+    cache = Refresher("redis://127.0.0.1:1/0", near_cache=2 * CACHE_SIZE)  # keys are built locally: no connection
+    near = cache.loader(ttl=60, name="t.near")(positional)
+    plain = cache.loader(ttl=60, name="t.plain", near=False)(positional)
+    for loader in (near, plain):
+        first = loader.call((0, "x"), {})
+        for n in range(1, CACHE_SIZE + 1):
+            loader.call((n, "x"), {})
+        assert (loader.call((0, "x"), {}) is first) is (loader is near)
