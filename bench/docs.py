@@ -38,10 +38,12 @@ METRICS_END = "<!-- metrics:end -->"
 # `python -m bench.epochs` (bench/epochs.py) owns the text between these.
 EPOCHS_BEGIN = "<!-- epochs:start -->"
 EPOCHS_END = "<!-- epochs:end -->"
+# `python -m bench.nearhit` (bench/nearhit.py) owns the text between these.
+NEARHIT_BEGIN, NEARHIT_END = "<!-- nearhit:start -->", "<!-- nearhit:end -->"
 # Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py),
-# `python -m bench.metrics`'s, `python -m bench.epochs`'s and `python -m bench --only near`'s.
+# `python -m bench.metrics`'s, `python -m bench.epochs`'s, `python -m bench.nearhit`'s and `--only near`'s.
 KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END),
-        (EPOCHS_BEGIN, EPOCHS_END), (NEAR_BEGIN, NEAR_END))
+        (EPOCHS_BEGIN, EPOCHS_END), (NEARHIT_BEGIN, NEARHIT_END), (NEAR_BEGIN, NEAR_END))
 
 ASYNC_STRATEGIES = """\
 Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,
@@ -242,6 +244,11 @@ def write_metrics(out: Path, body: str) -> Path:
     """Put `body` between the metrics markers in benchmarks.md (new: at the end), and leave
     the rest of the file alone."""
     return _put(out / "benchmarks.md", METRICS_BEGIN, METRICS_END, body)
+
+
+def write_section(out: Path, begin: str, end: str, body: str) -> Path:
+    """Put `body` between `begin` and `end` in benchmarks.md (new: at the end)."""
+    return _put(out / "benchmarks.md", begin, end, body)
 
 
 def write_epochs(out: Path, body: str) -> Path:

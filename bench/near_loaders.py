@@ -40,7 +40,7 @@ class Card:
 
 @cache.loader(ttl=FRESH.ttl, name="bench.near.record")
 def record(key: str) -> dict[str, Any]:
-    """A plain JSON dict: mutable, so decoded again for every near hit."""
+    """A plain JSON dict: mutable, so every near hit gets a copy of its own."""
     return origin.fetch(FRESH, key)
 
 

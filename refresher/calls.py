@@ -10,9 +10,9 @@ from __future__ import annotations
 import inspect
 import typing
 from enum import Enum
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from refresher.keys import Keys, canonical_json, enum_name, tagged, untagged
+from refresher.keys import Keys, canonical_json, enum_name, int_str_json, tagged, untagged
 
 CACHE_SIZE = 4096
 MAX_REPR = 1024  # as Celery's own argsrepr
@@ -32,8 +32,10 @@ class Call(NamedTuple):
 class Calls:
     """Builds the Call for a loader's arguments; remembers recent ones by value."""
 
-    def __init__(self, fn: Callable[..., Any], namespace: str, name: str, version: int | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any], namespace: str, name: str, version: int | None = None,
+                 remember: int = CACHE_SIZE) -> None:
         self.namespace = namespace
+        self._remember = remember  # calls kept by value, at most
         self.name = name
         # A versioned loader's keys name its version: versions never read each other's values.
         self._key_name = name if version is None else f"{name}:v{version}"
@@ -42,30 +44,28 @@ class Calls:
         self._signature = inspect.signature(fn)
         params = list(self._signature.parameters.values())
         simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-        # With only plain parameters, a call that passes all of them positionally is
-        # already canonical; skipping inspect's binding keeps the hit path cheap.
         self._positional_arity = len(params) if simple else -1
         self._keyword_form = any(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
         self._recent: dict[tuple[Any, ...], Call] = {}
 
     def __call__(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
-        if not kwargs and len(args) == self._positional_arity:
-            # Remembered only for int and str arguments: tuples of those are equal exactly
-            # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
-            if _rememberable(args):
-                recent = self._recent.get(args := tuple(args))
-                if recent is None:
-                    if len(self._recent) >= CACHE_SIZE:
-                        self._recent.clear()
-                    recent = self._recent[args] = self._build(list(args), {})
-                return recent
-            return self._build(list(args), {})
-        try:
-            bound = self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"loader {self.name!r}: {exc}") from None
-        bound.apply_defaults()
-        return self._build(list(bound.args), dict(bound.kwargs))
+        # Remembered only for int and str arguments: tuples of those are equal exactly
+        # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
+        for a in args:  # _rememberable(args), inline: this runs on every hit
+            if type(a) is not int and type(a) is not str:
+                return self._bound(args, kwargs)
+        if not kwargs:
+            memo: tuple[Any, ...] = args if type(args) is tuple else tuple(args)
+        elif _rememberable(kwargs.values()):
+            memo = (tuple(args), tuple(kwargs.items()))
+        else:
+            return self._bound(args, kwargs)
+        recent = self._recent.get(memo)
+        if recent is None:
+            if len(self._recent) >= self._remember:
+                self._recent.clear()
+            recent = self._recent[memo] = self._bound(args, kwargs)
+        return recent
 
     def from_wire(self, wire: Any) -> Call:
         """The Call a refresh task carried, with its typed arguments rebuilt. Enums come
@@ -79,13 +79,31 @@ class Calls:
             raise TypeError(f"loader {self.name!r}: cannot rebuild the arguments of a refresh task: {exc}") from None
         return self(args, kwargs)
 
+    def _bound(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
+        if not kwargs and len(args) == self._positional_arity:
+            # With only plain parameters, a call that passes all of them positionally is
+            # already canonical: no need for inspect's binding.
+            return self._build(list(args), {})
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"loader {self.name!r}: {exc}") from None
+        bound.apply_defaults()
+        return self._build(list(bound.args), dict(bound.kwargs))
+
     def _build(self, args: list[Any], kwargs: dict[str, Any]) -> Call:
         try:
-            wire = [args, kwargs] if not kwargs and _plain(args) else tagged([args, kwargs], self._enum_classes)
-            args_json = canonical_json(wire if self._keyword_form else wire[0])
+            listed = None if kwargs else int_str_json(args)
+            if listed is not None:
+                wire = [args, kwargs]
+                args_json = f"[{listed},{{}}]" if self._keyword_form else listed
+            else:
+                wire = [args, kwargs] if not kwargs and _plain(args) else tagged([args, kwargs], self._enum_classes)
+                args_json = canonical_json(wire if self._keyword_form else wire[0])
+            keys = Keys.build(self.namespace, self._key_name, args_json)  # a lone surrogate: UnicodeEncodeError
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a datetime out of range in UTC
             raise TypeError(f"loader {self.name!r}: arguments cannot be used as a cache key: {exc}") from None
-        return Call(args, kwargs, Keys.build(self.namespace, self._key_name, args_json), wire)
+        return Call(args, kwargs, keys, wire)
 
     def _enum_classes(self) -> dict[str, type[Enum]]:
         """The enums named in the parameter annotations, read on first need (annotations
@@ -121,7 +139,7 @@ def _no_enums() -> dict[str, type[Enum]]:
     return {}
 
 
-def _rememberable(args: tuple[Any, ...] | list[Any]) -> bool:
+def _rememberable(args: Iterable[Any]) -> bool:
     for a in args:  # a loop, not all(...): this runs on every hit
         if type(a) is not int and type(a) is not str:
             return False

@@ -39,6 +39,7 @@ _NAMESPACE = re.compile(r"\A[^{}\s]+\Z")
 _CANONICAL = json.JSONEncoder(
     separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False
 )
+_ENCODE_STR = json.encoder.encode_basestring  # the one _CANONICAL uses (ensure_ascii=False)
 _TAG = re.compile(r"\$[a-z]+")
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "$datetime": datetime.fromisoformat,
@@ -66,6 +67,22 @@ def check_namespace(namespace: str) -> str:
 def canonical_json(value: Any) -> str:
     """Raises TypeError/ValueError for values JSON cannot carry faithfully."""
     return _CANONICAL.encode(value)
+
+
+def int_str_json(values: list[Any] | tuple[Any, ...]) -> str | None:
+    """canonical_json of a list whose items are all exactly int or str (bool and IntEnum
+    are not), the very same string, with no encoder built; None for any other list. The
+    hit path builds keys through this when its memo of recent calls does not have them."""
+    parts = []
+    for value in values:  # a loop, not a generator: this is the hit path
+        kind = type(value)
+        if kind is str:
+            parts.append(_ENCODE_STR(value))
+        elif kind is int:
+            parts.append(int.__repr__(value))  # as json's encoder writes an int
+        else:
+            return None
+    return "[" + ",".join(parts) + "]"
 
 
 def tagged(value: Any, enums: EnumLookup) -> Any:

@@ -4,7 +4,10 @@ says their key was written (see tracking.py).
 An entry keeps the envelope, so a near hit makes the very decision a Redis hit makes
 (serve, serve and ask for a refresh, or go to Redis once the TTL has passed). Values that
 cannot be changed in place (see values.frozen) are handed out as one shared object; the
-others are decoded again for every hit, so no caller can alter what the next one gets.
+others get a copy of their own for every hit (copies.py), so no caller can alter what the
+next one gets. What can be decided once is decided when the entry is kept: how a hit gets
+its value, and until when the clock alone says it is fresh (`fresh_until`), so a hit that
+is plainly fresh is a few comparisons (`NearCache.hit`).
 
 A read that goes to Redis leaves a ticket under its key first; the reply is kept only if
 the ticket is still there, so a write whose invalidation arrived while the GET was in
@@ -13,21 +16,42 @@ flight cannot be undone by the older reply.
 
 from __future__ import annotations
 
+import math
 import threading
-from typing import Any, NamedTuple
+import time
+from typing import Any, NamedTuple, TypeVar
 
-from refresher.core.spec import UNSHARED
+from refresher.copies import Copy, copier
+from refresher.core.spec import NOTHING, UNSHARED, Nothing, Spec
 from refresher.envelope import Envelope
+from refresher.policy import Dropped, Policy, Window
 from refresher.tracking import Tracker
 from refresher.values import frozen
 
 ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
+R = TypeVar("R")
+NOT_DROPPED = Dropped.NO  # a global: looking an Enum member up on its class costs ~50 ns a hit
 
 
 class Entry(NamedTuple):
     envelope: Envelope
-    value: Any  # the decoded value, or UNSHARED
+    value: Any  # the decoded value, handed out shared or copied per hit; or UNSHARED
     size: int
+    copy: Copy | None  # how a hit gets a copy of `value` of its own; None: `value` as it is
+    fresh_until: float  # ms: a hit before it is FRESH by the loader's policy (-inf: ask decide)
+
+    def served(self) -> Any:
+        """What a hit hands out: the shared value, a copy of its own, or UNSHARED (decode it)."""
+        return self.value if self.copy is None else self.copy(self.value)
+
+
+def fresh_until(policy: Policy, envelope: Envelope) -> float:
+    """Until when (ms) policy.decide says FRESH by the clock alone: before the refresh
+    window (Window's own expression) and the TTL; -inf for a policy that draws at random."""
+    if type(policy) is not Window:
+        return -math.inf
+    expires_ms = envelope.written_ms + envelope.ttl_ms
+    return min(expires_ms, expires_ms - envelope.ttl_ms * policy.fraction)
 
 
 class Ticket:
@@ -35,11 +59,12 @@ class Ticket:
     invalidated since. Other threads that miss the key meanwhile wait for `done` and look
     in memory again, rather than each sending a GET and voiding each other's fills."""
 
-    __slots__ = ("near", "key", "done")
+    __slots__ = ("near", "key", "policy", "done")
 
-    def __init__(self, near: NearCache, key: str) -> None:
+    def __init__(self, near: NearCache, key: str, policy: Policy) -> None:
         self.near = near
         self.key = key
+        self.policy = policy  # the reading loader's: what `fresh_until` is computed by
         self.done = threading.Event()
 
     def fill(self, envelope: Envelope, value: Any) -> None:
@@ -73,6 +98,21 @@ class NearCache:
     def bypassed(self) -> bool:
         return self.tracker.down
 
+    def hit(self, key: str, spec: Spec[R]) -> R | Nothing:
+        """A near hit in a few comparisons, or NOTHING: the value of a copy that is plainly
+        fresh (before its refresh window by the clock, its epochs known and unmoved, so
+        read_near would find it FRESH), shared or copied, with no decode, generator or
+        ticket. Anything else (the window, an epoch to fetch, no copy) is read_near's."""
+        if not self.tracker.sync():  # every invalidation received so far applied first
+            return NOTHING
+        entry = self._entries.get(key)
+        if type(entry) is not Entry or time.time() * 1000 >= entry.fresh_until \
+                or spec.epochs.judge(spec.epoch_key, entry.envelope.marks, synced=True) is not NOT_DROPPED:
+            return NOTHING
+        spec.stats.incr("near_hit")
+        served: R = entry.value if entry.copy is None else entry.copy(entry.value)
+        return served
+
     def lookup(self, key: str) -> Entry | None:
         """The entry to decide on, after every invalidation received so far is applied."""
         if not self.tracker.sync():
@@ -80,7 +120,7 @@ class NearCache:
         found = self._entries.get(key)
         return found if type(found) is Entry else None
 
-    def expect(self, key: str) -> tuple[Entry | Ticket | None, bool]:
+    def expect(self, key: str, policy: Policy) -> tuple[Entry | Ticket | None, bool]:
         """A ticket for a read about to go to Redis, and whether it is this read's (False:
         another read of the key is on its way). An entry instead if one was kept since the
         caller looked; None while tracking is off."""
@@ -92,7 +132,7 @@ class NearCache:
                 return found, False
             self._remove(key)
             self._make_room(0)
-            ticket = self._entries[key] = Ticket(self, key)
+            ticket = self._entries[key] = Ticket(self, key, policy)
         return ticket, True
 
     def settle(self, ticket: Ticket) -> None:
@@ -106,7 +146,7 @@ class NearCache:
         size = len(envelope.payload) + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
-        entry = Entry(envelope, value if frozen(value) else UNSHARED, size)
+        entry = _entry(envelope, value, size, ticket.policy)
         self.tracker.sync()  # an invalidation that has arrived voids the ticket first
         with self.tracker.lock:
             if not self.tracker.live or self._entries.get(ticket.key) is not ticket:
@@ -143,3 +183,14 @@ class NearCache:
         entries = self._entries
         while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
             self._remove(next(iter(entries)))
+
+
+def _entry(envelope: Envelope, value: Any, size: int, policy: Policy) -> Entry:
+    """The entry for a value just read: shared if frozen, else copied per hit from a
+    private copy (the reader that filled it hands `value` itself out), else decoded."""
+    if frozen(value):
+        return Entry(envelope, value, size, None, fresh_until(policy, envelope))
+    copy = copier(value)
+    if copy is None:
+        return Entry(envelope, UNSHARED, size, None, -math.inf)  # read_near decodes it
+    return Entry(envelope, copy(value), size, copy, fresh_until(policy, envelope))

@@ -2,7 +2,7 @@
 by `python -m bench --only near`, which writes its own section of benchmarks.md
 (docs.near_section).
 
-- 6a throughput: one thread, a near hit (a JSON dict decoded per hit; a frozen dataclass
+- 6a throughput: one thread, a near hit (a JSON dict copied per hit; a frozen dataclass
   shared) against a default redis-py client's raw GET + json.loads and the ceiling of a
   dict lookup + json.loads, in alternating rounds; cashews' client-side mode beside them,
   on an event loop, against a raw redis.asyncio GET + json.loads.
@@ -43,7 +43,8 @@ from bench.workloads import hot as hot_workload
 from refresher import Refresher
 from tests.support.servers import RedisServer
 
-THROUGHPUT_TARGET = 10.0  # x a raw GET + json.loads
+DICT_TARGET = 20.0  # x a raw GET + json.loads (issue 23; issue 12 asked 10x)
+SHARED_TARGET = 50.0  # the same, for a value handed out shared (issue 23)
 LAG_TARGET_MS = 1.0  # p99
 HOT_GETS_TARGET = 10  # Redis GETs per TTL period per reader process
 COST_TARGET = 2.0  # applying one invalidation with many entries, over with few (p50s): O(1)
@@ -88,7 +89,7 @@ def _throughput(ctx: Context, suffix: str) -> tuple[Table, list[Target], list[st
     contenders: list[tuple[str, int, Callable[[], None]]] = [
         ("raw GET + json.loads (redis-py, default client)", slow,
          _repeat(slow, lambda: json.loads(cast(bytes, raw.get(f"near-raw{suffix}"))))),
-        ("refresher near hit: JSON dict, decoded per hit", fast, _repeat(fast, lambda: near_loaders.record.get(key))),
+        ("refresher near hit: JSON dict, copied per hit", fast, _repeat(fast, lambda: near_loaders.record.get(key))),
         ("refresher near hit: frozen dataclass, shared", fast, _repeat(fast, lambda: near_loaders.card.get(key))),
         ("refresher hit from Redis (near=False)", slow, _repeat(slow, lambda: near_loaders.record_redis.get(key))),
         ("ceiling: dict lookup + json.loads", fast, _repeat(fast, lambda: json.loads(memory[key]))),
@@ -117,22 +118,22 @@ def _throughput(ctx: Context, suffix: str) -> tuple[Table, list[Target], list[st
                f"The near cache counted {served:,} near hits for the {2 * fast * s.near_rounds:,} near reads. "
                "The last column is the asyncio rows' own baseline: "
                "cashews is asyncio only. cashews' local hit hands out the stored object itself (a caller "
-               "that mutates it changes what the next reader gets); refresher decodes a mutable value "
-               "per hit and shares only frozen ones."],
+               "that mutates it changes what the next reader gets); refresher copies a JSON-shaped value "
+               "per hit (decodes any other mutable one) and shares only frozen ones."],
     )
     for i, (label, _, _) in enumerate(contenders):
         us = statistics.median(r[i] for r in per_read) * 1e6
         table.add(label, 1e6 / us, us, times_raw(i), times_raw(i, len(contenders) - 1))
     as_dict, as_card, ceiling, early = times_raw(1), times_raw(2), times_raw(4), times_raw(5, len(contenders) - 1)
     targets = [
-        Target("near", f"near hit (JSON dict, decoded per hit) >= {THROUGHPUT_TARGET:g}x raw GET + json.loads",
-               f"{as_dict:.1f}x (ceiling {ceiling:.1f}x)", as_dict >= THROUGHPUT_TARGET),
-        Target("near", f"near hit (frozen dataclass, shared) >= {THROUGHPUT_TARGET:g}x raw GET + json.loads",
-               f"{as_card:.1f}x", as_card >= THROUGHPUT_TARGET),
+        Target("near", f"near hit (JSON dict, copied per hit) >= {DICT_TARGET:g}x raw GET + json.loads",
+               f"{as_dict:.1f}x (ceiling {ceiling:.1f}x)", as_dict >= DICT_TARGET),
+        Target("near", f"near hit (frozen dataclass, shared) >= {SHARED_TARGET:g}x raw GET + json.loads",
+               f"{as_card:.1f}x", as_card >= SHARED_TARGET),
     ]
     finding = (f"**Near hit throughput.** A near hit of a JSON dict ran at {as_dict:.1f}x a raw GET + json.loads "
-               f"on redis-py's default client, {as_dict / ceiling:.0%} of the decode-per-hit ceiling (a dict "
-               f"lookup + json.loads, {ceiling:.1f}x); a frozen dataclass, shared rather than decoded, at "
+               f"on redis-py's default client, {as_dict / ceiling:.0%} of what a dict lookup + json.loads "
+               f"reaches ({ceiling:.1f}x); a frozen dataclass, shared rather than decoded, at "
                f"{as_card:.1f}x. cashews' client-side hit ran at {early:.1f}x its own baseline (a raw redis.asyncio "
                f"GET + json.loads) and {times_raw(5):.1f}x the sync one.")
     return table, targets, [finding]
