@@ -15,13 +15,14 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from refresher import Refresher, TaskRejected, wire
+from refresher import RefreshFailed, Refresher, TaskRejected, wire
 from refresher.refresh import UNKNOWN, refresh_keys, refresh_task
 from tests.test_worker import cache, make_loader  # noqa: F401  (cache: the fixture)
 
 TEXT = st.characters(blacklist_characters=":;")  # so that a batch's result splits into its items' outcomes
 SUCCESSES = {"written", "deduplicated", "fresh", "backing_off"}  # a task's result
 REFUSALS = {"rejected", "version_mismatch"}  # what a TaskRejected begins with
+FAILED = "failed"  # arguments the loader took but could not load from (RefreshFailed): the key backs off
 JSON: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(TEXT, max_size=20),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(TEXT, max_size=10), inner, max_size=5),
@@ -61,7 +62,9 @@ def test_any_json_as_a_refresh_task_is_rejected_or_refreshed(cache: Refresher, r
             seen.add(refresh_task(*task))
         except TaskRejected as exc:
             seen.add(str(exc).split(":", 1)[0])
-        assert seen <= SUCCESSES | REFUSALS
+        except RefreshFailed:
+            seen.add(FAILED)
+        assert seen <= SUCCESSES | REFUSALS | {FAILED}
         assert_no_lock_left(r)
 
     one()
@@ -81,6 +84,11 @@ def test_any_json_as_a_refresh_many_task_is_rejected_or_refreshed(cache: Refresh
             result = refresh_keys(items)
         except TaskRejected as exc:
             refused, result = exc, str(exc)
+        except RefreshFailed as exc:  # a loader raised on some item: the message names it
+            assert f": {FAILED} (" in str(exc) or ": error (" in str(exc), exc
+            seen.add(FAILED)
+            assert_no_lock_left(r)
+            return
         if refused is not None and result.startswith("rejected: "):  # the whole batch refused
             seen.add("rejected")
         else:  # one outcome per item, refused if any item was
