@@ -23,6 +23,7 @@ VENV = os.path.abspath(os.environ["REFRESHER_TEST_WHEEL_VENV"]) if os.environ.ge
 EXTRAS = {  # package prefix: the import its extra provides
     "refresher.metrics": "prometheus_client",  # [prometheus]
     "refresher.flowerconfig": "tornado",  # [flower]: the file Flower executes at start (FLOWER_CONF)
+    "refresher.contrib.django": "django",  # [django]
 }
 LOADERS = '''
 import os

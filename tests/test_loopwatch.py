@@ -14,9 +14,9 @@ def test_the_loop_watch_reports_a_blocking_call_and_not_an_awaited_one() -> None
 
     async def main() -> list[str]:
         with blocked_callbacks() as blocked:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.15)
             await asyncio.sleep(0)  # the blocking sleep below runs in a callback of its own
-            time.sleep(0.05)
+            time.sleep(0.15)
             await asyncio.sleep(0)
         return blocked
 
