@@ -18,6 +18,7 @@ for keys this process never read, the locks and markers included) is one dict mi
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -40,6 +41,8 @@ RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tra
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
 
+_open: weakref.WeakSet[Tracker] = weakref.WeakSet()  # closed quietly when the process exits
+
 
 class Tracker:
     """Keeps `invalidate` told of every write under `prefixes` on each master, or says it
@@ -59,6 +62,9 @@ class Tracker:
         self._on = threading.Event()  # set while live: what wait_live waits on
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
+        self._failures = 0  # attempts to turn tracking on that failed in a row
+        self._said = False  # a WARNING has said tracking is off since it was last on
+        _open.add(self)
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
         if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
             os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
@@ -66,13 +72,14 @@ class Tracker:
     def _start(self) -> None:
         with self.lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="refresher-tracking", daemon=True)
+                self._thread = threading.Thread(target=_keep, args=(weakref.ref(self), self._closed),
+                                                name="refresher-tracking", daemon=True)
                 self._thread.start()
 
     def _forked(self) -> None:
         """A forked child (a prefork worker) starts its own connections when it first reads."""
         self.lock = threading.Lock()
-        self.live, self._draining, self._links, self._thread = False, False, [], None
+        self.live, self._draining, self._links, self._thread, self._failures, self._said = False, False, [], None, 0, False
         self._on = threading.Event()
         self._poll, self._close_poll = arrivals([])
         self._invalidate(None)
@@ -132,11 +139,14 @@ class Tracker:
             self._draining = False
 
     def _down(self, exc: BaseException | None) -> None:
-        if self.live and exc is not None:
-            log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
+        """Once per loss: what was kept is flushed and the loss said (a closed tracker's is no loss)."""
+        if self.live:
+            if exc is not None and not self._closed.is_set():
+                log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
+                self._said = True
+            self._invalidate(None)
         self.live = False
         self._on.clear()
-        self._invalidate(None)
         self._close_poll()
         for link in self._links:
             link.close()
@@ -144,24 +154,24 @@ class Tracker:
 
     # -- the background thread -------------------------------------------------------
 
-    def _run(self) -> None:
-        """Never ends but on close: whatever fails here takes the tracker down (the near
-        cache flushed and bypassed, epochs fetched) and tracking is turned on again."""
-        failures = 0
-        while not self._closed.is_set():
-            try:
-                if self.live:
-                    self._tend()
-                    continue
+    def _step(self) -> float:
+        """One turn of the thread, and the wait before the next: whatever fails takes the
+        tracker down (near cache flushed and bypassed, epochs fetched) until it is on again."""
+        try:
+            if self.live:
+                self._tend()
+            else:
                 self._connect()
-                failures = 0
-            except Exception as exc:
-                with self.lock:
-                    if not self.live:
-                        _not_on(exc, failures)
-                    self._down(exc)  # a live tracker says so itself
-                self._closed.wait(min(RETRY_FIRST * 2**failures, RETRY_MOST))
-                failures += 1
+                self._failures, self._said = 0, False
+            return PING_EVERY / 4
+        except Exception as exc:
+            with self.lock:
+                if not self.live:  # a live tracker says so itself, in _down
+                    _not_on(exc, quiet=self._said or self._closed.is_set())
+                    self._said = True
+                self._down(exc)
+            self._failures += 1
+            return min(RETRY_FIRST * 2 ** (self._failures - 1), RETRY_MOST)
 
     def _connect(self) -> None:
         links: list[Link] = []
@@ -188,9 +198,6 @@ class Tracker:
         tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER. It
         wakes on a clock, not on every push: readers apply those themselves, and a
         thread woken per write would take the GIL from them each time."""
-        self._closed.wait(PING_EVERY / 4)
-        if not self.live:
-            return
         links, now = self._links, time.monotonic()
         try:
             for link in links:  # the pingers are this thread's alone: no lock
@@ -211,12 +218,32 @@ class Tracker:
                 self._drain()
 
 
-def _not_on(exc: Exception, failures: int) -> None:
-    """Say once (at WARNING) why tracking is off, then at DEBUG while it stays off."""
+def _keep(tracker: weakref.ref[Tracker], closed: threading.Event) -> None:
+    """The tracker's thread. It holds its tracker for a turn only, so a Refresher nobody
+    holds is collected (and its thread ends, quietly) rather than kept for the process's life."""
+    while not closed.is_set():
+        held = tracker()
+        if held is None:
+            return
+        pause = held._step()
+        del held
+        closed.wait(pause)
+
+
+@atexit.register
+def _exiting() -> None:
+    """The process is ending (after its non-daemon threads): its servers may be stopped
+    with it, and that is no loss to warn of. atexit, not a daemon thread's luck."""
+    for tracker in list(_open):
+        tracker._closed.set()
+
+
+def _not_on(exc: Exception, quiet: bool) -> None:
+    """Say why tracking is off: at WARNING once (the caller knows), then at DEBUG."""
     if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
         message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
                    "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
                    "Until then every read fetches its loader's epochs.")
     else:
         message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
-    log.log(logging.WARNING if failures == 0 else logging.DEBUG, message, exc)
+    log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)
