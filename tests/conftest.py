@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from typing import Iterator
 
@@ -194,3 +195,14 @@ def worker_process(redis_url: str) -> Iterator[WorkerProcess]:
 def reading(request: pytest.FixtureRequest) -> Reading:
     """Reads, sets and invalidations through the sync driver, then the async one."""
     return Reading(request.param)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, freeze (SIGSTOP) and restart."""
+    server = RedisServer()
+    server.start()
+    yield server
+    if server.proc is not None:
+        server.proc.send_signal(signal.SIGCONT)
+    server.stop()

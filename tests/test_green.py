@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from typing import Iterator
 
 import pytest
 import redis
@@ -59,16 +58,6 @@ print(json.dumps({{"outcome": outcome, "seconds": time.perf_counter() - started}
 '''
 
 
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    s = RedisServer()
-    s.start()
-    yield s
-    if s.proc is not None:
-        s.proc.send_signal(signal.SIGCONT)
-    s.stop()
-
-
 def script(library: str, body: str) -> str:
     return "\n".join([PATCH[library], SPAWN[library], CLIENT.format(timeout=SOCKET_TIMEOUT), body.format()])
 
@@ -81,8 +70,8 @@ def green(library: str, body: str, url: str, near: int) -> subprocess.Popen[str]
 @pytest.mark.standalone_only
 @pytest.mark.parametrize("near", [0, 1000], ids=["near-off", "near-on"])
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_fifty_greenlets_read_without_an_error(library: str, near: int, server: RedisServer) -> None:
-    out, err = green(library, READERS, server.url, near).communicate(timeout=60)
+def test_fifty_greenlets_read_without_an_error(library: str, near: int, own_redis: RedisServer) -> None:
+    out, err = green(library, READERS, own_redis.url, near).communicate(timeout=60)
     assert out, err
     report = json.loads(out.splitlines()[-1])
     assert report["errors"] == []
@@ -91,17 +80,17 @@ def test_fifty_greenlets_read_without_an_error(library: str, near: int, server: 
 
 @pytest.mark.standalone_only
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_a_read_against_a_frozen_redis_fails_within_the_socket_timeout(library: str, server: RedisServer) -> None:
-    proc = green(library, FROZEN, server.url, 0)
-    assert proc.stdout is not None and proc.stdin is not None and server.proc is not None
+def test_a_read_against_a_frozen_redis_fails_within_the_socket_timeout(library: str, own_redis: RedisServer) -> None:
+    proc = green(library, FROZEN, own_redis.url, 0)
+    assert proc.stdout is not None and proc.stdin is not None and own_redis.proc is not None
     try:
         assert proc.stdout.readline().strip() == "warm"
-        server.proc.send_signal(signal.SIGSTOP)
+        own_redis.proc.send_signal(signal.SIGSTOP)
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out, err = proc.communicate(timeout=30)
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        own_redis.proc.send_signal(signal.SIGCONT)
         proc.kill()
     report = json.loads(out.splitlines()[-1]) if out else {"err": err}
     assert report.get("outcome") == "unavailable", report

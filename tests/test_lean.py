@@ -20,18 +20,8 @@ pytestmark = pytest.mark.standalone_only  # it freezes its own server
 
 
 @pytest.fixture
-def server() -> Iterator[RedisServer]:
-    s = RedisServer()
-    s.start()
-    yield s
-    if s.proc is not None:
-        s.proc.send_signal(signal.SIGCONT)
-    s.stop()
-
-
-@pytest.fixture
-def cache(server: RedisServer) -> Iterator[Refresher]:
-    c = Refresher(server.url, socket_timeout=SOCKET_TIMEOUT)
+def cache(own_redis: RedisServer) -> Iterator[Refresher]:
+    c = Refresher(own_redis.url, socket_timeout=SOCKET_TIMEOUT)
     yield c
     c.close()
 
@@ -46,21 +36,21 @@ def test_the_lean_connection_is_used_exactly_where_redis_py_has_the_internals_it
     assert cache.redis.connection_pool.connection_class is expected
 
 
-def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(server: RedisServer, cache: Refresher) -> None:
+def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(own_redis: RedisServer, cache: Refresher) -> None:
     @cache.loader(ttl=60, name="lean.frozen")
     def load(n: int) -> int:
         return n
 
     assert load.get(1) == 1
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
+    assert own_redis.proc is not None
+    own_redis.proc.send_signal(signal.SIGSTOP)
     try:
         started = time.perf_counter()
         with pytest.raises(CacheUnavailable):
             load.get(1)
         assert SOCKET_TIMEOUT * 0.9 <= time.perf_counter() - started < 2 * SOCKET_TIMEOUT
     finally:
-        server.proc.send_signal(signal.SIGCONT)
+        own_redis.proc.send_signal(signal.SIGCONT)
     assert load.get(1) == 1  # its own answer, not a late reply to the timed-out read
 
 

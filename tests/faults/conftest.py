@@ -3,7 +3,6 @@ events to wait on instead of sleeping through TTLs."""
 
 from __future__ import annotations
 
-import signal
 import uuid
 from typing import Any, Callable, Iterator
 
@@ -11,7 +10,7 @@ import pytest
 import redis
 
 from tests.support.keyevents import KeyEvents
-from tests.support.servers import RedisServer, WorkerProcess
+from tests.support.servers import WorkerProcess
 
 FAULT_LOADERS = "tests.support.fault_loaders"
 
@@ -51,14 +50,3 @@ def key_events(r: redis.Redis) -> Iterator[Callable[..., KeyEvents]]:
     yield watch
     for events in opened:
         events.close()
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of the test's own, to stop, freeze (SIGSTOP) and restart."""
-    server = RedisServer()
-    server.start()
-    yield server
-    if server.proc is not None:
-        server.proc.send_signal(signal.SIGCONT)
-    server.stop()
