@@ -132,8 +132,8 @@ def _finding(summary: dict[str, tuple[float, float, float, float, float]], raws:
     total = dict(profile)["all of it"]
     others = sum(us for name, us in profile if name in ("tracking.py:sync", "stats.py:incr") or "epoll" in name)
     return (f"**Near hit (issue 23).** Medians over the runs, by wall time: {now}. Of a shared near hit's profiled "
-            f"time, {others / total:.0%} is the tracker's sync (its epoll_wait included) and the stats counter's "
-            "lock (the profile tables).")
+            f"time, {others / total:.0%} is the tracker's sync (its epoll_wait included) and the stats counter "
+            "(the profile tables).")
 
 
 def main(argv: list[str] | None = None) -> int:

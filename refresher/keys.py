@@ -1,8 +1,8 @@
 """Key naming: stable, collision-free, and one Redis Cluster slot per cached value.
 
     <namespace>:{<loader>:<args-json>}            the value
-    <namespace>:{<loader>:<args-json>}:lock       the refresh/load lock
-    <namespace>:{<loader>:<args-json>}:pending    the "refresh already asked for" marker
+    <namespace>:lock{<loader>:<args-json>}        the refresh/load lock
+    <namespace>:pending{<loader>:<args-json>}     the "refresh already asked for" marker
     <namespace>:{<loader>:<args-json>}:signal     pub/sub channel that wakes waiters
 
 A loader with `version=N` uses `<loader>:vN` in place of `<loader>` (names hold no ':', and
@@ -12,6 +12,12 @@ Loader names and namespaces may not hold ':' or braces, and the arguments are ca
 JSON (always an array, so it starts with '['). Arguments that are long or hold braces are
 replaced by '#' and a 128-bit BLAKE2b digest, which can never look like an array. The part
 in braces is therefore unique per call and is the hash tag that keeps the four together.
+
+The lock and the marker sit outside `<namespace>:{`, the prefix a near cache tracks
+(client.py), so a committed value costs every tracking process one invalidation push, not
+three (issue 23). Their names cannot meet another namespace's: a key's only '{' follows
+':' in a value key, 'lock' or 'pending' in the others. In 0.1.0 they were `<value>:lock`
+and `<value>:pending` (CHANGELOG.md: a rolling deploy); the value key and channel are as then.
 
 Arguments JSON has no type for (datetime, date, UUID, Decimal, Enum) are written as one-key
 tags such as {"$uuid": "..."}, each in one canonical form, so equal values make one key and
@@ -198,5 +204,6 @@ class Keys:
     def build(cls, namespace: str, name: str, args_json: str) -> Keys:
         if len(args_json.encode()) > MAX_READABLE_ARGS or "{" in args_json or "}" in args_json:
             args_json = "#" + hashlib.blake2b(args_json.encode(), digest_size=16).hexdigest()
-        value = f"{namespace}:{{{name}:{args_json}}}"
-        return cls(value, value + ":lock", value + ":pending", value + ":signal")
+        tag = f"{{{name}:{args_json}}}"
+        value = f"{namespace}:{tag}"
+        return cls(value, f"{namespace}:lock{tag}", f"{namespace}:pending{tag}", value + ":signal")

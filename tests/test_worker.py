@@ -17,6 +17,7 @@ from refresher import Loader
 from refresher.core.lock import new_token
 from refresher.core.miss import BACKOFF, Commit, commit
 from refresher.core.read import ask_for_refresh
+from refresher.keys import Keys
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
 from tests.support.locks import Lock
@@ -148,7 +149,7 @@ def test_lock_tokens_are_random_and_long() -> None:
 
 
 def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(cache: Refresher, r: redis.Redis) -> None:
-    lock = Lock(cache.sync, "refresher:{t:[1]}:lock", ttl_ms=150)
+    lock = Lock(cache.sync, Keys.build("refresher", "t", "[1]").lock, ttl_ms=150)
     assert lock.acquire()
     held = threading.Event()
     with lock.kept_alive(max_hold_ms=600):
@@ -156,7 +157,7 @@ def test_the_watchdog_keeps_a_slow_load_locked_but_not_forever(cache: Refresher,
         assert r.get(lock.key) == lock.token.encode()
     deadline = time.monotonic() + 2
     assert lock.release()
-    lock2 = Lock(cache.sync, "refresher:{t:[2]}:lock", ttl_ms=150)
+    lock2 = Lock(cache.sync, Keys.build("refresher", "t", "[2]").lock, ttl_ms=150)
     assert lock2.acquire()
     with lock2.kept_alive(max_hold_ms=450):
         while r.exists(lock2.key):  # the watchdog gives up after max_hold: the lock lapses

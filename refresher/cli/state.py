@@ -110,10 +110,10 @@ def _secs(ms: int) -> str:
 
 
 def key_pattern(loader: Loader[Any, Any]) -> str:
-    """A SCAN MATCH for the value keys of every call of `loader`, not their :lock, :pending
-    and :signal keys: `<namespace>:{<loader>:*}`. A value key is the only one that ends in
-    the closing brace (arguments holding braces are hashed), and glob characters in the
-    namespace or name are escaped."""
+    """A SCAN MATCH for the value keys of every call of `loader`: `<namespace>:{<loader>:*}`.
+    Locks and markers start `<namespace>:lock{` and `<namespace>:pending{` (keys.py); those
+    0.1.0 left as `<value>:lock` do not end in the closing brace as a value key does
+    (arguments holding braces are hashed). Glob characters in the namespace or name are escaped."""
     prefix = f"{loader.cache.namespace}:{{{loader.name}:"
     return re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*}"
 
