@@ -87,6 +87,11 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()
+    # One more round trip: Redis writes the flush's invalidation pushes in the same event-loop
+    # turn as the FLUSHALL's reply, so once a later reply is back, every tracking socket of
+    # this process holds its push and the test's first read applies it. Without it that read
+    # could serve the previous test's near-cache copy, a few microseconds before the push.
+    client.ping()
     client.close()
     if CLUSTER is not None:
         cluster = cluster_client()
