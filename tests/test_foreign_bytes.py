@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -122,24 +122,27 @@ def test_forged_signal_messages_never_reach_a_waiter_as_values(reading: Reading,
     def command_calls(command: str) -> int:
         return int(r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
+    def reaction(message: bytes) -> Callable[[], int]:
+        """Garbage sends the waiter to read the key (MGET) and listen on; "written" with
+        nothing there, or "retry", to wait anew (a wait counted, on the subscription the
+        read keeps for all its waits, so no SSUBSCRIBE to see)."""
+        return (lambda: waiter.stats["waited"]) if message[:1] in (b"w", b"r") else (lambda: command_calls("mget"))
+
     def forge(channel: str) -> None:
-        for message in FORGED:
-            # Garbage sends the waiter to read the key (MGET); "written" with nothing there,
-            # or "retry", to wait anew (SSUBSCRIBE). Each is seen done before the next is
-            # sent, so that none is lost between two waits.
-            reaction = "ssubscribe" if message[:1] in (b"w", b"r") else "mget"
-            before = command_calls(reaction)
+        for message in FORGED:  # each seen reacted to before the next is sent
+            seen = reaction(message)
+            before = seen()
             r.spublish(channel, message)
             deadline = time.monotonic() + 5
-            while command_calls(reaction) == before:
+            while seen() == before:
                 assert time.monotonic() < deadline, f"the waiter did not react to {message!r}"
                 time.sleep(0.005)
 
     def origin(n: int) -> dict[str, int]:
         return {"n": n}
 
-    try:
-        led, waited = lead_and_wait(reading, leader, waiter, origin, 5, meanwhile=forge, ttl=60)
+    try:  # ttl=600 gives a 20 s lock: a reaction within 5 s is the message's, not the wait's deadline
+        led, waited = lead_and_wait(reading, leader, waiter, origin, 5, meanwhile=forge, ttl=600)
         waits = waiter.stats["waited"]
     finally:
         leader.close()
