@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -21,7 +21,7 @@ from tests.support import foreign_loaders
 from tests.support.foreign_loaders import calls, profile, set_elsewhere
 from tests.support.reading import Reading
 from tests.support.readers import run_readers
-from tests.support.waiting import lead_and_wait
+from tests.support.waiting import lead_and_wait, until
 
 pytestmark = pytest.mark.standalone_only  # the near cache's tracking (tests/test_near.py covers the Cluster's)
 COHERENT_WITHIN = 0.2  # seconds from another process's `set` returning to this process serving it
@@ -34,14 +34,22 @@ def served_soon(reading: Reading, n: int, value: dict[str, Any], since: float) -
     assert time.monotonic() - since < COHERENT_WITHIN
 
 
-def near_live() -> None:
-    assert foreign_loaders.cache.near is not None and foreign_loaders.cache.near.tracker.wait_live(5)
+def near_live(r: redis.Redis) -> None:
+    """Tracking on, and every invalidation sent before now applied: the fixture's FLUSHALL
+    drops the copies an earlier test left (the same n, another parameter), but its push
+    may reach the tracker after the fixture's OK. A write to an epoch key no loader uses,
+    heard, follows it on the same connection."""
+    near = foreign_loaders.cache.near
+    assert near is not None and near.tracker.wait_live(5)
+    before = near.invalidated
+    r.set(profile.spec.epochs.tag_key("test-barrier"), "0 0")
+    until(lambda: near.tracker.sync() and near.invalidated > before, "the tracker did not hear the barrier")
 
 
 @pytest.mark.parametrize("garbage", [b"garbage", b"1 x", b"99999999999999999999 1", b"\xff\xfe"])
 def test_a_garbage_epoch_is_a_hard_invalidation_and_the_read_repairs_it(
         reading: Reading, r: redis.Redis, garbage: bytes, caplog: pytest.LogCaptureFixture) -> None:
-    near_live()
+    near_live(r)
     first = reading.get(profile, 1)
     epoch_key = profile.spec.epoch_key
     r.set(epoch_key, garbage)
@@ -59,7 +67,7 @@ def test_a_garbage_epoch_is_a_hard_invalidation_and_the_read_repairs_it(
 
 
 def test_a_bump_repairs_a_garbage_epoch_and_a_tag_key_of_another_type(reading: Reading, r: redis.Redis) -> None:
-    near_live()
+    near_live(r)
     old = reading.get(profile, 2)
     r.set(profile.spec.epoch_key, b"garbage")
     profile.invalidate_all(hard=False)  # the BUMP script used to fail on it
@@ -76,7 +84,7 @@ def test_a_bump_repairs_a_garbage_epoch_and_a_tag_key_of_another_type(reading: R
 
 def test_a_value_key_of_another_type_is_reloaded_and_overwritten(
         reading: Reading, r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
-    near_live()
+    near_live(r)
     keys = profile.keys(3)
     r.rpush(keys.value, "somebody", "else's")
     with caplog.at_level(logging.WARNING, logger="refresher"):
@@ -122,24 +130,27 @@ def test_forged_signal_messages_never_reach_a_waiter_as_values(reading: Reading,
     def command_calls(command: str) -> int:
         return int(r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
+    def reaction(message: bytes) -> Callable[[], int]:
+        """Garbage sends the waiter to read the key (MGET) and listen on; "written" with
+        nothing there, or "retry", to wait anew (a wait counted, on the subscription the
+        read keeps for all its waits, so no SSUBSCRIBE to see)."""
+        return (lambda: waiter.stats["waited"]) if message[:1] in (b"w", b"r") else (lambda: command_calls("mget"))
+
     def forge(channel: str) -> None:
-        for message in FORGED:
-            # Garbage sends the waiter to read the key (MGET); "written" with nothing there,
-            # or "retry", to wait anew (SSUBSCRIBE). Each is seen done before the next is
-            # sent, so that none is lost between two waits.
-            reaction = "ssubscribe" if message[:1] in (b"w", b"r") else "mget"
-            before = command_calls(reaction)
+        for message in FORGED:  # each seen reacted to before the next is sent
+            seen = reaction(message)
+            before = seen()
             r.spublish(channel, message)
             deadline = time.monotonic() + 5
-            while command_calls(reaction) == before:
+            while seen() == before:
                 assert time.monotonic() < deadline, f"the waiter did not react to {message!r}"
                 time.sleep(0.005)
 
     def origin(n: int) -> dict[str, int]:
         return {"n": n}
 
-    try:
-        led, waited = lead_and_wait(reading, leader, waiter, origin, 5, meanwhile=forge, ttl=60)
+    try:  # ttl=600 gives a 20 s lock: a reaction within 5 s is the message's, not the wait's deadline
+        led, waited = lead_and_wait(reading, leader, waiter, origin, 5, meanwhile=forge, ttl=600)
         waits = waiter.stats["waited"]
     finally:
         leader.close()
