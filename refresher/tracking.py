@@ -8,8 +8,11 @@ such key written (by any client, a worker's commit, a
 arrived on the read itself (`sync`: one poll for every master when nothing has), so
 a copy that an invalidation already received made stale is never served, however busy the
 GIL is. A background thread pings each master on a connection of its own: a lost tracking
-connection or a frozen master marks the tracker down (the near cache is flushed and
-bypassed, epochs are fetched on every read) until every master is tracked again.
+connection or a frozen master marks the tracker down (the near cache is bypassed, epochs
+are fetched on every read) until every master is tracked again. When the master is frozen
+or unreachable (an outage, not a refusal) the copies are kept for stale_if_down (`keep`)
+and the cache's breaker is held open, so reads answer at once; the reconnect, tried every
+breaker cool-down, drops every kept copy before it turns tracking back on.
 
 BCAST rather than the default mode: it needs no tracking on the pooled data connections
 (any of which may be the one that read a key), works on Redis 6.0+, and its cost (a push
@@ -27,9 +30,12 @@ import time
 from typing import Callable
 
 from redis.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, arrivals, names
+from refresher.breaker import Breaker
+from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -39,16 +45,21 @@ RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tra
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
+OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
+FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
 
 
 class Tracker:
     """Keeps `invalidate` told of every write under `prefixes` on each master, or says it
     cannot (`sync()` is False) and has flushed everything."""
 
-    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate) -> None:
+    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate,
+                 keep: Callable[[], None] = lambda: None, breaker: Breaker | None = None) -> None:
         self._pools = pools
         self._prefixes = prefixes
         self._invalidate = invalidate
+        self._keep = keep  # an outage began: keep the copies, no longer served as current
+        self.breaker = breaker or Breaker(RETRY_MOST)
         self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
@@ -136,7 +147,14 @@ class Tracker:
             log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
         self.live = False
         self._on.clear()
-        self._invalidate(None)
+        if isinstance(exc, OUTAGE) and not self._closed.is_set():
+            self._keep()
+            if isinstance(exc, FROZEN):
+                self.breaker.trip(held=True)
+        else:
+            self._invalidate(None)
+            if self.breaker.held:  # refused, not unreachable: reads find out for themselves
+                self.breaker.reset()
         self._close_poll()
         for link in self._links:
             link.close()
@@ -160,7 +178,9 @@ class Tracker:
                     if not self.live:
                         _not_on(exc, failures)
                     self._down(exc)  # a live tracker says so itself
-                self._closed.wait(min(RETRY_FIRST * 2**failures, RETRY_MOST))
+                # During an outage reads wait for this reconnect: tried every cool-down.
+                most = self.breaker.cooldown if self.breaker.held else RETRY_MOST
+                self._closed.wait(min(RETRY_FIRST * 2**failures, most))
                 failures += 1
 
     def _connect(self) -> None:
@@ -180,6 +200,7 @@ class Tracker:
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
             self.live = True
+            self.breaker.reset()  # the copies kept through an outage are gone: reads go on
             self._on.set()
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
@@ -193,13 +214,14 @@ class Tracker:
             return
         links, now = self._links, time.monotonic()
         try:
-            for link in links:  # the pingers are this thread's alone: no lock
-                link.beat(now)
+            answered = max(link.beat(now) for link in links)  # the pingers are this thread's alone: no lock
         except (OSError, ConnectionError, RedisError) as exc:
             with self.lock:
                 if self._links is links:
                     self._down(exc)
             return
+        if self.breaker.open and answered > self.breaker.tripped:  # a read's failure is over: Redis answers
+            self.breaker.succeeded()
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import select
 import selectors
 import socket
@@ -16,6 +17,10 @@ CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
 PING_EVERY = 0.1
 DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
 INVALIDATIONS = b"__redis__:invalidate"
+
+
+class Frozen(ConnectionError):
+    """A PING went unanswered for DEAD_AFTER: the server is frozen or unreachable."""
 
 
 def socket_of(connection: Any) -> socket.socket | None:
@@ -93,18 +98,21 @@ class Link:
         while (reply := self.reader.gets()) is not False:
             yield reply
 
-    def beat(self, now: float) -> None:
+    def beat(self, now: float) -> float:
         """Take the answer to the last PING if it came, send the next when due, and raise
-        if one has gone unanswered for DEAD_AFTER (the tracker's thread only)."""
+        if one has gone unanswered for DEAD_AFTER (the tracker's thread only). Returns when
+        the PING answered now was sent (-inf: none answered now)."""
+        answered = -math.inf
         if self.ping_sent is not None:
             if self.pinger.can_read(timeout=0):
                 self.pinger.read_response()
-                self.ping_sent = None
+                answered, self.ping_sent = self.ping_sent, None
             elif now - self.ping_sent > DEAD_AFTER:
-                raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
+                raise Frozen(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
         if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
             self.pinger.send_command("PING")
             self.ping_sent = self.last_ping = now
+        return answered
 
     def close(self) -> None:
         self.connection.disconnect()

@@ -81,7 +81,8 @@ class Near(NamedTuple):
     help: str
 
 
-NEAR_ENTRIES = Near("refresher_near_cache_entries", "Values held in the in-process near cache")
+NEAR_ENTRIES = Near("refresher_near_cache_entries", "Values held in the in-process near cache (while tracking "
+                    "is lost: the copies kept from before, served only by stale_if_down)")
 NEAR_BYTES = Near("refresher_near_cache_bytes", "Bytes the near cache's values take (payload plus about 200 "
                   "bytes per entry)")
 NEAR_BYPASSED = Near("refresher_near_cache_bypassed", "Near caches being bypassed because invalidation "
@@ -91,7 +92,7 @@ NEAR_GAUGES = (NEAR_ENTRIES, NEAR_BYTES, NEAR_BYPASSED)
 NEAR_INVALIDATIONS = Near("refresher_near_cache_invalidations", "Keys Redis reported written (server-assisted "
                           "invalidation), each dropped from the near cache if held: values, locks, markers, epochs")
 NEAR_FLUSHES = Near("refresher_near_cache_flushes", "Times a near cache was emptied at once: tracking came on "
-                    "or was lost, a FLUSHALL or FLUSHDB, or a fork")
+                    "(dropping what an outage kept) or was refused, a FLUSHALL or FLUSHDB, or a fork")
 NEAR_COUNTERS = (NEAR_INVALIDATIONS, NEAR_FLUSHES)
 
 _BY_EVENT = {event: (family, value) for family in COUNTERS for event, value in family.events.items()}
