@@ -23,8 +23,10 @@ READS = Family(
     "served from the in-process near cache (near_hit), served and this read asked a worker to refresh the value "
     "(refresh_asked), loaded by this read (miss), "
     "given another caller's load in this process (coalesced), stale after a failed load (stale_served), "
+    "a near copy kept from before a cache Redis outage (served_while_down, stale_if_down), "
     "or raised (error)", "outcome",
-    {e: e for e in ("hit", "near_hit", "refresh_asked", "miss", "coalesced", "stale_served", "error")},
+    {e: e for e in ("hit", "near_hit", "refresh_asked", "miss", "coalesced", "stale_served", "served_while_down",
+                    "error")},
 )
 LOADS = Family("refresher_loads", "Origin calls (the loader function) by result, readers' and workers'", "result",
                {"load": "ok", "load_failed": "error"})

@@ -25,6 +25,7 @@ from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, WorkerProcess
 from tests.support.reading import Reading
+from tests.support.waiting import until
 
 SOCKET_TIMEOUT = 0.5
 WRITTEN = r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'"
@@ -64,14 +65,6 @@ def timed(op: Callable[[], object]) -> tuple[BaseException | None, float]:
     return None, time.perf_counter() - started
 
 
-def closed_within(cache: Refresher, seconds: float) -> None:
-    """Wait for the cache's breaker to close: nothing signals it but the attribute."""
-    deadline = time.monotonic() + seconds
-    while cache.breaker.open:
-        assert time.monotonic() < deadline, "the breaker stayed open"
-        threading.Event().wait(0.01)
-
-
 def test_a_stopped_cache_raises_cache_unavailable_for_every_operation(
     reading: Reading, cache_server: RedisServer, cache: Refresher
 ) -> None:
@@ -106,7 +99,7 @@ def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
         assert seconds < 0.05, seconds
     finally:
         cache_server.proc.send_signal(signal.SIGCONT)
-    closed_within(cache, 5)  # a PING answered, or the tracker's reconnect, closes the breaker
+    until(lambda: not cache.breaker.open, "a PING answered, or the tracker's reconnect, closes the breaker", 5)
     # Thawed: the next reads get their own answers, not the late replies to the timed-out ones.
     assert reading.get(load, 2) == {"n": 2, "call": 2}
     assert reading.get(load, 1) == {"n": 1, "call": 1}
