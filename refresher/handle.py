@@ -21,10 +21,12 @@ from refresher.drivers import loop
 from refresher.keys import Keys, check_name
 from refresher.near import Entry, Ticket
 from refresher.options import Settings
+from refresher.served import Served, describe
 
 if TYPE_CHECKING:
     from refresher.client import Refresher
 
+DOWN = RedisConnectionError("the cache Redis is known unreachable")  # what entry() does not wait to find
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
@@ -106,7 +108,21 @@ class Loader(Generic[P, R]):
         but is due for a refresh, which the workers do as it is next read: no stampede."""
         self.cache.sync.run(bump_epoch(self.spec.epoch_key, hard))
 
+    def entry(self, *args: P.args, **kwargs: P.kwargs) -> Served[R]:
+        """`get`, with the value's state, age and version (refresher.Served), for apps
+        that show how fresh what they display is. Costs a GET more than `get`."""
+        value = self.get(*args, **kwargs)
+        call = self.call(args, kwargs)
+        raw = DOWN if self.breaker.open else self.cache.sync.get(call.keys.value)
+        return describe(self.spec, self.near, call.keys.value, value, raw)
+
     # -- asyncio ---------------------------------------------------------------------
+
+    async def aentry(self, *args: P.args, **kwargs: P.kwargs) -> Served[R]:
+        value = await self.aget(*args, **kwargs)
+        call = self.call(args, kwargs)
+        raw = DOWN if self.breaker.open else await self.cache.aio().get(call.keys.value)
+        return describe(self.spec, self.near, call.keys.value, value, raw)
 
     async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """`get` for asyncio: the same guarantees, and the loop never blocks (a sync

@@ -129,12 +129,8 @@ class NearCache:
         """The copy kept from before an outage, while the loader's stale_if_down allows
         (the outage began less than that long ago) and if it was servable when it began;
         else NOTHING. Only read while the cache's breaker is open."""
-        since = self.kept_since
-        if since is None or time.monotonic() - since >= spec.settings.stale_if_down:
-            return NOTHING
-        entry = self._entries.get(key)
-        if type(entry) is not Entry \
-                or spec.epochs.judge(spec.epoch_key, entry.envelope.marks, self._kept_epochs) not in SERVABLE_KEPT:
+        entry = self.kept_entry(key, spec)
+        if entry is None:
             return NOTHING
         value = entry.served()
         if value is UNSHARED and isinstance(value := spec.decode(entry.envelope, key=key), Nothing):
@@ -143,8 +139,19 @@ class NearCache:
         if not self._told:
             self._told = True
             log.warning("refresher: the cache Redis is unreachable; serving near copies kept from before the "
-                        "outage (stale_if_down), %.1f s after it began", time.monotonic() - since)
+                        "outage (stale_if_down), %.1f s after it began", time.monotonic() - (self.kept_since or 0))
         return value  # type: ignore[no-any-return]
+
+    def kept_entry(self, key: str, spec: Spec[Any]) -> Entry | None:
+        """`kept`'s entry, uncounted."""
+        since = self.kept_since
+        if since is None or time.monotonic() - since >= spec.settings.stale_if_down:
+            return None
+        entry = self._entries.get(key)
+        if type(entry) is not Entry \
+                or spec.epochs.judge(spec.epoch_key, entry.envelope.marks, self._kept_epochs) not in SERVABLE_KEPT:
+            return None
+        return entry
 
     def lookup(self, key: str) -> Entry | None:
         """The entry to decide on, after every invalidation received so far is applied."""

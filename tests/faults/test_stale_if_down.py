@@ -59,6 +59,8 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
         for n in WARM:
             assert [reading.get(load, n) for _ in range(3)] == [{"n": n, "v": 1}] * 3  # load, from Redis, from memory
     assert cache.near is not None and len(cache.near) == 2 * len(WARM)
+    before = reading.entry(lasting, 0)
+    assert before.state == "fresh" and before.value == {"n": 0, "v": 1} and before.version is not None
     assert own_redis.proc is not None
     own_redis.proc.send_signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
@@ -70,6 +72,9 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
         assert isinstance(error, CacheUnavailable), error
         assert never_cached < 0.05, never_cached  # no socket timeout: the outage is known
         assert reading.get(brief, 0) == {"n": 0, "v": 1}  # within its 1 s
+        during = reading.entry(lasting, 0)  # what an app shows: "as of" the copy's write
+        assert (during.state, during.version, during.value) == ("served_while_down", before.version, before.value)
+        assert during.age >= before.age
         error, _ = timed(lambda: reading.set(lasting, 1, {"n": 1, "v": 9}))
         assert isinstance(error, CacheUnavailable), error  # writes fail loudly
         until(lambda: time.monotonic() - frozen_at >= 1.5, "1.5 s into the freeze", 5)
@@ -92,7 +97,7 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
     print(f"[{reading}] detected after {detected * 1000:.0f} ms; a never-cached key failed in "
           f"{never_cached * 1000:.1f} ms; {len(latencies)} kept reads from 1.5 s on, p99 {p99 * 1000:.3f} ms")
     assert p99 < 0.005, p99
-    assert cache.stats["served_while_down"] == len(latencies) + 1
+    assert cache.stats["served_while_down"] == len(latencies) + 2
     assert caplog.text.count("serving near copies kept from before the outage") == 1  # once per outage
 
     other = Refresher(own_redis.url, near_cache=10)
@@ -113,12 +118,15 @@ def test_a_copy_kept_through_an_outage_is_dropped_before_tracking_serves_again(
     """Stopped (connections refused, no socket waits): the copy is served only after a GET
     failed; restarted empty, the reconnect drops it before anything is served from memory."""
     load = version_of(cache, "faults.kept" + uuid.uuid4().hex[:8], stale_if_down=30)
+    direct = version_of(cache, "faults.open" + uuid.uuid4().hex[:8], fail_open=True)
     assert [load.get(5) for _ in range(3)] == [{"n": 5, "v": 1}] * 3
     assert cache.near is not None
     near_hits = cache.stats["near_hit"]
     own_redis.stop()
     assert load.get(5) == {"n": 5, "v": 1}  # the GET refused: the kept copy
     assert cache.stats["served_while_down"] == 1 and cache.stats["near_hit"] == near_hits
+    loaded = direct.entry(6)
+    assert (loaded.state, loaded.value, loaded.version) == ("loaded_while_down", {"n": 6, "v": 1}, None)
     own_redis.start()
     assert cache.tracker.wait_live(5)
     assert len(cache.near) == 0  # dropped by the reconnect
