@@ -9,8 +9,10 @@ fast path reads `open` and nothing else while all is well.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+import weakref
 
 
 class Breaker:
@@ -20,8 +22,8 @@ class Breaker:
     closes it with `reset`."""
 
     def __init__(self, cooldown: float, trips: bool = True) -> None:
-        if not cooldown > 0 or not math.isfinite(cooldown):
-            raise ValueError(f"breaker_cooldown must be a finite number of seconds > 0, got {cooldown!r}")
+        if not cooldown >= 0 or not math.isfinite(cooldown):
+            raise ValueError(f"breaker_cooldown must be a finite number of seconds >= 0, got {cooldown!r}")
         self.cooldown = cooldown
         self.trips = trips  # False: never opens (a Redis Cluster's: one master's outage is not the others')
         self.open = False  # the one attribute the hit path reads
@@ -29,6 +31,13 @@ class Breaker:
         self.held = False
         self.tripped = 0.0  # time.monotonic() of the last trip: an answer to a call sent after it closes it
         self._retry_at = 0.0
+        self._lock = threading.Lock()
+        mine = weakref.WeakMethod(self._forked)  # the hook must not keep a closed Refresher's breaker alive
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+
+    def _forked(self) -> None:
+        """A forked child may have copied the lock held by a thread it does not have."""
         self._lock = threading.Lock()
 
     def trip(self, held: bool = False) -> None:

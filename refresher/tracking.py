@@ -179,7 +179,7 @@ class Tracker:
                         _not_on(exc, failures)
                     self._down(exc)  # a live tracker says so itself
                 # During an outage reads wait for this reconnect: tried every cool-down.
-                most = self.breaker.cooldown if self.breaker.held else RETRY_MOST
+                most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held else RETRY_MOST
                 self._closed.wait(min(RETRY_FIRST * 2**failures, most))
                 failures += 1
 
