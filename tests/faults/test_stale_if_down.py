@@ -55,6 +55,7 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
     name = "faults.down" + uuid.uuid4().hex[:8]
     lasting, brief = version_of(cache, name + ".lasting", stale_if_down=10), version_of(cache, name + ".brief",
                                                                                          stale_if_down=1)
+    assert cache.tracker.wait_live(5)  # else the first reads keep no copy
     for load in (lasting, brief):
         for n in WARM:
             assert [reading.get(load, n) for _ in range(3)] == [{"n": n, "v": 1}] * 3  # load, from Redis, from memory
