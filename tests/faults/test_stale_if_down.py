@@ -78,6 +78,9 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
         during = reading.entry(lasting, 0)  # what an app shows: "as of" the copy's write
         assert (during.state, during.version, during.value) == ("served_while_down", before.version, before.value)
         assert during.age >= before.age
+        error, seconds = timed(lambda: reading.get_many(lasting, [0, 1, 999]))
+        assert isinstance(error, CacheUnavailable) and seconds < 0.05, (error, seconds)  # 999 was never cached
+        assert reading.get_many(lasting, [0, 1]) == [{"n": 0, "v": 1}, {"n": 1, "v": 1}]
         error, _ = timed(lambda: reading.set(lasting, 1, {"n": 1, "v": 9}))
         assert isinstance(error, CacheUnavailable), error  # writes fail loudly
         until(lambda: time.monotonic() - frozen_at >= 1.5, "1.5 s into the freeze", 5)
@@ -100,7 +103,7 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
     print(f"[{reading}] detected after {detected * 1000:.0f} ms; a never-cached key failed in "
           f"{never_cached * 1000:.1f} ms; {len(latencies)} kept reads from 1.5 s on, p99 {p99 * 1000:.3f} ms")
     assert p99 < 0.005, p99
-    assert cache.stats["served_while_down"] == len(latencies) + 2
+    assert cache.stats["served_while_down"] == len(latencies) + 6  # and the entry, and get_many's 2 + 2
     assert caplog.text.count("serving near copies kept from before the outage") == 1  # once per outage
 
     other = Refresher(own_redis.url, near_cache=10)
