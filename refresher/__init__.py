@@ -10,6 +10,7 @@ from refresher.errors import (
 )
 from refresher.handle import Loader
 from refresher.policy import Window, XFetch
+from refresher.served import Served
 from refresher.values import UndecodableValue, ValueCodec
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Refresher",
     "RefresherError",
     "RefreshFailed",
+    "Served",
     "TaskRejected",
     "UndecodableValue",
     "UnknownLoader",

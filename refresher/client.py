@@ -9,7 +9,10 @@ import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
 
+from redis.cluster import RedisCluster
+
 from refresher import registry
+from refresher.breaker import Breaker
 from refresher.connect import SyncClient, async_client, parse, sync_client, tracking_pools
 from refresher.core.write import bump_epoch
 from refresher.drivers.aio import AsyncDriver
@@ -105,11 +108,14 @@ class Refresher:
         near_cache = near_cache if near_cache is not None else _near_cache_from_env()
         self.epochs = Epochs(self.namespace)
         prefixes = [self.epochs.prefix] + ([f"{self.namespace}:{{"] if near_cache else [])
-        self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written)
+        # The cache Redis's (the publisher has its own). Not on a Cluster: it would be one
+        # for every master, and one master's outage must not stop reads of the others.
+        self.breaker = Breaker(breaker_cooldown, trips=not isinstance(self.redis, RedisCluster))
+        self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written, self._outage, self.breaker)
         self.epochs.tracker = self.tracker
         self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None
         self.stats.near = self.near  # its size and state, for the metrics
-        self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout)
+        self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout, self.breaker)
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
 
@@ -180,6 +186,13 @@ class Refresher:
             self.epochs.forget([key for key in keys if key.startswith(epoch_prefix)])
         if self.near is not None:
             self.near.invalidate(keys)
+
+    def _outage(self) -> None:
+        """The tracker found the cache Redis unreachable: the near copies are kept for
+        stale_if_down, judged by the epochs known now; the epochs themselves are not current."""
+        if self.near is not None:
+            self.near.keep(self.epochs.snapshot())
+        self.epochs.forget(None)
 
     def close(self) -> None:
         self.tracker.close()

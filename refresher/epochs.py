@@ -147,6 +147,10 @@ class Epochs:
                             self._known[key] = epoch
         return fetched
 
+    def snapshot(self) -> dict[str, Epoch]:
+        """Under the tracker's lock: the epochs known now (what kept copies are judged by)."""
+        return dict(self._known)
+
     def forget(self, keys: list[bytes] | None) -> None:
         """Under the tracker's lock: these epoch keys were written (None: all of them)."""
         if keys is None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from refresher.calls import CACHE_SIZE, Call, Calls
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from refresher.core.failures import cache_down
 from refresher.core.ops import Steps
 from refresher.core.read import Then, after_get, fetch_many, read_near
 from refresher.core.spec import NOTHING, Nothing, Spec, now_ms
@@ -18,10 +21,12 @@ from refresher.drivers import loop
 from refresher.keys import Keys, check_name
 from refresher.near import Entry, Ticket
 from refresher.options import Settings
+from refresher.served import Served, describe
 
 if TYPE_CHECKING:
     from refresher.client import Refresher
 
+DOWN = RedisConnectionError("the cache Redis is known unreachable")  # what entry() does not wait to find
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
@@ -34,6 +39,7 @@ class Loader(Generic[P, R]):
         self.name = check_name(name)
         self.settings = settings
         self.near = cache.near if settings.near else None
+        self.breaker = cache.breaker
         # As many calls remembered as the near cache holds copies: past that, every near
         # hit would build its keys again (about 1.3 µs, most of a near hit).
         remember = CACHE_SIZE if self.near is None else max(CACHE_SIZE, self.near.max_entries)
@@ -55,9 +61,14 @@ class Loader(Generic[P, R]):
         if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.spec), Nothing):
             return hit
         driver = self.cache.sync
+        if self.breaker.open and (down := self._down(call)) is not NOTHING:
+            return driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]
         near = self._near(call, wait=True) if self.near is not None else NOTHING
         if near is NOTHING:
-            value = after_get(self.spec, call, driver.get(call.keys.value))
+            raw = driver.get(call.keys.value)
+            if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
+                return kept
+            value = after_get(self.spec, call, raw)
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
                 value = after_get(self.spec, call, driver.get(call.keys.value), near)
@@ -97,7 +108,21 @@ class Loader(Generic[P, R]):
         but is due for a refresh, which the workers do as it is next read: no stampede."""
         self.cache.sync.run(bump_epoch(self.spec.epoch_key, hard))
 
+    def entry(self, *args: P.args, **kwargs: P.kwargs) -> Served[R]:
+        """`get`, with the value's state, age and version (refresher.Served), for apps
+        that show how fresh what they display is. Costs a GET more than `get`."""
+        value = self.get(*args, **kwargs)
+        call = self.call(args, kwargs)
+        raw = DOWN if self.breaker.open else self.cache.sync.get(call.keys.value)
+        return describe(self.spec, self.near, call.keys.value, value, raw)
+
     # -- asyncio ---------------------------------------------------------------------
+
+    async def aentry(self, *args: P.args, **kwargs: P.kwargs) -> Served[R]:
+        value = await self.aget(*args, **kwargs)
+        call = self.call(args, kwargs)
+        raw = DOWN if self.breaker.open else await self.cache.aio().get(call.keys.value)
+        return describe(self.spec, self.near, call.keys.value, value, raw)
 
     async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """`get` for asyncio: the same guarantees, and the loop never blocks (a sync
@@ -106,9 +131,14 @@ class Loader(Generic[P, R]):
         if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.spec), Nothing):
             return hit
         driver = self.cache.aio()
+        if self.breaker.open and (down := self._down(call)) is not NOTHING:
+            return await driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]
         near = self._near(call, wait=False) if self.near is not None else NOTHING
         if near is NOTHING:
-            value = after_get(self.spec, call, await driver.get(call.keys.value))
+            raw = await driver.get(call.keys.value)
+            if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
+                return kept
+            value = after_get(self.spec, call, raw)
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
                 value = after_get(self.spec, call, await driver.get(call.keys.value), near)
@@ -145,6 +175,25 @@ class Loader(Generic[P, R]):
             return self.cache.sync.run(steps)
         return loop.run(lambda: self.cache.aio().run(steps))
 
+    def _down(self, call: Call) -> R | Then | Nothing:
+        """The cache Redis is known to be unreachable: a near copy kept from before the
+        outage (stale_if_down), else at once what a read that failed does (fail_open's
+        loader, or CacheUnavailable); NOTHING for the one read per cool-down that goes to
+        Redis to find out whether it answers again."""
+        if not isinstance(kept := self._kept(call), Nothing):
+            return kept
+        if self.breaker.probe():
+            return NOTHING
+        gone = RedisConnectionError(f"not answering for {self.breaker.age():.1f} s; not waiting on it")
+        return Then(cache_down(self.spec, call, gone))
+
+    def _kept(self, call: Call) -> R | Nothing:
+        """A near copy kept from before an outage, while stale_if_down allows."""
+        if self.near is None:
+            return NOTHING
+        spec: Spec[R] = self.spec
+        return self.near.kept(call.keys.value, spec)
+
     def _near(self, call: Call, wait: bool) -> R | Then | Ticket | Nothing:
         """What the near cache can serve (a value, or steps that ask for its refresh
         first), else the ticket this read from Redis fills, or NOTHING (off, or another
@@ -174,6 +223,8 @@ class Loader(Generic[P, R]):
         tickets: dict[int, Ticket] = {}
         for i, call in enumerate(calls):
             found: R | Then | Ticket | Nothing = self.near.hit(call.keys.value, self.spec)
+            if found is NOTHING and self.breaker.open:
+                found = self._down(call)
             if found is NOTHING:
                 found = self._near(call, wait=False)
             if type(found) is Ticket:

@@ -9,6 +9,11 @@ next one gets. What can be decided once is decided when the entry is kept: how a
 its value, and until when the clock alone says it is fresh (`fresh_until`), so a hit that
 is plainly fresh is a few comparisons (`NearCache.hit`).
 
+While the cache Redis cannot be reached (the tracker's `keep`), the copies are kept but
+no longer current: a loader with stale_if_down may still serve them (`kept`) for that long
+after the outage began, judged by the epochs known when it began. The reconnect drops them
+all (`invalidate(None)`) before tracking is on again, so none outlives the outage.
+
 A read that goes to Redis leaves a ticket under its key first; the reply is kept only if
 the ticket is still there, so a write whose invalidation arrived while the GET was in
 flight cannot be undone by the older reply.
@@ -16,6 +21,7 @@ flight cannot be undone by the older reply.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -24,6 +30,7 @@ from typing import Any, NamedTuple, TypeVar
 from refresher.copies import Copy, copier
 from refresher.core.spec import NOTHING, UNSHARED, Nothing, Spec
 from refresher.envelope import Envelope
+from refresher.epochs import Epoch
 from refresher.policy import Dropped, Policy, Window
 from refresher.tracking import Tracker
 from refresher.values import frozen
@@ -31,6 +38,8 @@ from refresher.values import frozen
 ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
 R = TypeVar("R")
 NOT_DROPPED = Dropped.NO  # a global: looking an Enum member up on its class costs ~50 ns a hit
+SERVABLE_KEPT = (Dropped.NO, Dropped.SOFT)  # what was servable when the outage began
+log = logging.getLogger("refresher")
 
 
 class Entry(NamedTuple):
@@ -86,6 +95,9 @@ class NearCache:
         self.tracker = tracker
         self.invalidated = 0  # for the metrics (refresher/stats.py NearView), under the tracker's lock
         self.flushed = 0
+        self.kept_since: float | None = None  # time.monotonic() when the outage began (copies kept)
+        self._kept_epochs: dict[str, Epoch] = {}
+        self._told = False  # the outage's serving was logged
 
     def __len__(self) -> int:
         return sum(1 for found in list(self._entries.values()) if type(found) is Entry)
@@ -112,6 +124,34 @@ class NearCache:
         spec.stats.incr("near_hit")
         served: R = entry.value if entry.copy is None else entry.copy(entry.value)
         return served
+
+    def kept(self, key: str, spec: Spec[R]) -> R | Nothing:
+        """The copy kept from before an outage, while the loader's stale_if_down allows
+        (the outage began less than that long ago) and if it was servable when it began;
+        else NOTHING. Only read while the cache's breaker is open."""
+        entry = self.kept_entry(key, spec)
+        if entry is None:
+            return NOTHING
+        value = entry.served()
+        if value is UNSHARED and isinstance(value := spec.decode(entry.envelope, key=key), Nothing):
+            return NOTHING
+        spec.stats.incr("served_while_down")
+        if not self._told:
+            self._told = True
+            log.warning("refresher: the cache Redis is unreachable; serving near copies kept from before the "
+                        "outage (stale_if_down), %.1f s after it began", time.monotonic() - (self.kept_since or 0))
+        return value  # type: ignore[no-any-return]
+
+    def kept_entry(self, key: str, spec: Spec[Any]) -> Entry | None:
+        """`kept`'s entry, uncounted."""
+        since = self.kept_since
+        if since is None or time.monotonic() - since >= spec.settings.stale_if_down:
+            return None
+        entry = self._entries.get(key)
+        if type(entry) is not Entry \
+                or spec.epochs.judge(spec.epoch_key, entry.envelope.marks, self._kept_epochs) not in SERVABLE_KEPT:
+            return None
+        return entry
 
     def lookup(self, key: str) -> Entry | None:
         """The entry to decide on, after every invalidation received so far is applied."""
@@ -159,9 +199,19 @@ class NearCache:
 
     # -- under the tracker's lock ------------------------------------------------------
 
+    def keep(self, epochs: dict[str, Epoch]) -> None:
+        """An outage began: keep the copies (no longer current) and the epochs they were
+        servable by; a read on its way to Redis will fill nothing."""
+        if self.kept_since is not None:
+            return
+        for key in [key for key, found in self._entries.items() if type(found) is Ticket]:
+            self._remove(key)
+        self.kept_since, self._kept_epochs, self._told = time.monotonic(), epochs, False
+
     def invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:
             self.flushed += 1
+            self.kept_since, self._kept_epochs = None, {}
             for found in self._entries.values():
                 if type(found) is Ticket:
                     found.done.set()

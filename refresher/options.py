@@ -27,6 +27,7 @@ class Options:
     ttl_jitter: float = 0.0  # each write's TTL is shortened by up to this fraction, at random
     max_value_bytes: int = 1024 * 1024
     fail_open: bool = False  # cache Redis down: call the loader (coalesced in-process) instead of raising
+    stale_if_down: float = 0.0  # cache Redis down: serve a near copy this long after the outage began
     codec: Codec | None = None  # default: JSON typed by the loader's return annotation (values.py)
     near: bool = True  # use the Refresher's near cache, when it has one
     tags: Callable[..., Iterable[str]] | None = None  # the call's tags, for Refresher.invalidate_tag
@@ -56,8 +57,9 @@ class Options:
         error_backoff = self.error_backoff if self.error_backoff is not None else lock_ttl
         if not error_backoff > 0:
             raise ValueError(f"error_backoff must be > 0 seconds, got {error_backoff!r}")
-        if self.stale_ttl < 0:
-            raise ValueError(f"stale_ttl must be >= 0 seconds, got {self.stale_ttl!r}")
+        for name in ("stale_ttl", "stale_if_down"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)!r}")
         if not 0 <= self.ttl_jitter < 1:
             raise ValueError(f"ttl_jitter must be in [0, 1), got {self.ttl_jitter!r}")
         if self.max_value_bytes <= 0:
@@ -73,6 +75,7 @@ class Options:
             ttl_jitter=self.ttl_jitter,
             max_value_bytes=self.max_value_bytes,
             fail_open=self.fail_open,
+            stale_if_down=float(self.stale_if_down),
             codec=self.codec,
             near=self.near,
             tags=self.tags,
@@ -111,6 +114,7 @@ class Settings:
     ttl_jitter: float
     max_value_bytes: int
     fail_open: bool
+    stale_if_down: float  # seconds
     codec: Codec | None
     near: bool
     tags: Callable[..., Iterable[str]] | None

@@ -18,6 +18,7 @@ import weakref
 from typing import Any, Callable
 
 from celery import Celery
+from refresher.breaker import Breaker
 from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK, Link, bounded_options, celery_settings
 from refresher.calls import MAX_REPR, call_repr
 from refresher.jobs import DEFAULT_SOFT_LIMIT, Route, _Job
@@ -50,13 +51,12 @@ class Publisher:
         self.broker_url = broker_url
         self.queue = queue
         self.timeout = timeout
-        self.cooldown = cooldown
+        self.breaker = Breaker(cooldown)
         self.stats = stats
         self.routes: dict[str, Route] = {}  # by loader name
         self._lock = threading.Lock()
         self.link = Link(celery_app or self._own_app, queue, timeout, owned=celery_app is None)
         self.watch = QueueWatch(self.link, stats)
-        self._open_until = 0.0
         self._jobs: queue_module.Queue[_Job] = queue_module.Queue(self.QUEUE_SIZE)
         self._idle = threading.Condition()
         self._unfinished = 0
@@ -84,7 +84,7 @@ class Publisher:
 
     def available(self) -> bool:
         """False while the breaker is open after a failed publish."""
-        return time.monotonic() >= self._open_until
+        return self.breaker.available()
 
     def submit(self, loader: str, args: list[Any], kwargs: dict[str, Any], seen: int, expires_s: float,
                on_failure: Callable[[], object], key: str, version: int | None = None) -> bool:
@@ -188,16 +188,17 @@ class Publisher:
             )
         except Exception as exc:  # any broker failure: reads go on, the marker is freed
             self.link.drop()  # the next publish, after the cool-down, opens a new one
-            self._open_until = time.monotonic() + self.cooldown
-            self.stats.breaker_opened(self.cooldown)
+            self.breaker.trip()
+            self.stats.breaker_opened(self.breaker.cooldown)
             about(job.loader, job.key).warning(
                 "publishing a refresh failed (%s: %s); not publishing for %.1fs",
-                type(exc).__name__, exc, self.cooldown, extra={"error_type": type(exc).__name__},
+                type(exc).__name__, exc, self.breaker.cooldown, extra={"error_type": type(exc).__name__},
             )
             for failed in batch:
                 self.stats.loader(failed.loader).incr("publish_failed")
                 self._give_back(failed)
             return
+        self.breaker.succeeded()
         for sent in batch:
             self.stats.loader(sent.loader).incr("refresh_enqueued")
         self.watch.published(destination, [sent.loader for sent in batch])

@@ -1,19 +1,19 @@
 """Server-assisted invalidation: the near cache's one source of truth about writes.
 
 One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
-for the namespace's epoch keys (epochs.py) and, with a near cache, its values (`<ns>:{`), and
-listens on `__redis__:invalidate` (tracking_link.py), so the server sends the name of every
-such key written (by any client, a worker's commit, a
-`set`, an expiry or a FLUSHALL) to this process. It starts with the process's first read. Readers apply what has
-arrived on the read itself (`sync`: one poll for every master when nothing has), so
-a copy that an invalidation already received made stale is never served, however busy the
-GIL is. A background thread pings each master on a connection of its own: a lost tracking
-connection or a frozen master marks the tracker down (the near cache is flushed and
-bypassed, epochs are fetched on every read) until every master is tracked again.
+for the epoch keys (epochs.py) and, with a near cache, the values (`<ns>:{`), listening on
+`__redis__:invalidate` (tracking_link.py): the server names every such key written (a commit,
+a `set`, an expiry, a FLUSHALL) to this process. Readers apply what has arrived on the read
+itself (`sync`: one poll when nothing has), so a copy an invalidation already received made
+stale is never served, however busy the GIL is. A thread pings each master on a connection
+of its own: a lost link or a frozen master marks the tracker down (near cache bypassed,
+epochs fetched on every read) until every master is tracked again. In an outage (frozen or
+unreachable, not refusing) copies are kept for stale_if_down and the cache's breaker is held
+open, so reads answer at once; the reconnect, tried every breaker cool-down, drops every
+kept copy before tracking is back on.
 
-BCAST rather than the default mode: it needs no tracking on the pooled data connections
-(any of which may be the one that read a key), works on Redis 6.0+, and its cost (a push
-for keys this process never read; locks and markers are outside the prefix) is one dict miss each.
+BCAST, not the default mode: no tracking on the pooled data connections (any of which may
+have read a key), and its cost, a push for keys this process never read, is a dict miss.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ import time
 from typing import Callable
 
 from redis.connection import ConnectionPool
-from redis.exceptions import NoPermissionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Link, arrivals, names
+from refresher.breaker import Breaker
+from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names, not_on
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -40,6 +43,8 @@ RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tra
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
+OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
+FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
 
 _open: weakref.WeakSet[Tracker] = weakref.WeakSet()  # closed quietly when the process exits
 
@@ -48,10 +53,13 @@ class Tracker:
     """Keeps `invalidate` told of every write under `prefixes` on each master, or says it
     cannot (`sync()` is False) and has flushed everything."""
 
-    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate) -> None:
+    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate,
+                 keep: Callable[[], None] = lambda: None, breaker: Breaker | None = None) -> None:
         self._pools = pools
         self._prefixes = prefixes
         self._invalidate = invalidate
+        self._keep = keep  # an outage began: keep the copies, no longer served as current
+        self.breaker = breaker or Breaker(RETRY_MOST)
         self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
@@ -139,14 +147,22 @@ class Tracker:
             self._draining = False
 
     def _down(self, exc: BaseException | None) -> None:
-        """Once per loss: what was kept is flushed and the loss said (a closed tracker's is no loss)."""
-        if self.live:
-            if exc is not None and not self._closed.is_set():
-                log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
-                self._said = True
-            self._invalidate(None)
+        """The loss said once, and what was kept flushed, or, while Redis is unreachable
+        rather than refusing, kept for stale_if_down (a closed tracker's is no loss)."""
+        was_live = self.live
+        if was_live and exc is not None and not self._closed.is_set():
+            log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
+            self._said = True
         self.live = False
         self._on.clear()
+        if isinstance(exc, OUTAGE) and not self._closed.is_set():
+            self._keep()
+            if isinstance(exc, FROZEN):
+                self.breaker.trip(held=True)
+        else:  # refused, or closed: nothing kept may be served
+            self._invalidate(None)
+            if self.breaker.held:  # refused, not unreachable: reads find out for themselves
+                self.breaker.reset()
         self._close_poll()
         for link in self._links:
             link.close()
@@ -167,11 +183,13 @@ class Tracker:
         except Exception as exc:
             with self.lock:
                 if not self.live:  # a live tracker says so itself, in _down
-                    _not_on(exc, quiet=self._said or self._closed.is_set())
+                    not_on(exc, quiet=self._said or self._closed.is_set())
                     self._said = True
                 self._down(exc)
             self._failures += 1
-            return min(RETRY_FIRST * 2 ** (self._failures - 1), RETRY_MOST)
+            # During an outage reads wait for this reconnect: tried every cool-down.
+            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held else RETRY_MOST
+            return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
 
     def _connect(self) -> None:
         links: list[Link] = []
@@ -190,6 +208,7 @@ class Tracker:
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
             self.live = True
+            self.breaker.reset()  # the copies kept through an outage are gone: reads go on
             self._on.set()
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
@@ -200,13 +219,14 @@ class Tracker:
         thread woken per write would take the GIL from them each time."""
         links, now = self._links, time.monotonic()
         try:
-            for link in links:  # the pingers are this thread's alone: no lock
-                link.beat(now)
+            answered = max(link.beat(now) for link in links)  # the pingers are this thread's alone: no lock
         except (OSError, ConnectionError, RedisError) as exc:
             with self.lock:
                 if self._links is links:
                     self._down(exc)
             return
+        if self.breaker.open and answered > self.breaker.tripped:  # a read's failure is over: Redis answers
+            self.breaker.succeeded()
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:
@@ -236,14 +256,3 @@ def _exiting() -> None:
     with it, and that is no loss to warn of. atexit, not a daemon thread's luck."""
     for tracker in list(_open):
         tracker._closed.set()
-
-
-def _not_on(exc: Exception, quiet: bool) -> None:
-    """Say why tracking is off: at WARNING once (the caller knows), then at DEBUG."""
-    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
-        message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
-                   "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
-                   "Until then every read fetches its loader's epochs.")
-    else:
-        message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
-    log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)

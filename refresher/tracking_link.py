@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import select
 import selectors
 import socket
@@ -11,11 +13,17 @@ from typing import Any, Callable, Iterable
 
 import hiredis
 from redis.connection import ConnectionPool
+from redis.exceptions import NoPermissionError
 
+log = logging.getLogger("refresher")
 CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
 PING_EVERY = 0.1
 DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
 INVALIDATIONS = b"__redis__:invalidate"
+
+
+class Frozen(ConnectionError):
+    """A PING went unanswered for DEAD_AFTER: the server is frozen or unreachable."""
 
 
 def socket_of(connection: Any) -> socket.socket | None:
@@ -93,18 +101,21 @@ class Link:
         while (reply := self.reader.gets()) is not False:
             yield reply
 
-    def beat(self, now: float) -> None:
+    def beat(self, now: float) -> float:
         """Take the answer to the last PING if it came, send the next when due, and raise
-        if one has gone unanswered for DEAD_AFTER (the tracker's thread only)."""
+        if one has gone unanswered for DEAD_AFTER (the tracker's thread only). Returns when
+        the PING answered now was sent (-inf: none answered now)."""
+        answered = -math.inf
         if self.ping_sent is not None:
             if self.pinger.can_read(timeout=0):
                 self.pinger.read_response()
-                self.ping_sent = None
+                answered, self.ping_sent = self.ping_sent, None
             elif now - self.ping_sent > DEAD_AFTER:
-                raise ConnectionError(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
+                raise Frozen(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
         if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
             self.pinger.send_command("PING")
             self.ping_sent = self.last_ping = now
+        return answered
 
     def close(self) -> None:
         self.connection.disconnect()
@@ -158,3 +169,14 @@ def arrivals(links: list[Link]) -> tuple[Callable[[float], Any], Callable[[], No
             polling.release()
 
     return anything, selector.close
+
+
+def not_on(exc: Exception, quiet: bool) -> None:
+    """Say why tracking is off: at WARNING once (the caller knows), then at DEBUG."""
+    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
+        message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
+                   "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
+                   "Until then every read fetches its loader's epochs.")
+    else:
+        message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
+    log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)

@@ -14,6 +14,7 @@ import redis
 
 from refresher import CacheUnavailable, Refresher, lean
 from tests.support.servers import RedisServer
+from tests.support.waiting import until
 
 SOCKET_TIMEOUT = 0.5
 pytestmark = pytest.mark.standalone_only  # it freezes its own server
@@ -51,6 +52,7 @@ def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(own_redis: RedisS
         assert SOCKET_TIMEOUT * 0.9 <= time.perf_counter() - started < 2 * SOCKET_TIMEOUT
     finally:
         own_redis.proc.send_signal(signal.SIGCONT)
+    until(lambda: not cache.breaker.open, "a PING answered, or the tracker's reconnect, closes the breaker", 5)
     assert load.get(1) == 1  # its own answer, not a late reply to the timed-out read
 
 

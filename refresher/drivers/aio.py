@@ -31,7 +31,7 @@ class _ReadAgain:
 
 class AsyncDriver(Driver):
     def __init__(self, redis: Redis | RedisCluster, sync: SyncDriver) -> None:
-        super().__init__(sync.flights, sync.publisher, sync.socket_timeout)
+        super().__init__(sync.flights, sync.publisher, sync.socket_timeout, sync.breaker)
         self.redis = redis
         self.sync = sync  # undoes a failed publish from the publisher's thread
         self._scripts: dict[str, AsyncScript] = {}
@@ -57,13 +57,15 @@ class AsyncDriver(Driver):
         try:
             raw = await self.redis.get(key)
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
-            raw = exc
+            raw = self.failed(exc)
         except BaseException:  # this reader was cancelled: the others read again themselves
             raw = _ReadAgain()
             raise
         finally:
             del self._reading[key]
             future.set_result(raw)
+        if self.breaker.open and not isinstance(raw, Exception):  # this GET was the probe
+            self.breaker.succeeded()
         return raw
 
     async def run(self, steps: Steps[T]) -> T:

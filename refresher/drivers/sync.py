@@ -19,6 +19,7 @@ from refresher.drivers.board import pubsub_kwargs
 from refresher.drivers.stepping import Stepper
 from refresher.drivers.subscriber import Subscriber, Subscription
 from refresher.drivers.watchdog import Watchdog
+from refresher.breaker import Breaker
 from refresher.publish import Publisher
 from refresher.singleflight import Group
 
@@ -26,8 +27,9 @@ T = TypeVar("T")
 
 
 class SyncDriver(Driver):
-    def __init__(self, redis: Redis | RedisCluster, flights: Group[Any], publisher: Publisher, socket_timeout: float) -> None:
-        super().__init__(flights, publisher, socket_timeout)
+    def __init__(self, redis: Redis | RedisCluster, flights: Group[Any], publisher: Publisher, socket_timeout: float,
+                 breaker: Breaker) -> None:
+        super().__init__(flights, publisher, socket_timeout, breaker)
         self.redis = redis
         self._scripts: dict[str, RedisScript] = {}
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Any]] = {
@@ -46,9 +48,12 @@ class SyncDriver(Driver):
         if not self.publisher.started:
             self.publisher.start()
         try:
-            return self.redis.get(key)  # type: ignore[return-value]
+            raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
-            return exc
+            return self.failed(exc)
+        if self.breaker.open:  # this GET was the probe: the cache answers again
+            self.breaker.succeeded()
+        return raw
 
     def run(self, steps: Steps[T]) -> T:
         stepper = Stepper(steps)

@@ -23,8 +23,10 @@ READS = Family(
     "served from the in-process near cache (near_hit), served and this read asked a worker to refresh the value "
     "(refresh_asked), loaded by this read (miss), "
     "given another caller's load in this process (coalesced), stale after a failed load (stale_served), "
+    "a near copy kept from before a cache Redis outage (served_while_down, stale_if_down), "
     "or raised (error)", "outcome",
-    {e: e for e in ("hit", "near_hit", "refresh_asked", "miss", "coalesced", "stale_served", "error")},
+    {e: e for e in ("hit", "near_hit", "refresh_asked", "miss", "coalesced", "stale_served", "served_while_down",
+                    "error")},
 )
 LOADS = Family("refresher_loads", "Origin calls (the loader function) by result, readers' and workers'", "result",
                {"load": "ok", "load_failed": "error"})
@@ -81,7 +83,8 @@ class Near(NamedTuple):
     help: str
 
 
-NEAR_ENTRIES = Near("refresher_near_cache_entries", "Values held in the in-process near cache")
+NEAR_ENTRIES = Near("refresher_near_cache_entries", "Values held in the in-process near cache (while tracking "
+                    "is lost: the copies kept from before, served only by stale_if_down)")
 NEAR_BYTES = Near("refresher_near_cache_bytes", "Bytes the near cache's values take (payload plus about 200 "
                   "bytes per entry)")
 NEAR_BYPASSED = Near("refresher_near_cache_bypassed", "Near caches being bypassed because invalidation "
@@ -91,7 +94,7 @@ NEAR_GAUGES = (NEAR_ENTRIES, NEAR_BYTES, NEAR_BYPASSED)
 NEAR_INVALIDATIONS = Near("refresher_near_cache_invalidations", "Keys Redis reported written (server-assisted "
                           "invalidation), each dropped from the near cache if held: values, locks, markers, epochs")
 NEAR_FLUSHES = Near("refresher_near_cache_flushes", "Times a near cache was emptied at once: tracking came on "
-                    "or was lost, a FLUSHALL or FLUSHDB, or a fork")
+                    "(dropping what an outage kept) or was refused, a FLUSHALL or FLUSHDB, or a fork")
 NEAR_COUNTERS = (NEAR_INVALIDATIONS, NEAR_FLUSHES)
 
 _BY_EVENT = {event: (family, value) for family in COUNTERS for event, value in family.events.items()}

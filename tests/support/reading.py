@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from refresher import Loader
+from refresher import Loader, Served
 from refresher.drivers import loop
 
 MODES = ["sync", "async"]
@@ -23,6 +23,11 @@ class Reading:
         if self.mode == "sync":
             return loader.get(*args, **kwargs)
         return loop.run(lambda: loader.aget(*args, **kwargs))
+
+    def entry(self, loader: Loader[..., Any], *args: Any) -> Served[Any]:
+        if self.mode == "sync":
+            return loader.entry(*args)
+        return loop.run(lambda: loader.aentry(*args))
 
     def get_many(self, loader: Loader[..., Any], items: Iterable[Any]) -> list[Any]:
         if self.mode == "sync":

@@ -1,0 +1,83 @@
+"""A circuit breaker: after a failure, stop calling something that cannot answer, so
+callers answer at once instead of each waiting on a timeout, and try again by one probe.
+
+The publisher's (publish.py) opens when a publish to the broker fails; the cache's
+(client.py) when a read or the tracker's PING finds the cache Redis frozen or gone. A
+fast path reads `open` and nothing else while all is well.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import weakref
+
+
+class Breaker:
+    """Closed (calls go ahead) until `trip`; then closed calls wait `cooldown` before one
+    of them is let through as the probe (`probe`), whose success closes it again. A held
+    trip lets no call through: whoever held it (the tracker, which reconnects by itself)
+    closes it with `reset`."""
+
+    def __init__(self, cooldown: float, trips: bool = True) -> None:
+        if not cooldown >= 0 or not math.isfinite(cooldown):
+            raise ValueError(f"breaker_cooldown must be a finite number of seconds >= 0, got {cooldown!r}")
+        self.cooldown = cooldown
+        self.trips = trips  # False: never opens (a Redis Cluster's: one master's outage is not the others')
+        self.open = False  # the one attribute the hit path reads
+        self.since = 0.0  # time.monotonic() when it last opened: the outage's start
+        self.held = False
+        self.tripped = 0.0  # time.monotonic() of the last trip: an answer to a call sent after it closes it
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+        mine = weakref.WeakMethod(self._forked)  # the hook must not keep a closed Refresher's breaker alive
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+
+    def _forked(self) -> None:
+        """A forked child may have copied the lock held by a thread it does not have."""
+        self._lock = threading.Lock()
+
+    def trip(self, held: bool = False) -> None:
+        """A call found the other side unreachable: open, or stay open longer."""
+        if not self.trips:
+            return
+        with self._lock:
+            now = self.tripped = time.monotonic()
+            retry_at = math.inf if held else now + self.cooldown
+            if not self.open:
+                self.since, self._retry_at, self.held = now, retry_at, held
+            else:
+                self._retry_at, self.held = max(self._retry_at, retry_at), self.held or held
+            self.open = True
+
+    def available(self) -> bool:
+        """Closed, or its cool-down is over (the next call is the probe)."""
+        return not self.open or time.monotonic() >= self._retry_at
+
+    def probe(self) -> bool:
+        """Whether this call may go ahead: closed, or the first call once the cool-down is
+        over (it starts the next cool-down, so the others keep answering at once)."""
+        if not self.open:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + self.cooldown
+            return True
+
+    def succeeded(self) -> None:
+        """A call got through: closed again, unless a holder decides that."""
+        if self.open and not self.held:
+            self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.open, self.held, self._retry_at = False, False, 0.0
+
+    def age(self) -> float:
+        """Seconds since it opened (0 while closed)."""
+        return time.monotonic() - self.since if self.open else 0.0

@@ -1,0 +1,47 @@
+"""The circuit breaker shared by the publisher and the cache Redis (refresher/breaker.py)."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from refresher.breaker import Breaker
+
+
+def test_an_open_breaker_lets_one_call_through_per_cool_down_and_its_success_closes_it() -> None:
+    breaker = Breaker(0.2)
+    assert breaker.probe() and not breaker.open  # closed: every call goes ahead
+    breaker.trip()
+    assert breaker.open and not breaker.available() and not breaker.probe()
+    assert not threading.Event().wait(0.25)  # the cool-down: nothing to wait on but time
+    assert breaker.available()
+    probes = [breaker.probe() for _ in range(5)]
+    assert probes == [True, False, False, False, False]  # one probe; the others answer at once
+    breaker.succeeded()
+    assert not breaker.open and breaker.probe() and breaker.age() == 0
+
+
+def test_a_held_breaker_lets_no_call_through_until_its_holder_resets_it() -> None:
+    breaker = Breaker(0.05)
+    breaker.trip(held=True)
+    breaker.trip()  # a read failing meanwhile does not shorten the hold
+    assert not threading.Event().wait(0.1)
+    assert not breaker.probe() and not breaker.available()
+    breaker.succeeded()  # a read that got through does not decide for the holder
+    assert breaker.open and breaker.age() > 0.09
+    breaker.reset()
+    assert not breaker.open and breaker.probe()
+
+
+def test_a_breaker_that_may_not_trip_never_opens() -> None:
+    breaker = Breaker(5, trips=False)
+    breaker.trip(held=True)
+    assert not breaker.open and breaker.probe()
+
+
+@pytest.mark.parametrize("cooldown", [-1, math.nan, math.inf])
+def test_the_cool_down_is_a_finite_number_of_seconds(cooldown: float) -> None:
+    with pytest.raises(ValueError, match="breaker_cooldown"):
+        Breaker(cooldown)
