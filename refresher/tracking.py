@@ -18,7 +18,6 @@ have read a key), and its cost, a push for keys this process never read, is a di
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import os
@@ -33,7 +32,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.breaker import Breaker
-from refresher.tracking_link import CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names, not_on
+from refresher.tracking_link import AT_EXIT, CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names, not_on, turns
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -45,8 +44,6 @@ Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
 OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
 FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
-
-_open: weakref.WeakSet[Tracker] = weakref.WeakSet()  # closed quietly when the process exits
 
 
 class Tracker:
@@ -72,7 +69,7 @@ class Tracker:
         self._thread: threading.Thread | None = None  # started by the first read
         self._failures = 0  # attempts to turn tracking on that failed in a row
         self._said = False  # a WARNING has said tracking is off since it was last on
-        _open.add(self)
+        AT_EXIT.add(self._closed)  # closed quietly when the process exits
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
         if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
             os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
@@ -80,7 +77,7 @@ class Tracker:
     def _start(self) -> None:
         with self.lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=_keep, args=(weakref.ref(self), self._closed),
+                self._thread = threading.Thread(target=turns, args=(weakref.ref(self), self._closed),
                                                 name="refresher-tracking", daemon=True)
                 self._thread.start()
 
@@ -236,23 +233,3 @@ class Tracker:
         if waiting_pushes:
             with self.lock:
                 self._drain()
-
-
-def _keep(tracker: weakref.ref[Tracker], closed: threading.Event) -> None:
-    """The tracker's thread. It holds its tracker for a turn only, so a Refresher nobody
-    holds is collected (and its thread ends, quietly) rather than kept for the process's life."""
-    while not closed.is_set():
-        held = tracker()
-        if held is None:
-            return
-        pause = held._step()
-        del held
-        closed.wait(pause)
-
-
-@atexit.register
-def _exiting() -> None:
-    """The process is ending (after its non-daemon threads): its servers may be stopped
-    with it, and that is no loss to warn of. atexit, not a daemon thread's luck."""
-    for tracker in list(_open):
-        tracker._closed.set()

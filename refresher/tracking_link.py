@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import select
@@ -9,7 +10,8 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterable
+import weakref
+from typing import Any, Callable, Iterable, Protocol
 
 import hiredis
 from redis.connection import ConnectionPool
@@ -180,3 +182,30 @@ def not_on(exc: Exception, quiet: bool) -> None:
     else:
         message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
     log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)
+
+
+class Turning(Protocol):
+    def _step(self) -> float: ...
+
+
+AT_EXIT: weakref.WeakSet[threading.Event] = weakref.WeakSet()  # trackers' `closed`, set when the process exits
+
+
+def turns(owner: weakref.ref[Turning], closed: threading.Event) -> None:
+    """A tracker's thread. It holds its tracker for a turn only, so a Refresher nobody
+    holds is collected (and its thread ends, quietly) rather than kept for the process's life."""
+    while not closed.is_set():
+        held = owner()
+        if held is None:
+            return
+        pause = held._step()
+        del held
+        closed.wait(pause)
+
+
+@atexit.register
+def _exiting() -> None:
+    """The process is ending (after its non-daemon threads): its servers may be stopped
+    with it, and that is no loss to warn of. atexit, not a daemon thread's luck."""
+    for closed in list(AT_EXIT):
+        closed.set()
