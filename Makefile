@@ -1,7 +1,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml ci/main.txt | cksum | cut -d' ' -f1)
 # The legs that run the core tests on other installs: the newest releases of everything, the
 # oldest supported pins (ci/oldest.txt), and the built wheel alone. Each venv is reused until
 # what it was built from changes (its stamp names a checksum of those files).
@@ -15,10 +15,10 @@ LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py test
 
 .PHONY: install redis rabbitmq prometheus test docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml ci/main.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench,examples,docs]'
+	$(BIN)/pip install -q -c ci/main.txt -e '.[test,bench,examples,docs]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = asyncio.new_event_loop()
     cache = refresher.Refresher(server.url, namespace="benchcodec")
     try:
-        redis_version = str(cast(dict[str, Any], cache.redis.info("server"))["redis_version"])
+        redis_version = str(cache.redis.info("server")["redis_version"])
         vs = variants(cache)
         check(vs, loop)
         m = measure(vs, scale, loop)

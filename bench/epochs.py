@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, cast
 
 import refresher
 from bench.codec import alternate, machine, own_section, versus
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = refresher.Refresher(server.url, namespace="benchepochs")
     loads: list[float] = [os.getloadavg()[0]]
     try:
-        redis_version = str(cast(dict[str, Any], cache.redis.info("server"))["redis_version"])
+        redis_version = str(cache.redis.info("server")["redis_version"])
         plain = cache.loader(ttl=3600, name="bench.epochs.plain")(profile)
         checked = cache.loader(ttl=3600, name="bench.epochs.checked")(profile)
         tagged = cache.loader(ttl=3600, name="bench.epochs.tagged", tags=lambda user_id: [f"user:{user_id}", "all"])(profile)

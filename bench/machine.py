@@ -8,7 +8,6 @@ import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, cast
 
 import redis
 
@@ -25,7 +24,7 @@ def describe(client: redis.Redis, command: str, load_at_start: float) -> list[tu
         ("CPU model", _cpu_model()),
         ("OS", platform.platform()),
         ("Python", platform.python_version()),
-        ("Redis server", str(cast(dict[str, Any], client.info("server"))["redis_version"])),
+        ("Redis server", str(client.info("server")["redis_version"])),
         ("redis-py / celery / dogpile.cache / cashews",
          " / ".join(version(p) for p in ("redis", "celery", "dogpile.cache", "cashews"))),
         ("load average (1 min) at start / end", f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import Any, cast
 
 import refresher
 from bench.codec import alternate, machine, own_section, versus
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     caches["multiprocess"].stats.listen(MmapListener())
     loads: list[float] = [os.getloadavg()[0]]
     try:
-        redis_version = str(cast(dict[str, Any], caches["off"].redis.info("server"))["redis_version"])
+        redis_version = str(caches["off"].redis.info("server")["redis_version"])
         loaders = {name: cache.loader(ttl=3600, name=f"bench.metrics.{name}")(profile) for name, cache in caches.items()}
         for loader in loaders.values():
             assert loader.get(1) == VALUE  # loaded once: every timed read is a hit

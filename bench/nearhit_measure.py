@@ -74,7 +74,7 @@ def measure(scale: Scale) -> dict[str, Any]:
         loads.append(os.getloadavg()[0])
         near_reads = sum(n for (_, near), n in zip(KINDS, reads) if near) * scale.rounds
         assert cache.stats["near_hit"] - hits == near_reads, "a near read went to Redis"
-        version = str(cast(dict[str, Any], raw.info("server"))["redis_version"])
+        version = str(raw.info("server")["redis_version"])
         return {"wall": _per_read(timing.wall, reads), "cpu": _per_read(timing.cpu, reads), "loads": loads,
                 "redis": version, "profile": {label: _profile(load, scale.profiled)
                                               for label, load in (("dict", loaders[0]), ("str", loaders[1]))}}

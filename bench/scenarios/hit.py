@@ -185,7 +185,7 @@ class _KernelTimeoutsOnly(TimedConnection):
     """refresher's connection with redis-py's own can_read (3d's row between the two)."""
 
     def can_read(self, timeout: float = 0) -> bool:
-        return bool(Connection.can_read(self, timeout))  # type: ignore[no-untyped-call]
+        return bool(Connection.can_read(self, timeout))
 
 
 def _cost_vs(timing: Timing, i: int, cpu: bool = False) -> float:

@@ -130,10 +130,10 @@ def _per_process(ctx: Context, keys: tuple[str, ...]) -> tuple[Table, Target, fl
                               else (REFRESH_MANY_TASK, [items]))
                 app.send_task(name, args=args, queue=queue, producer=producer, ignore_result=True)
                 sent += 1
-        queued = cast(int, ctx.control.llen(queue))
+        queued = ctx.control.llen(queue)
 
         def ran() -> int:
-            return queued - cast(int, ctx.control.llen(queue))
+            return queued - ctx.control.llen(queue)
 
         rates[per_task], done, unwritten, elapsed = _drain(ctx, 1, s.drain_seconds, _refreshed if per_task else ran)
         rows.append((label, per_task or "—", f"{sent:,} tasks", done, unwritten, elapsed, rates[per_task]))

@@ -435,7 +435,7 @@ def _one(key: str) -> int:
 
 def _redis_py_cache(ctx: Context) -> str:
     """Whether redis-py's client-side cache (`cache_config=CacheConfig()`) runs on this server."""
-    server = cast(dict[str, Any], ctx.control.info("server"))["redis_version"]
+    server = ctx.control.info("server")["redis_version"]
     client = redis.Redis.from_url(ctx.redis_url, protocol=3, cache_config=CacheConfig())
     try:
         client.get("near-redis-py")

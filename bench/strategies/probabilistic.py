@@ -31,7 +31,7 @@ class Probabilistic(Counted):
         raw = cast(bytes | None, self.redis.get(key))
         if raw is not None:
             data = json.loads(raw)
-            remaining_ms = cast(int, self.redis.pttl(key))
+            remaining_ms = self.redis.pttl(key)
             window_ms = self.ttl_ms * WINDOW
             if 0 <= remaining_ms < window_ms and random.random() < 1 - remaining_ms / window_ms:
                 self._refresh_async(key)

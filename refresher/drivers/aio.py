@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -55,7 +55,7 @@ class AsyncDriver(Driver):
         future: asyncio.Future[bytes | None | Exception | _ReadAgain] = asyncio.get_running_loop().create_future()
         self._reading[key] = future
         try:
-            raw = await self.redis.get(key)
+            raw = cast(bytes | None, await self.redis.get(key))  # bytes: the client does not decode
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             raw = self.failed(exc)
         except BaseException:  # this reader was cancelled: the others read again themselves
@@ -114,8 +114,8 @@ class AsyncDriver(Driver):
 
     async def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
         if isinstance(self.redis, RedisCluster):
-            return await self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
-        return await self.redis.mget(op.keys)
+            return cast(list[bytes | None], await self.redis.mget_nonatomic(op.keys))  # grouped by slot, pipelined per node
+        return cast(list[bytes | None], await self.redis.mget(op.keys))
 
     async def _script(self, op: Script, _: Stepper[Any]) -> Any:
         await self._sharded()
@@ -125,7 +125,7 @@ class AsyncDriver(Driver):
         """(After `_sharded()` has been awaited.)"""
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(for_server(source, self.sharded is not False))  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self.sharded is not False))
         return script
 
     async def _sharded(self) -> bool:

@@ -110,7 +110,7 @@ class SyncDriver(Driver):
     def _registered(self, source: str) -> RedisScript:
         script = self._scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self.redis.register_script(for_server(source, self._sharded()))  # type: ignore[misc]
+            script = self._scripts[source] = self.redis.register_script(for_server(source, self._sharded()))
         return script
 
     def _sharded(self) -> bool:
