@@ -129,16 +129,27 @@ def test_a_cluster_that_lost_a_whole_shard_raises_cache_unavailable(
 
 
 @pytest.fixture
-def served_cache(cluster: RedisClusterServers, broker_url: str) -> Iterator[Refresher]:
+def fresh_cluster() -> Iterator[RedisClusterServers]:
+    """A cluster of the test's own: in the session's, the tests before have killed masters
+    and lost a whole shard, and in make test a failover there twice left 19 slots uncovered
+    (the replica never took over)."""
+    own = RedisClusterServers()
+    own.start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture
+def served_cache(fresh_cluster: RedisClusterServers, broker_url: str) -> Iterator[Refresher]:
     """A cache on the default queue, which the in-process `worker` consumes. Asked for
     before `worker`, so it is closed only once the worker has stopped using it."""
-    c = Refresher(cluster.url, broker_url=broker_url)
+    c = Refresher(fresh_cluster.url, broker_url=broker_url)
     yield c
     c.close()
 
 
 def test_a_master_killed_under_writes_never_lets_an_older_value_land_over_a_newer_one(
-    served_cache: Refresher, worker: object, cluster: RedisClusterServers, broker_url: str, rc: RedisCluster
+    served_cache: Refresher, worker: object, fresh_cluster: RedisClusterServers, broker_url: str
 ) -> None:
     """SIGKILL a master while a writer `set`s and invalidates keys on it and on another
     master, a worker refreshes keys that only change at the origin, and two reader threads
@@ -149,6 +160,7 @@ def test_a_master_killed_under_writes_never_lets_an_older_value_land_over_a_newe
     when its master died. A record may step back once, across the kill, on the killed
     master's keys only (printed: how many acknowledged writes went, and how old they were)."""
     origin = redis.Redis.from_url(broker_url)
+    cluster, rc = fresh_cluster, RedisCluster(host="127.0.0.1", port=fresh_cluster.nodes[0].port)
 
     @served_cache.loader(ttl=1, refresh_window=0.5, name="cluster.counter" + uuid.uuid4().hex[:8])
     def load(n: int) -> dict[str, int]:
@@ -193,5 +205,4 @@ def test_a_master_killed_under_writes_never_lets_an_older_value_land_over_a_newe
             until(lambda: load.get(n)["counter"] == counter_at(origin, n), f"key {n} never caught up", 5)
     finally:
         origin.close()
-        victim.start()  # it rejoins as a replica of the promoted node
-        cluster.wait_until_ok(30)
+        rc.close()
