@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 from refresher.stats import LoaderStats, Stats
 
-THREADS, EACH = 32, 20_000
+# 8 threads: a read-add-store count (`d[e] = d.get(e, 0) + 1`) loses most of 40,000 counts
+# here, in 1.6 s; 32 threads made the locks below convoy at a microsecond's switch (120 s+).
+THREADS, EACH = 8, 5_000
 
 
 class Heard:
@@ -52,12 +54,12 @@ def hammer(count: Callable[[str, int], object], events: list[str]) -> None:
 EXPECTED = THREADS * (EACH + 2 * (EACH // 100))  # a batch of 3 counts two more than a single
 
 
-def test_counts_are_exact_under_32_threads_and_add_up_per_process() -> None:
+def test_counts_are_exact_under_8_threads_and_add_up_per_process() -> None:
     """In a process of its own: the test process's other threads (trackers, publishers) would
-    each take the GIL at every microsecond's switch (over 120 s in make test, 21 s alone)."""
+    each take the GIL at every microsecond's switch."""
     child = multiprocessing.get_context("spawn").Process(target=counted_exactly)
     child.start()
-    child.join(120)
+    child.join(60)
     assert child.exitcode == 0, "a count was lost or read going back (the child's traceback is above)"
 
 
