@@ -106,7 +106,7 @@ bench-smoke: install redis
 worker: install
 	REFRESHER_LOADERS=$${REFRESHER_LOADERS:-examples.loaders} $(BIN)/celery -A workers worker -l info -E
 
-# Refuses to start without FLOWER_BASIC_AUTH=user:password (12+ characters): refresher/flower.py.
+# Refuses to start without FLOWER_BASIC_AUTH=user:password (12+ characters): refresher/ops/flower.py.
 flower: install
 	$(BIN)/celery -A workers flower
 

@@ -44,8 +44,8 @@ import msgspec
 import refresher
 from bench.measure import median_ratio, median_seconds
 from bench.report import Table, fmt
-from refresher.envelope import Envelope
-from refresher.handle import Loader
+from refresher.core.envelope import Envelope
+from refresher.api.loader import Loader
 from tests.support.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -342,11 +342,11 @@ def measure(vs: Sequence[Variant], s: Scale, loop: asyncio.AbstractEventLoop) ->
     ids = itertools.count(1_000)
     load = alternate([_loads(s.loads, v.loader, ids) for v in vs], s.rounds, s.loads)
     loads.append(os.getloadavg()[0])
-    decode = alternate([_repeat(s.decodes, functools.partial(v.loader.spec.codec.decode, PAYLOAD)) for v in vs],
+    decode = alternate([_repeat(s.decodes, functools.partial(v.loader.state.codec.decode, PAYLOAD)) for v in vs],
                        s.rounds, s.decodes)
     # What a load does with the value before writing it (Spec.encode): round_trip (encode,
     # decode, compare) for the default codec, encode alone for JsonCodec, which has no round_trip.
-    store = alternate([_repeat(s.stores, functools.partial(v.loader.spec.encode, v.loader.fn(1))) for v in vs],
+    store = alternate([_repeat(s.stores, functools.partial(v.loader.state.encode, v.loader.fn(1))) for v in vs],
                       s.rounds, s.stores)
     loads.append(os.getloadavg()[0])
     return Measured(hit, ahit, load, decode, store, loads)
@@ -381,8 +381,8 @@ def tables(vs: Sequence[Variant], m: Measured, s: Scale) -> tuple[Table, list[Ta
         ["value", "codec", "µs per decode", "× (1)", "µs per store step", "× (1) "],
     )
     for i, v in enumerate(vs):
-        step = "round_trip" if hasattr(v.loader.spec.codec, "round_trip") else "encode"
-        pure.add(f"{v.key} {v.label}", type(v.loader.spec.codec).__name__, m.decode.us(i), m.decode.ratio(i),
+        step = "round_trip" if hasattr(v.loader.state.codec, "round_trip") else "encode"
+        pure.add(f"{v.key} {v.label}", type(v.loader.state.codec).__name__, m.decode.us(i), m.decode.ratio(i),
                  f"{fmt(m.store.us(i))} ({step})", m.store.ratio(i))
     pure.notes.append("Decode: what a hit does with the payload. Store step: what a load does with the value before "
                       "writing it (`Spec.encode`): `round_trip` (encode, decode, compare) for the default codec, "

@@ -23,9 +23,9 @@ import refresher
 from bench.codec import alternate, machine, own_section, versus
 from bench.hits import TARGET, VALUE, arguments, profile, reads
 from bench.docs import write_epochs
-from refresher.envelope import Marks
-from refresher.epochs import Epochs
-from refresher.policy import Dropped
+from refresher.core.envelope import Marks
+from refresher.core.epochs import Epochs
+from refresher.core.policy import Dropped
 from tests.support.servers import RedisServer
 
 class NoCheck(Epochs):
@@ -47,14 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         plain = cache.loader(ttl=3600, name="bench.epochs.plain")(profile)
         checked = cache.loader(ttl=3600, name="bench.epochs.checked")(profile)
         tagged = cache.loader(ttl=3600, name="bench.epochs.tagged", tags=lambda user_id: [f"user:{user_id}", "all"])(profile)
-        plain.spec.epochs = NoCheck(cache.namespace)
+        plain.state.epochs = NoCheck(cache.namespace)
         cache.invalidate_tag("user:1")
         assert cache.tracker.wait_live(10)
         contenders = {"no epoch check": plain, "epochs": checked, "epochs + 2 tags": tagged}
         for loader in contenders.values():
             assert loader.get(1) == VALUE and loader.get(1) == VALUE  # loaded, then its epochs known
-        assert tagged.get(1) == VALUE and tagged.spec.epochs.judge(
-            tagged.spec.epoch_key, Marks(0, (("user:1", 1), ("all", 0)))) is Dropped.NO
+        assert tagged.get(1) == VALUE and tagged.state.epochs.judge(
+            tagged.state.epoch_key, Marks(0, (("user:1", 1), ("all", 0)))) is Dropped.NO
         hits_before = cache.stats["hit"]
         timing = alternate([reads(loader, scale.reads) for loader in contenders.values()], scale.rounds, scale.reads)
         assert cache.stats["hit"] - hits_before == 3 * scale.rounds * scale.reads  # every timed read a hit

@@ -26,9 +26,9 @@ from typing import Any
 import redis
 
 from refresher import Refresher
-from refresher.keys import Keys
-from refresher.near import NearCache
-from refresher.tracking import CLIENT_NAME, PING_EVERY
+from refresher.core.keys import Keys
+from refresher.core.near import NearCache
+from refresher.io.tracking import CLIENT_NAME, PING_EVERY
 from tests.support.servers import RedisServer
 
 TRACKERS, KEYS, NAME = 4, 100, "bench.fleetcost.square"

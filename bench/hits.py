@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from refresher.handle import Loader
+from refresher.api.loader import Loader
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95  # the throughput with the cost paid, over the throughput without it

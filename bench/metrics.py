@@ -4,7 +4,7 @@ Three loaders on three Refreshers, alike but for their metrics, read a fresh key
 `get` in alternating rounds (the first rotating), on one redis-server on a free loopback port:
 
   off: no metrics;
-  collector: `refresher.metrics`' single-process export, a collector that reads the
+  collector: `refresher.ops.metrics`' single-process export, a collector that reads the
       counts when scraped (the hit path is the same as off's);
   multiprocess: PROMETHEUS_MULTIPROC_DIR's export, every counted event also written to
       prometheus_client's memory-mapped files as it happens (gunicorn, Celery prefork).
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     from prometheus_client import CollectorRegistry, generate_latest, values
 
-    from refresher.metrics.collector import StatsCollector
-    from refresher.metrics.multiproc import MmapListener
+    from refresher.ops.metrics.collector import StatsCollector
+    from refresher.ops.metrics.multiproc import MmapListener
 
     assert values.ValueClass.__name__ == "MmapedValue", "prometheus_client was imported before the env was set"
     server = RedisServer()

@@ -2,7 +2,7 @@
 in-process under cProfile, its time split into the steps it takes.
 
 The refresh is sans-I/O: the core's steps (refresher/core) only yield ops, and the sync
-driver (refresher/drivers/sync.py) performs them, every Redis command through one method
+driver (refresher/io/drivers/sync.py) performs them, every Redis command through one method
 and every Lua script through another. So that cProfile can tell the lock's SET NX from
 the MGET, or the EXTEND script from the commit, the profiled calls go through a router
 that hands each op to one small function per kind of op (below) and on to the driver
@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from refresher import registry
-from refresher.core import lock, miss, refresh
+from refresher.api import registry
+from refresher.core import lock, miss, renew
 from refresher.core.ops import Command, MGet, Script
-from refresher.drivers.sync import SyncDriver
-from refresher.refresh import refresh_key, refresh_keys
+from refresher.io.drivers.sync import SyncDriver
+from refresher.worker.run import refresh_key, refresh_keys
 
 from bench.report import Table
 
@@ -75,7 +75,7 @@ def _command_kind(op: Command) -> Callable[[Perform, Any, Any], Any]:
 
 
 SCRIPTS: dict[str, Callable[[Perform, Any, Any], Any]] = {
-    refresh.CLAIM: _claim_script, lock.EXTEND: _extend_script, miss.COMMIT: _commit_script,
+    renew.CLAIM: _claim_script, lock.EXTEND: _extend_script, miss.COMMIT: _commit_script,
     lock.RELEASE: _release_script,
 }
 
@@ -90,10 +90,10 @@ STEPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("commit script (EVALSHA)", ((HERE, "_commit_script"),)),
     ("release the lock (RELEASE script)", ((HERE, "_release_script"),)),
     ("other Redis commands and scripts", ((HERE, "_other_command"), (HERE, "_other_script"))),
-    ("hand the lock to the process's watchdog thread", (("refresher/drivers/watchdog.py", "hold"),)),
+    ("hand the lock to the process's watchdog thread", (("refresher/io/drivers/watchdog.py", "hold"),)),
     ("the loader (instant origin: one INCR)", (("bench/origin.py", "fetch"),)),
-    ("the core's steps, no I/O (refresher/core: decide, envelope, encode)", (("refresher/core/refresh.py", "refresh"),)),
-    ("canonical arguments and key names (refresher/calls.py)", (("refresher/calls.py", "__call__"),)),
+    ("the core's steps, no I/O (refresher/core: decide, envelope, encode)", (("refresher/core/renew.py", "refresh"),)),
+    ("canonical arguments and key names (refresher/core/calls.py)", (("refresher/core/calls.py", "__call__"),)),
 )
 SOCKET_CALLS = ("<method 'sendall' of '_socket.socket' objects>", "<method 'recv_into' of '_socket.socket' objects>")
 
@@ -160,7 +160,7 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
                 for (file, _, name), v in stats.items() if file.endswith(path) and name == function]
         return sum(v[1] for v in hits), float(sum(v[3] for v in hits))
 
-    _, total = cumulative((("refresher/refresh.py", "refresh_key"),))
+    _, total = cumulative((("refresher/worker/run.py", "refresh_key"),))
     sends = _sends(stats)
     batched = cProfile.Profile()
     batched.enable()
@@ -170,7 +170,7 @@ def profile_refreshes(loader_name: str, warm_keys: Sequence[str], profiled_keys:
     batched_round_trips = _sends(pstats.Stats(batched).stats) / len(batched_keys)  # type: ignore[attr-defined]
     socket_s = sum(v[2] for (_, _, name), v in stats.items() if name in SOCKET_CALLS)
     table = Table(
-        f"4c. Refresh path profile: refresher.refresh.refresh_key in-process under cProfile, {n:,} refreshes",
+        f"4c. Refresh path profile: refresher.worker.run.refresh_key in-process under cProfile, {n:,} refreshes",
         ["step", "ms per refresh", "share of refresh_key"],
         notes=[f"Unprofiled: {refresh_ms:.3f} ms per refresh_key ({1000 / refresh_ms:,.0f}/s on one thread). "
                f"Profiled total {total / n * 1000:.3f} ms, of which {socket_s / total:.0%} is waiting on "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from examples.services import ROOT, Child, free_port, redis_server
 
-AUTH = "demo:screenshot-only"  # refresher/flower.py wants 12+ characters
+AUTH = "demo:screenshot-only"  # refresher/ops/flower.py wants 12+ characters
 DEMO = [sys.executable, "-m", "examples.demo", "--events", "--seconds", "4", "--processes", "2", "--threads", "4"]
 
 

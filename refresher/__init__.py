@@ -2,16 +2,16 @@
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it, so does the wheel
 
-from refresher.client import Refresher
-from refresher.envelope import Codec, JsonCodec
+from refresher.api.client import Refresher
+from refresher.core.envelope import Codec, JsonCodec
 from refresher.errors import (
     CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, LoadFailed, RefresherError, RefreshFailed,
     TaskRejected, UnknownLoader,
 )
-from refresher.handle import Loader
-from refresher.policy import Window, XFetch
-from refresher.served import Served
-from refresher.values import UndecodableValue, ValueCodec
+from refresher.api.loader import Loader
+from refresher.core.policy import Window, XFetch
+from refresher.api.served import Served
+from refresher.core.values import UndecodableValue, ValueCodec
 
 __all__ = [
     "__version__",

@@ -1,6 +1,6 @@
-"""`python -m refresher`: the command line (refresher/cli/)."""
+"""`python -m refresher`: the command line (refresher/ops/cli/)."""
 
-from refresher.cli import main
+from refresher.ops.cli import main
 
 if __name__ == "__main__":  # the demo's spawned readers import this module again
     main()

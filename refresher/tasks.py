@@ -15,9 +15,9 @@ from typing import Any
 
 from celery import shared_task
 
-from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK
+from refresher.io.broker import REFRESH_MANY_TASK, REFRESH_TASK
 from refresher.errors import RefreshFailed, TaskRejected
-from refresher.refresh import refresh_keys, refresh_task
+from refresher.worker.run import refresh_keys, refresh_task
 import refresher.worker.signals  # noqa: F401  (what any worker running these tasks does at start)
 
 __all__ = ["refresh", "refresh_many"]
@@ -34,7 +34,7 @@ def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: flo
     (TaskRejected), else SUCCESS with the outcome (`written`, `fresh`, ...) as result. No
     Celery retries: a failed refresh backs off through the key's pending marker.
     `version` is the asking reader's loader version (none for an unversioned loader).
-    The arguments are a stranger's until refresher.wire has checked them."""
+    The arguments are a stranger's until refresher.core.wire has checked them."""
     return refresh_task(name, args, kwargs, enqueued_at, seen, version)
 
 

@@ -13,10 +13,10 @@ from typing import Any, cast
 import redis
 
 from refresher import Refresher, RefreshFailed
-from refresher.calls import call_repr
+from refresher.core.calls import call_repr
 from refresher.core.lock import new_token
 from refresher.core.miss import BACKOFF
-from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK, Publisher, _Job
+from refresher.io.publish import REFRESH_MANY_TASK, REFRESH_TASK, Publisher, _Job
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
 from tests.test_worker import cache, make_loader  # noqa: F401  (cache: the fixture)

@@ -1,4 +1,4 @@
-"""The circuit breaker shared by the publisher and the cache Redis (refresher/breaker.py)."""
+"""The circuit breaker shared by the publisher and the cache Redis (refresher/io/breaker.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from refresher.breaker import Breaker
+from refresher.io.breaker import Breaker
 
 
 def test_an_open_breaker_lets_one_call_through_per_cool_down_and_its_success_closes_it() -> None:

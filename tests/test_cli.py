@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from refresher.core.miss import BACKOFF
-from refresher.envelope import Envelope
-from refresher.epochs import parse as parse_epoch
-from refresher.policy import Dropped
+from refresher.core.envelope import Envelope
+from refresher.core.epochs import parse as parse_epoch
+from refresher.core.policy import Dropped
 from tests.support import loaders
 from tests.support.ageing import age, expire_in
 from tests.support.cluster import RedisClusterServers
@@ -98,9 +98,9 @@ def test_invalidate_all_hard_or_soft_and_by_tag(redis_url: str) -> None:
     loaders.windowed.get(5)
     assert ok("invalidate", "tests.windowed", "--all", "--soft") == \
         "invalidated every value of tests.windowed (soft: refreshed as read)\n"
-    assert loaders.windowed.cache.epochs.judge(loaders.windowed.spec.epoch_key, None, _epochs(redis_url)) is Dropped.SOFT
+    assert loaders.windowed.cache.epochs.judge(loaders.windowed.state.epoch_key, None, _epochs(redis_url)) is Dropped.SOFT
     assert ok("invalidate", "tests.windowed", "--all") == "invalidated every value of tests.windowed (hard)\n"
-    assert loaders.windowed.cache.epochs.judge(loaders.windowed.spec.epoch_key, None, _epochs(redis_url)) is Dropped.HARD
+    assert loaders.windowed.cache.epochs.judge(loaders.windowed.state.epoch_key, None, _epochs(redis_url)) is Dropped.HARD
     assert ok("invalidate", "--tag", "user:7") == "invalidated every value tagged user:7\n"
     assert redis.Redis.from_url(redis_url).get("refresher:epoch:tag:user:7") == b"1 1"
 

@@ -149,7 +149,7 @@ def flower_args(service: dict[str, Any], port: int) -> list[str]:
 def test_compose_will_not_start_flower_without_its_password(compose: dict[str, Any], redis_url: str) -> None:
     """`${FLOWER_BASIC_AUTH:?...}`: unset or empty, compose stops with the message (it used
     to pass an empty string, and `Authorization: Basic =` got in). Were that check bypassed,
-    the command itself refuses to start (refresher/flower.py)."""
+    the command itself refuses to start (refresher/ops/flower.py)."""
     written = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]["environment"]
     assert VARIABLE.fullmatch(written["FLOWER_BASIC_AUTH"]).groups()[:2] == ("FLOWER_BASIC_AUTH", "?")  # type: ignore[union-attr]
     for env in ({}, {"FLOWER_BASIC_AUTH": ""}):

@@ -69,7 +69,7 @@ def test_a_channel_subscribed_again_before_its_first_confirmation_waits_for_its_
     waiter it is listening; the second does, and only then do messages reach it."""
     from queue import SimpleQueue
 
-    from refresher.drivers.board import SUBSCRIBED, Board
+    from refresher.io.drivers.board import SUBSCRIBED, Board
 
     board: Board[SimpleQueue[object]] = Board()
     first, second = SimpleQueue[object](), SimpleQueue[object]()

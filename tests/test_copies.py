@@ -1,4 +1,4 @@
-"""The near cache's per-hit copies (refresher/copies.py): equal to the value, of the same
+"""The near cache's per-hit copies (refresher/core/copies.py): equal to the value, of the same
 types, sharing no container with it or with each other; anything else is left to a decode."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refresher.copies import MAX_DEPTH, copier
+from refresher.core.copies import MAX_DEPTH, copier
 
 leaves = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
           | st.datetimes(timezones=st.just(timezone.utc)) | st.tuples(st.integers(), st.text(max_size=5)))

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from refresher.metrics.families import BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, label_names
+from refresher.ops.metrics.families import BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, label_names
 from tests.support.servers import ROOT, RedisServer
 from tests.support.webapps import example_env, uvicorn
 
@@ -56,7 +56,7 @@ def queries() -> list[str]:
 
 
 def vocabulary() -> dict[str, set[str]]:
-    """Every series name refresher/metrics/families.py makes, with its labels."""
+    """Every series name refresher/ops/metrics/families.py makes, with its labels."""
     names = {f"{family.name}_total": set(label_names(family)) for family in COUNTERS}
     for duration in DURATIONS:
         names.update({f"{duration.name}_bucket": {"loader", "le"}, f"{duration.name}_sum": {"loader"},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from refresher.envelope import CorruptEnvelope, Envelope, JsonCodec
-from refresher.keys import Keys, check_name, check_namespace
+from refresher.core.envelope import CorruptEnvelope, Envelope, JsonCodec
+from refresher.core.keys import Keys, check_name, check_namespace
 
 
 def test_envelope_round_trips_with_any_payload_bytes() -> None:

@@ -15,7 +15,7 @@ import redis
 
 from examples.flask_app.loaders import ORIGIN_CALLS, load_user
 from examples.userdb import USERS
-from refresher.envelope import Envelope
+from refresher.core.envelope import Envelope
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape, grew
 from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port

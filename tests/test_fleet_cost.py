@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.keys import Keys
+from refresher.core.keys import Keys
 from tests.support import push_loaders
 from tests.support.readers import CTX
 from tests.support.waiting import until

@@ -3,7 +3,7 @@ a real worker started with -E. Refresh tasks show as the loader call they refres
 `tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`), or
 FAILURE with the exception of a failed load or a rejected task; the API refuses anyone without
 the password.
-Started without good credentials it refuses to start (refresher/flower.py)."""
+Started without good credentials it refuses to start (refresher/ops/flower.py)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
-from refresher.broker import REFRESH_TASK
-from refresher.calls import call_repr
-from refresher.cli.warm import enqueue
-from refresher.keys import tagged
+from refresher.io.broker import REFRESH_TASK
+from refresher.core.calls import call_repr
+from refresher.ops.cli.warm import enqueue
+from refresher.core.keys import tagged
 from tests.support import loaders
 from tests.support.ageing import into_window
-from refresher.flower import INSECURE_LOCAL
+from refresher.ops.flower import INSECURE_LOCAL
 from tests.support.servers import ROOT, WorkerProcess, free_port
 from tests.support.sockets import listening_addresses
 from tests.support.webapps import AppServer

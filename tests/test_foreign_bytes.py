@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.cli.state import describe, read_state
-from refresher.core.refresh import refresh
+from refresher.ops.cli.state import describe, read_state
+from refresher.core.renew import refresh
 from tests.support import foreign_loaders
 from tests.support.foreign_loaders import calls, profile, set_elsewhere
 from tests.support.reading import Reading
@@ -42,7 +42,7 @@ def near_live(r: redis.Redis) -> None:
     near = foreign_loaders.cache.near
     assert near is not None and near.tracker.wait_live(5)
     before = near.invalidated
-    r.set(profile.spec.epochs.tag_key("test-barrier"), "0 0")
+    r.set(profile.state.epochs.tag_key("test-barrier"), "0 0")
     until(lambda: near.tracker.sync() and near.invalidated > before, "the tracker did not hear the barrier")
 
 
@@ -51,7 +51,7 @@ def test_a_garbage_epoch_is_a_hard_invalidation_and_the_read_repairs_it(
         reading: Reading, r: redis.Redis, garbage: bytes, caplog: pytest.LogCaptureFixture) -> None:
     near_live(r)
     first = reading.get(profile, 1)
-    epoch_key = profile.spec.epoch_key
+    epoch_key = profile.state.epoch_key
     r.set(epoch_key, garbage)
     with caplog.at_level(logging.WARNING, logger="refresher"):
         again = reading.get(profile, 1)
@@ -69,11 +69,11 @@ def test_a_garbage_epoch_is_a_hard_invalidation_and_the_read_repairs_it(
 def test_a_bump_repairs_a_garbage_epoch_and_a_tag_key_of_another_type(reading: Reading, r: redis.Redis) -> None:
     near_live(r)
     old = reading.get(profile, 2)
-    r.set(profile.spec.epoch_key, b"garbage")
+    r.set(profile.state.epoch_key, b"garbage")
     profile.invalidate_all(hard=False)  # the BUMP script used to fail on it
-    epoch, floor = map(int, r.get(profile.spec.epoch_key).split())  # type: ignore[union-attr]
+    epoch, floor = map(int, r.get(profile.state.epoch_key).split())  # type: ignore[union-attr]
     assert epoch == floor + 1 and floor > 10**12
-    tag_key = profile.spec.epochs.tag_key("profile:2")
+    tag_key = profile.state.epochs.tag_key("profile:2")
     r.rpush(tag_key, "x")  # a list where a tag's epoch belongs
     foreign_loaders.cache.invalidate_tag("profile:2")
     assert r.type(tag_key) == b"string"
@@ -101,7 +101,7 @@ def test_a_worker_refresh_overwrites_a_value_key_of_another_type_and_frees_its_l
     there failed the script and left the lock held for its TTL."""
     keys = profile.keys(4)
     r.rpush(keys.value, "x")
-    assert profile.run_steps(refresh(profile.spec, profile.call((4,), {}), time.time(), None)) == "written"
+    assert profile.run_steps(refresh(profile.state, profile.call((4,), {}), time.time(), None)) == "written"
     assert r.type(keys.value) == b"string" and r.get(keys.lock) is None
     assert profile.get(4) == {"n": 4, "load": calls("profile")}
 

@@ -21,8 +21,8 @@ from tests.support.servers import LogWatcher, RedisServer, free_port, stop_grace
 
 VENV = os.path.abspath(os.environ["REFRESHER_TEST_WHEEL_VENV"]) if os.environ.get("REFRESHER_TEST_WHEEL_VENV") else ""
 EXTRAS = {  # package prefix: the import its extra provides
-    "refresher.metrics": "prometheus_client",  # [prometheus]
-    "refresher.flowerconfig": "tornado",  # [flower]: the file Flower executes at start (FLOWER_CONF)
+    "refresher.ops.metrics": "prometheus_client",  # [prometheus]
+    "refresher.ops.flowerconfig": "tornado",  # [flower]: the file Flower executes at start (FLOWER_CONF)
     "refresher.contrib.django": "django",  # [django]
 }
 LOADERS = '''
@@ -82,7 +82,7 @@ def server() -> Iterator[RedisServer]:
 def test_every_module_imports_on_the_declared_dependencies_alone(tmp_path: Path) -> None:
     found = json.loads(run(IMPORT_ALL, tmp_path))
     assert found["file"].startswith(VENV)  # the installed wheel, not the repository
-    assert len(found["names"]) > 30 and "refresher.client" in found["names"]
+    assert len(found["names"]) > 30 and "refresher.api.client" in found["names"]
     expected = {name: package for name in found["names"] for prefix, package in EXTRAS.items()
                 if name == prefix or name.startswith(prefix + ".")}
     assert found["failed"] == expected  # only the extras' modules, each for its extra's package

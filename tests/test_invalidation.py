@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from refresher import Refresher, TaskRejected
-from refresher.policy import Dropped
+from refresher.core.policy import Dropped
 from tests.support import epoch_loaders as el
 from tests.support.ageing import into_window
 from tests.support.readers import CTX
@@ -104,7 +104,7 @@ def test_a_tag_drops_its_values_across_loaders(reading: Reading, redis_url: str)
     if reading.mode == "sync":
         el.cache.invalidate_tag("user:1001")
     else:
-        from refresher.drivers import loop
+        from refresher.io.drivers import loop
         loop.run(lambda: el.cache.ainvalidate_tag("user:1001"))
     assert [reading.get(loader, 1001)["generation"] for loader in loaders] == [1, 1, 1]
     assert [reading.get(loader, 1002)["generation"] for loader in loaders] == [0, 0, 0]
@@ -188,9 +188,9 @@ def test_epochs_of_a_process_follow_redis_without_a_round_trip_per_read(cache: R
         value.get(1)
     assert redis.Redis.from_url(redis_url).info("commandstats").get("cmdstat_mget", {}).get("calls", 0) == mgets
     envelope = cache.epochs
-    assert envelope.judge(value.spec.epoch_key, None) is Dropped.NO
+    assert envelope.judge(value.state.epoch_key, None) is Dropped.NO
     value.invalidate_all(hard=True)
-    assert envelope.judge(value.spec.epoch_key, None) is None  # forgotten at once: fetched again on the next read
+    assert envelope.judge(value.state.epoch_key, None) is None  # forgotten at once: fetched again on the next read
 
 
 @pytest.mark.standalone_only

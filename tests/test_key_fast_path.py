@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refresher import Refresher
-from refresher.calls import CACHE_SIZE, Calls
-from refresher.keys import Keys, canonical_json, int_str_json, tagged
+from refresher.core.calls import CACHE_SIZE, Calls
+from refresher.core.keys import Keys, canonical_json, int_str_json, tagged
 
 every_char = st.text(alphabet=st.characters(exclude_categories=()), max_size=40)  # lone surrogates too
 int_or_str = st.integers() | every_char | st.sampled_from(["", '"', "\\", "\x00", "\u2028", "é", "{", "[1]"])

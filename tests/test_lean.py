@@ -1,4 +1,4 @@
-"""refresher/lean.py on whichever redis-py this venv holds (make test runs this file on the
+"""refresher/io/lean.py on whichever redis-py this venv holds (make test runs this file on the
 newest releases and on the oldest pins too): the lean connection where redis-py's internals
 are the ones it knows, redis-py's own elsewhere, and either way a frozen cache costs a
 command one socket timeout, and a connection with a stray reply is never reused."""
@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from refresher import CacheUnavailable, Refresher, lean
+from refresher import CacheUnavailable, Refresher
+from refresher.io import lean
 from tests.support.servers import RedisServer
 from tests.support.waiting import until
 

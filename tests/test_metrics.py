@@ -14,8 +14,8 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 
 from refresher import CacheUnavailable, Refresher
-from refresher.metrics.collector import StatsCollector
-from refresher.near import ENTRY_OVERHEAD
+from refresher.ops.metrics.collector import StatsCollector
+from refresher.core.near import ENTRY_OVERHEAD
 from tests.support import loaders
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape, grew

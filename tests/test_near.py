@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.tracking import CLIENT_NAME, DEAD_AFTER, PING_EVERY
+from refresher.io.tracking import CLIENT_NAME, DEAD_AFTER, PING_EVERY
 from tests.support.reading import Reading
 from tests.support.readers import CTX
 from tests.support.servers import RedisServer, free_port

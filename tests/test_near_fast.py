@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from refresher import JsonCodec, Refresher
-from refresher.policy import XFetch
+from refresher.core.policy import XFetch
 from tests.support.reading import Reading
 from tests.test_near import near, numbered
 

@@ -57,7 +57,7 @@ def test_three_processes_missing_one_key_load_it_once_and_set_works(old_redis: s
 
 def test_a_cluster_before_7_is_refused_naming_both_versions() -> None:
     """A Cluster routes PUBLISH to every node; rather than that, an old one is refused."""
-    from refresher.drivers.base import sharded_pubsub
+    from refresher.io.drivers.base import sharded_pubsub
     from refresher.errors import RefresherError
 
     assert sharded_pubsub({"redis_version": "7.0.15"}, cluster=True)

@@ -7,9 +7,9 @@ import math
 import pytest
 from freezegun import freeze_time
 
-from refresher.envelope import Envelope
-from refresher.core.spec import now_ms
-from refresher.policy import Verdict, Window, XFetch, decide
+from refresher.core.envelope import Envelope
+from refresher.core.state import now_ms
+from refresher.core.policy import Verdict, Window, XFetch, decide
 
 WRITTEN = 1_700_000_000_000
 TTL = 300_000  # 300 s; the default window is the last 30 s

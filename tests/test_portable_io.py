@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.connect import parse, sync_client, tracking_pools
-from refresher.tracking_link import Link, arrivals
+from refresher.io.connect import parse, sync_client, tracking_pools
+from refresher.io.tracking_link import Link, arrivals
 from tests.support.servers import RedisServer
 
 

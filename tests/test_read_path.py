@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.envelope import Envelope
+from refresher.core.envelope import Envelope
 from refresher import Loader
 from tests.support.ageing import age, into_window
 from tests.support.reading import Reading

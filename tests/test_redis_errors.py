@@ -15,7 +15,7 @@ import redis
 
 from refresher import Loader, Refresher
 from refresher.core.failures import cache_error
-from refresher.core.refresh import refresh
+from refresher.core.renew import refresh
 from refresher import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
 from tests.support.reading import Reading
 
@@ -101,7 +101,7 @@ def test_a_worker_refresh_at_maxmemory_fails_with_cache_full_and_holds_no_lock(r
     load, calls = counting(cache)
     try:
         with pytest.raises(CacheFull, match="while refreshing"):
-            load.run_steps(refresh(load.spec, load.call((1,), {}), time.time(), None))
+            load.run_steps(refresh(load.state, load.call((1,), {}), time.time(), None))
     finally:
         cache.close()
     assert calls == [] and full.get(load.keys(1).lock) is None

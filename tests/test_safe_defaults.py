@@ -11,9 +11,10 @@ from typing import Any, Iterator
 import pytest
 import redis
 
-from refresher import Refresher, epochs
-from refresher.connect import masked
-from refresher.options import Options
+from refresher import Refresher
+from refresher.core import epochs
+from refresher.io.connect import masked
+from refresher.core.options import Options
 from tests.support.servers import WorkerProcess, free_port
 from tests.support.sockets import listening_addresses
 

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from refresher import CacheUnavailable, Loader, Refresher
-from refresher.core.refresh import refresh
-from refresher.envelope import Envelope
+from refresher.core.renew import refresh
+from refresher.core.envelope import Envelope
 from tests.support.reading import Reading
 from tests.support.sentinel import SentinelServers
 from tests.support.waiting import until
@@ -91,14 +91,14 @@ class HeldLoads:
 
 
 class Refreshing:
-    """A worker's refresh of one key (refresher/core/refresh.py, as `refresh_key` runs it),
+    """A worker's refresh of one key (refresher/core/renew.py, as `refresh_key` runs it),
     in a thread of its own; `outcome` is what the task would return."""
 
     def __init__(self, load: Loader[..., Any], key: str, seen: int) -> None:
         self.outcome: str | None = None
         call = load.call((key,), {})
         self._thread = threading.Thread(
-            target=lambda: setattr(self, "outcome", load.run_steps(refresh(load.spec, call, time.time(), seen))))
+            target=lambda: setattr(self, "outcome", load.run_steps(refresh(load.state, call, time.time(), seen))))
         self._thread.start()
 
     def result(self) -> str | None:

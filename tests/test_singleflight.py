@@ -8,7 +8,7 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from refresher.singleflight import Group
+from refresher.io.singleflight import Group
 
 
 def test_concurrent_callers_share_one_call() -> None:

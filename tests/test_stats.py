@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 
-from refresher.stats import LoaderStats, Stats
+from refresher.core.stats import LoaderStats, Stats
 
 # 8 threads: a read-add-store count (`d[e] = d.get(e, 0) + 1`) loses most of 40,000 counts
 # here, in 1.6 s; 32 threads made the locks below convoy at a microsecond's switch (120 s+).

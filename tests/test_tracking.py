@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from refresher import Refresher
-from refresher.connect import parse, sync_client, tracking_pools
-from refresher.tracking import Tracker
+from refresher.io.connect import parse, sync_client, tracking_pools
+from refresher.io.tracking import Tracker
 from tests.support import near_loaders, tracked
 from tests.support.readers import CTX
 from tests.support.servers import RedisServer

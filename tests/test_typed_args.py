@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refresher.calls import Call, Calls
+from refresher.core.calls import Call, Calls
 
 
 class Colour(Enum):

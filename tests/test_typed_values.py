@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.envelope import Envelope
+from refresher.core.envelope import Envelope
 from tests.conftest import TaskLog
 from tests.support import typed_loaders as tl
 from tests.support.ageing import expire_in, into_window

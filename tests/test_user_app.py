@@ -17,7 +17,7 @@ import redis
 from celery import Celery
 
 from refresher import Loader, Refresher
-from refresher.options import Options
+from refresher.core.options import Options
 from tests.support.ageing import into_window
 from tests.support.sentinel import SERVICE, SentinelServers
 from tests.support.servers import ROOT, RedisServer, WorkerProcess
@@ -138,7 +138,7 @@ from celery import Celery, current_app
 mine = Celery("mine")  # made current, as Celery apps are by default
 import refresher
 for module in pkgutil.walk_packages(refresher.__path__, "refresher."):
-    if module.name != "refresher.flowerconfig":  # Flower's config file: Flower executes it, nobody imports it
+    if module.name != "refresher.ops.flowerconfig":  # Flower's config file: Flower executes it, nobody imports it
         importlib.import_module(module.name)
 import refresher.worker, workers
 refresher.worker.app  # the ready-made app, built

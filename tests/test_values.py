@@ -1,4 +1,4 @@
-"""Typed values (refresher.values): pure, no Redis. A value comes back from its bytes
+"""Typed values (refresher.core.values): pure, no Redis. A value comes back from its bytes
 exactly as it went in, or is refused at load naming the part that would not."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import msgspec
 import pydantic
 import pytest
 
-from refresher.values import UndecodableValue, ValueCodec, codec_for
+from refresher.core.values import UndecodableValue, ValueCodec, codec_for
 
 
 @dataclasses.dataclass
@@ -243,7 +243,7 @@ def test_unusable_annotations_fail_when_the_codec_is_built(fn: Any, message: str
 def test_pydantic_is_imported_only_for_annotations_that_need_it() -> None:
     script = (
         "import sys, dataclasses\n"
-        "from refresher.values import codec_for\n"
+        "from refresher.core.values import codec_for\n"
         "@dataclasses.dataclass\n"
         "class P:\n"
         "    x: int\n"

@@ -1,4 +1,4 @@
-"""The worker's door (refresher.wire): whatever JSON a stranger publishes as `refresher.refresh`
+"""The worker's door (refresher.core.wire): whatever JSON a stranger publishes as `refresher.refresh`
 or `refresher.refresh_many`, the task ends in a clean rejection (TaskRejected, which Celery
 records as a FAILURE saying why) or a normal refresh, never another exception, and leaves no
 lock behind. Run in this process against the real test Redis."""
@@ -15,8 +15,9 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from refresher import RefreshFailed, Refresher, TaskRejected, wire
-from refresher.refresh import UNKNOWN, refresh_keys, refresh_task
+from refresher import RefreshFailed, Refresher, TaskRejected
+from refresher.core import wire
+from refresher.worker.run import UNKNOWN, refresh_keys, refresh_task
 from tests.test_worker import cache, make_loader  # noqa: F401  (cache: the fixture)
 
 TEXT = st.characters(blacklist_characters=":;")  # so that a batch's result splits into its items' outcomes

@@ -12,12 +12,12 @@ import pytest
 import redis
 
 from refresher import Refresher, RefreshFailed, TaskRejected
-from refresher.envelope import NOTHING_READ, Envelope
+from refresher.core.envelope import NOTHING_READ, Envelope
 from refresher import Loader
 from refresher.core.lock import new_token
 from refresher.core.miss import BACKOFF, Commit, commit
 from refresher.core.read import ask_for_refresh
-from refresher.keys import Keys
+from refresher.core.keys import Keys
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
 from tests.support.locks import Lock
@@ -181,7 +181,7 @@ def test_a_reader_whose_view_predates_a_commit_asks_for_no_second_refresh(
     other = Refresher(redis_url)  # the stale reader's process: its own per-process memo
     try:
         late = Loader(other, load.fn, load.name, load.settings)  # not registered: the worker keeps `load`
-        other.sync.run(ask_for_refresh(late.spec, late.call((6,), {}), stale_view))
+        other.sync.run(ask_for_refresh(late.state, late.call((6,), {}), stale_view))
         assert other.flush()
         assert other.stats["refresh_enqueued"] == 0 and other.stats["refresh_deduplicated"] == 1
         assert r.get(load.keys(6).pending) is None

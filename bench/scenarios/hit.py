@@ -32,8 +32,8 @@ from bench.report import Table, Target
 from bench.scenarios import Outcome
 from bench.strategies import ASYNC_NAMES, LABELS, NAMES, AsyncStrategy, build, build_async
 from bench.workloads import FRESH
-from refresher.connect import parse, sync_client
-from refresher.lean import TimedConnection
+from refresher.io.connect import parse, sync_client
+from refresher.io.lean import TimedConnection
 
 TARGET = 1.05  # a refresher hit's cost, at most this many times a default-client raw GET + json.loads (issue 12)
 ASYNC_TARGET = 0.9
@@ -44,7 +44,7 @@ GET_PARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
      (("redis/client.py", "execute_command"),)),
     ("the read decision (core/read.py `after_get`: envelope, policy, decode, count)",
      (("refresher/core/read.py", "after_get"),)),
-    ("arguments and keys (calls.py)", (("refresher/calls.py", "__call__"),)),
+    ("arguments and keys (calls.py)", (("refresher/core/calls.py", "__call__"),)),
 )
 SYNC_COLUMNS = ["strategy", "µs per read", "µs per raw read, default client", "µs per raw read, strategy's client",
                 "cost vs default raw (wall)", "cost vs default raw (client CPU)",
@@ -56,8 +56,8 @@ AGET_PARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("the GET in redis.asyncio (execute_command: pack, send, receive, parse)",
      (("redis/asyncio/client.py", "execute_command"),)),
     ("the read decision (core/read.py `read`: envelope, policy, decode)", (("refresher/core/read.py", "read"),)),
-    ("arguments and keys (calls.py)", (("refresher/calls.py", "__call__"),)),
-    ("the loop's driver (Refresher.aio)", (("refresher/client.py", "aio"),)),
+    ("arguments and keys (calls.py)", (("refresher/core/calls.py", "__call__"),)),
+    ("the loop's driver (Refresher.aio)", (("refresher/api/client.py", "aio"),)),
 )
 COLUMNS = ["strategy", "ops/s", "raw GET ops/s", "ratio (median of rounds)", "µs per read", "µs per raw read"]
 
@@ -216,7 +216,7 @@ def _profile_get(ctx: Context) -> tuple[Table, dict[str, float]]:
         out.append(pstats.Stats(profiler))
     default.close()
     mine, raw = out
-    total = _us(mine, (("refresher/handle.py", "get"),))
+    total = _us(mine, (("refresher/api/loader.py", "get"),))
     table = Table(
         f"3e. Hit path profile: where refresher get's CPU goes, {PROFILED_READS:,} hits under cProfile",
         ["part", "µs per read (profiled)", "share of get"],
@@ -366,7 +366,7 @@ def _profile_aget(ctx: Context, loop: asyncio.AbstractEventLoop) -> tuple[Table,
                          for (file, _, name), v in table.items() if file.endswith(path) and name == function)
                      ) / PROFILED_READS * 1e6
 
-    total = us(mine, (("refresher/handle.py", "aget"),))
+    total = us(mine, (("refresher/api/loader.py", "aget"),))
     table = Table(
         f"3c. Async hit path profile: where refresher aget's CPU goes, {PROFILED_READS:,} hits under cProfile",
         ["part", "µs per read (profiled)", "share of aget"],

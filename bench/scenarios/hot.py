@@ -41,8 +41,8 @@ PROFILE_PARTS: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]] = 
         ("the GET in redis-py (execute_command)", (("redis/client.py", "execute_command"),)),
         ("the read decision (core/read.py `after_get`)", (("refresher/core/read.py", "after_get"),)),
         ("in the refresh window: the steps (SyncDriver.run: the per-process memo, the claim, the hand-over)",
-         (("refresher/drivers/sync.py", "run"),)),
-        ("arguments and keys (calls.py)", (("refresher/calls.py", "__call__"),)),
+         (("refresher/io/drivers/sync.py", "run"),)),
+        ("arguments and keys (calls.py)", (("refresher/core/calls.py", "__call__"),)),
     ),
     "naive": (
         ("the GET in redis-py (execute_command)", (("redis/client.py", "execute_command"),)),

@@ -23,7 +23,7 @@ from typing import Any, Callable, cast
 
 from tests.support.servers import WorkerProcess
 
-from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK, Publisher
+from refresher.io.publish import REFRESH_MANY_TASK, REFRESH_TASK, Publisher
 
 from bench import origin
 from bench.context import Context

@@ -16,11 +16,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from refresher.core.ops import Coalesce, Load, Steps
-from refresher.core.spec import Spec
+from refresher.core.state import LoaderState
 from refresher.errors import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, CacheUnavailable, RefresherError
-from refresher.logs import about
+from refresher.core.logs import about
 
 R = TypeVar("R")
 
@@ -72,22 +72,22 @@ def reply_text(reply: object) -> str:
     return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
 
 
-def count(spec: Spec[Any], exc: BaseException) -> None:
-    spec.stats.incr("cache_unavailable" if isinstance(exc, UNAVAILABLE) else "cache_refused")
+def count(state: LoaderState[Any], exc: BaseException) -> None:
+    state.stats.incr("cache_unavailable" if isinstance(exc, UNAVAILABLE) else "cache_refused")
 
 
-def cache_down(spec: Spec[R], call: Call, exc: Exception) -> Steps[R]:
+def cache_down(state: LoaderState[R], call: Call, exc: Exception) -> Steps[R]:
     """The cache cannot serve this read (unreachable or refusing): one exception type per
     cause, or with fail_open the loader itself, still coalesced within the process."""
-    count(spec, exc)
+    count(state, exc)
     error = cache_error(exc, f"reading {call.keys.value}")
-    if not spec.settings.fail_open:
-        spec.stats.incr("error")
+    if not state.settings.fail_open:
+        state.stats.incr("error")
         raise error from exc
-    about(spec.name, call.keys.value).warning("%s; calling the loader directly", error)
-    value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(spec, call))
+    about(state.name, call.keys.value).warning("%s; calling the loader directly", error)
+    value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(state, call))
     return value  # type: ignore[no-any-return]
 
 
-def _call_origin(spec: Spec[R], call: Call) -> Steps[R]:
-    return (yield Load(spec.fn, call, None))  # type: ignore[no-any-return]
+def _call_origin(state: LoaderState[R], call: Call) -> Steps[R]:
+    return (yield Load(state.fn, call, None))  # type: ignore[no-any-return]

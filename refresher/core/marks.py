@@ -1,19 +1,19 @@
 """The epochs a value is judged by, fetched when this process has not heard them yet, and
-the marks a load writes with its value (see refresher/epochs.py)."""
+the marks a load writes with its value (see refresher/core/epochs.py)."""
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from redis.exceptions import RedisError
 
 from refresher.core.ops import MGet, Script, Steps
-from refresher.core.spec import NOTHING, SERVABLE, Nothing, Spec, now_ms
-from refresher.envelope import Envelope, Marks
-from refresher.epochs import Epoch, is_corrupt
-from refresher.logs import about
-from refresher.policy import Dropped, Verdict, decide
+from refresher.core.state import NOTHING, SERVABLE, Nothing, LoaderState, now_ms
+from refresher.core.envelope import Envelope, Marks
+from refresher.core.epochs import Epoch, is_corrupt
+from refresher.core.logs import about
+from refresher.core.policy import Dropped, Verdict, decide
 
 R = TypeVar("R")
 
@@ -44,57 +44,57 @@ return {text, corrupt and 1 or 0}
 """
 
 
-def fetch_epochs(spec: Spec[Any], keys: list[str]) -> Steps[dict[str, Epoch]]:
+def fetch_epochs(state: LoaderState[Any], keys: list[str]) -> Steps[dict[str, Epoch]]:
     """The current epochs of these keys, from Redis, remembered if no write raced the read."""
-    ticket = spec.epochs.expect(keys)
+    ticket = state.epochs.expect(keys)
     raws = list((yield MGet(tuple(keys))))
     for i, raw in enumerate(raws):
         if is_corrupt(raw):
-            raws[i] = yield from _repaired(spec, keys[i], raw)
-    return spec.epochs.learn(keys, raws, ticket)
+            raws[i] = yield from _repaired(state, keys[i], raw)
+    return state.epochs.learn(keys, raws, ticket)
 
 
-def _repaired(spec: Spec[Any], key: str, raw: bytes) -> Steps[bytes]:
+def _repaired(state: LoaderState[Any], key: str, raw: bytes) -> Steps[bytes]:
     """A corrupt epoch key, rewritten (a hard invalidation, warned about once, by the
     process that rewrote it). If the cache refuses, the corrupt bytes: every value is
     then dropped, read after read, until a bump or a later repair rewrites the key."""
     try:
         text, rewritten = yield Script(REPAIR, (key,), ())
     except RedisError as exc:
-        about(spec.name, key).warning("epoch key holds %r, not an epoch; could not rewrite it (%s): "
+        about(state.name, key).warning("epoch key holds %r, not an epoch; could not rewrite it (%s): "
                                       "every value of it is reloaded", raw[:32], exc)
         return raw
     if rewritten:
-        about(spec.name, key).warning("epoch key held %r, not an epoch: rewritten, every value it "
+        about(state.name, key).warning("epoch key held %r, not an epoch: rewritten, every value it "
                                       "covers is reloaded (as by a hard invalidation)", raw[:32])
     return bytes(text)
 
 
-def current_marks(spec: Spec[Any], call: Call) -> Steps[Marks | None]:
+def current_marks(state: LoaderState[Any], call: Call) -> Steps[Marks | None]:
     """The epochs a load (or a `set`) that begins now writes with its value."""
-    tags = spec.tags_of(call)
-    keys = spec.epochs.keys_for(spec.epoch_key, tags)
-    known = spec.epochs.known(keys)
+    tags = state.tags_of(call)
+    keys = state.epochs.keys_for(state.epoch_key, tags)
+    known = state.epochs.known(keys)
     if known is None:
-        known = yield from fetch_epochs(spec, keys)
-    return spec.epochs.marks(spec.epoch_key, tags, known)
+        known = yield from fetch_epochs(state, keys)
+    return state.epochs.marks(state.epoch_key, tags, known)
 
 
-def verdict(spec: Spec[Any], envelope: Envelope) -> Steps[Verdict]:
+def verdict(state: LoaderState[Any], envelope: Envelope) -> Steps[Verdict]:
     """`decide` now, with what invalidate_all and invalidate_tag did to the value (its
     epochs fetched first if this process has not heard them)."""
-    dropped = spec.epochs.judge(spec.epoch_key, envelope.marks)
+    dropped = state.epochs.judge(state.epoch_key, envelope.marks)
     if dropped is None:
         tags = (tag for tag, _ in envelope.marks.tags) if envelope.marks is not None else ()
-        fetched = yield from fetch_epochs(spec, spec.epochs.keys_for(spec.epoch_key, tags))
-        dropped = spec.epochs.judge(spec.epoch_key, envelope.marks, fetched)
-    return decide(envelope, now_ms(), spec.policy, dropped=dropped or Dropped.NO)
+        fetched = yield from fetch_epochs(state, state.epochs.keys_for(state.epoch_key, tags))
+        dropped = state.epochs.judge(state.epoch_key, envelope.marks, fetched)
+    return decide(envelope, now_ms(), state.policy, dropped=dropped or Dropped.NO)
 
 
-def servable(spec: Spec[R], raw: bytes | None) -> Steps[R | Nothing]:
+def servable(state: LoaderState[R], raw: bytes | None) -> Steps[R | Nothing]:
     """A second look (after taking the lock, or while waiting): the value if some other
     process has just written a usable one, else NOTHING. Not counted again."""
-    envelope = spec.parse(raw, quiet=True)
-    if envelope is None or envelope.tombstone or (yield from verdict(spec, envelope)) not in SERVABLE:
+    envelope = state.parse(raw, quiet=True)
+    if envelope is None or envelope.tombstone or (yield from verdict(state, envelope)) not in SERVABLE:
         return NOTHING
-    return spec.decode(envelope, quiet=True)
+    return state.decode(envelope, quiet=True)

@@ -15,82 +15,82 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
 from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import BACKOFF, acquire, new_token, release
 from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
-from refresher.core.spec import Nothing, Spec, now_ms
+from refresher.core.state import Nothing, LoaderState, now_ms
 from refresher.core.wait import FAILED, RETRY, Retry, await_holder, filled
-from refresher.envelope import NOTHING_READ, Envelope
-from refresher.keys import Keys
-from refresher.logs import about
-from refresher.policy import Verdict
+from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.core.keys import Keys
+from refresher.core.logs import about
+from refresher.core.policy import Verdict
 
 R = TypeVar("R")
 log = logging.getLogger("refresher")
 
 
-def miss(spec: Spec[R], call: Call, raw: bytes | None) -> Steps[R]:
+def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
     """Nothing servable was read: load it, coalesced. A stale value (past its TTL, inside
     stale_ttl) is served instead while the key backs off after a failed load."""
-    envelope = spec.parse(raw, quiet=True)
+    envelope = state.parse(raw, quiet=True)
     try:
-        stale = envelope if envelope is not None and (yield from verdict(spec, envelope)) is Verdict.STALE else None
+        stale = envelope if envelope is not None and (yield from verdict(state, envelope)) is Verdict.STALE else None
         if stale is not None and (yield Command(("MGET", call.keys.pending)))[0] == BACKOFF:
-            if not isinstance(value := spec.decode(stale, key=call.keys.value), Nothing):
-                spec.stats.incr("stale_served")  # the origin failed lately: don't try again yet
+            if not isinstance(value := state.decode(stale, key=call.keys.value), Nothing):
+                state.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
-        value, led = yield Coalesce(call.keys.value, lambda: _fill(spec, call, stale))
+        value, led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
     except RedisError as exc:
         if not is_cache_trouble(exc):
-            spec.stats.incr("error")
+            state.stats.incr("error")
             raise
-        return (yield from cache_down(spec, call, exc))
+        return (yield from cache_down(state, call, exc))
     except Exception:
-        spec.stats.incr("error")  # the loader's error, or LoadFailed from another process's
+        state.stats.incr("error")  # the loader's error, or LoadFailed from another process's
         raise
-    spec.stats.incr("miss" if led else "coalesced")
+    state.stats.incr("miss" if led else "coalesced")
     return value  # type: ignore[no-any-return]
 
 
-def _fill(spec: Spec[R], call: Call, stale: Envelope | None) -> Steps[R]:
+def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]:
     while True:
         token = new_token()
         try:
-            if (yield from acquire(call.keys.lock, token, spec.settings.lock_ttl_ms)):
-                return (yield from _fill_holding(spec, call, token, stale))
-            with spec.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
-                return (yield from await_holder(spec, call))
+            if (yield from acquire(call.keys.lock, token, state.settings.lock_ttl_ms)):
+                return (yield from _fill_holding(state, call, token, stale))
+            with state.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
+                return (yield from await_holder(state, call))
         except Retry:
             continue
         except Exception:
-            if stale is None or isinstance(value := spec.decode(stale, quiet=True), Nothing):
+            if stale is None or isinstance(value := state.decode(stale, quiet=True), Nothing):
                 raise
-            about(spec.name, call.keys.value).exception("reloading failed; serving the stale value")
-            spec.stats.incr("stale_served")
+            about(state.name, call.keys.value).exception("reloading failed; serving the stale value")
+            state.stats.incr("stale_served")
             return value
 
 
-def _fill_holding(spec: Spec[R], call: Call, token: str, stale: Envelope | None) -> Steps[R]:
+def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None) -> Steps[R]:
     """We own the lock. Since our read, somebody may have written the value, or failed
     to load it (the key is then backing off: serve the stale value, if any, rather than
     be a second attempt on a failing origin)."""
     keys = call.keys
     raw, pending = yield Command(("MGET", keys.value, keys.pending))
-    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
+    if not isinstance(value := (yield from servable(state, raw)), Nothing):
         yield from release(keys.lock, token)
         return value
-    if stale is not None and pending == BACKOFF and not isinstance(value := spec.decode(stale, quiet=True), Nothing):
+    if stale is not None and pending == BACKOFF and not isinstance(value := state.decode(stale, quiet=True), Nothing):
         yield from release(keys.lock, token)
-        spec.stats.incr("stale_served")
+        state.stats.incr("stale_served")
         return value
-    envelope = spec.parse(raw, quiet=True)
+    envelope = state.parse(raw, quiet=True)
     seen = envelope.version if envelope is not None else NOTHING_READ
-    settings = spec.settings
+    settings = state.settings
     held = Held(keys.lock, token, settings.lock_ttl_ms, settings.max_load_ms)
-    value, _ = yield from load_and_commit(spec, call, held, seen, started_ms=now_ms(), back_off=stale is not None)
+    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=now_ms(), back_off=stale is not None)
     return value
 
 
@@ -148,54 +148,54 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
 
 
 def load_and_commit(
-    spec: Spec[R], call: Call, held: Held, seen: int, started_ms: int, *, back_off: bool
+    state: LoaderState[R], call: Call, held: Held, seen: int, started_ms: int, *, back_off: bool
 ) -> Steps[tuple[R, str]]:
     """Run the loader under the `held` lock (the driver keeps it alive) and write the
     result if we still hold the lock and the value is still the version `seen`. Waiters
     are always told how it went; the loader's own exception is re-raised to our caller,
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
-    marks = yield from current_marks(spec, call)  # before the origin call: an invalidation during it marks this value old
+    marks = yield from current_marks(state, call)  # before the origin call: an invalidation during it marks this value old
     started = time.monotonic()
     try:
-        payload, value = spec.encode((yield Load(spec.fn, call, held)))
+        payload, value = state.encode((yield Load(state.fn, call, held)))
     except GeneratorExit:
         raise
     except Exception as exc:
-        spec.stats.time("load", time.monotonic() - started)
-        spec.stats.incr("load_failed")
+        state.stats.time("load", time.monotonic() - started)
+        state.stats.incr("load_failed")
         if back_off:
             # While we still hold the lock: released first, another process could take
             # the lock and call the failing origin again at once.
-            yield from set_back_off(spec, call)
+            yield from set_back_off(state, call)
         error = {"type": type(exc).__name__, "message": str(exc)}
         yield from release(held.key, held.token, signal, FAILED + json.dumps(error).encode())
         raise
     except BaseException:  # cancelled, interrupted: let a waiter take over at once
         yield from release(held.key, held.token, signal, RETRY)
         raise
-    spec.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
-    spec.stats.incr("load")
-    envelope = spec.envelope(payload, now_ms() - started_ms, marks)
-    if len(payload) > spec.settings.max_value_bytes:
-        about(spec.name, call.keys.value).warning(
+    state.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
+    state.stats.incr("load")
+    envelope = state.envelope(payload, now_ms() - started_ms, marks)
+    if len(payload) > state.settings.max_value_bytes:
+        about(state.name, call.keys.value).warning(
             "value is %d bytes, over max_value_bytes=%d; served but not cached",
-            len(payload), spec.settings.max_value_bytes,
+            len(payload), state.settings.max_value_bytes,
         )
-        spec.stats.incr("too_large")
+        state.stats.incr("too_large")
         yield from release(held.key, held.token, signal, filled(envelope.to_bytes()))
         return value, "too_large"
     try:
-        outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + spec.settings.stale_ms)
+        outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + state.settings.stale_ms)
     except RedisError as exc:  # nothing written: the script's first write was refused
-        about(spec.name, call.keys.value).warning("loaded but could not store it: %s",
+        about(state.name, call.keys.value).warning("loaded but could not store it: %s",
                                                   cache_error(exc, f"writing {call.keys.value}"))
-        spec.stats.incr("not_stored")
+        state.stats.incr("not_stored")
         yield from _release_quietly(held, signal, filled(envelope.to_bytes()))
         return value, "not_stored"
     if outcome is not Commit.WRITTEN:
-        spec.stats.incr(f"commit_{outcome.name.lower()}")
-        about(spec.name, call.keys.value).info("dropped the load: %s", outcome.name.lower())
+        state.stats.incr(f"commit_{outcome.name.lower()}")
+        about(state.name, call.keys.value).info("dropped the load: %s", outcome.name.lower())
     return value, outcome.name.lower()
 
 
@@ -208,10 +208,10 @@ def _release_quietly(held: Held, signal: str, message: bytes) -> Steps[None]:
         log.warning("%s: could not free the lock after a refused commit (%s): it expires by itself", held.key, exc)
 
 
-def set_back_off(spec: Spec[Any], call: Call) -> Steps[None]:
+def set_back_off(state: LoaderState[Any], call: Call) -> Steps[None]:
     """After a failed load, hold off further attempts on this key fleet-wide: readers
     serve what they have and ask for no refresh, workers drop refresh tasks."""
     try:
-        yield Command(("SET", call.keys.pending, BACKOFF, "PX", spec.settings.error_backoff_ms))
+        yield Command(("SET", call.keys.pending, BACKOFF, "PX", state.settings.error_backoff_ms))
     except RedisError as exc:
-        about(spec.name, call.keys.value).warning("could not record the back-off: %s", exc)
+        about(state.name, call.keys.value).warning("could not record the back-off: %s", exc)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Generator, TypeVar
 
 if TYPE_CHECKING:
-    from refresher.calls import Call
+    from refresher.core.calls import Call
 
 T = TypeVar("T")
 Steps = Generator["Op", Any, T]

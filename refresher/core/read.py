@@ -13,16 +13,16 @@ from typing import Any, Iterable, Protocol, TypeVar
 
 from redis.exceptions import RedisError
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from refresher.core.lock import new_token, release
 from refresher.core.ops import MGet, Publish, Script, Steps
 from refresher.core.marks import verdict
 from refresher.core.failures import cache_down, is_cache_trouble, is_wrong_type
 from refresher.core.miss import miss
-from refresher.core.spec import SERVABLE, UNSHARED, Nothing, Spec, now_ms
-from refresher.envelope import Envelope
-from refresher.logs import about
-from refresher.policy import Verdict, decide
+from refresher.core.state import SERVABLE, UNSHARED, Nothing, LoaderState, now_ms
+from refresher.core.envelope import Envelope
+from refresher.core.logs import about
+from refresher.core.policy import Verdict, decide
 
 R = TypeVar("R")
 FOREIGN = b"?"  # what a key of another Redis type reads as: no envelope
@@ -43,89 +43,89 @@ class Then:
         self.steps = steps
 
 
-def read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
+def read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
     """The value to serve from what one GET returned, or the steps still to run. A
     servable value is also kept by the near cache's `ticket`, when there is one."""
-    value: R | Then = _read(spec, call, raw, now, ticket)
+    value: R | Then = _read(state, call, raw, now, ticket)
     if type(value) is not Then:
-        spec.stats.incr("hit")
+        state.stats.incr("hit")
     return value
 
 
-def _read(spec: Spec[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
-    envelope = spec.parse(raw, key=call.keys.value)
+def _read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
+    envelope = state.parse(raw, key=call.keys.value)
     if envelope is not None and not envelope.tombstone:
-        dropped = spec.epochs.judge(spec.epoch_key, envelope.marks)
+        dropped = state.epochs.judge(state.epoch_key, envelope.marks)
         if dropped is None:  # an epoch this process has not heard yet
-            return Then(_read_with_epochs(spec, call, raw, envelope, ticket))
-        value = _decided(spec, call, envelope, decide(envelope, now, spec.policy, dropped=dropped), ticket)
+            return Then(_read_with_epochs(state, call, raw, envelope, ticket))
+        value = _decided(state, call, envelope, decide(envelope, now, state.policy, dropped=dropped), ticket)
         if value is not None:
             return value
-    return Then(miss(spec, call, raw))
+    return Then(miss(state, call, raw))
 
 
-def _decided(spec: Spec[R], call: Call, envelope: Envelope, verdict: Verdict, ticket: Fill | None) -> R | Then | None:
+def _decided(state: LoaderState[R], call: Call, envelope: Envelope, verdict: Verdict, ticket: Fill | None) -> R | Then | None:
     """A value to serve (after asking for its refresh, in the window), or None."""
-    if verdict in SERVABLE and not isinstance(value := spec.decode(envelope, key=call.keys.value), Nothing):
+    if verdict in SERVABLE and not isinstance(value := state.decode(envelope, key=call.keys.value), Nothing):
         if ticket is not None:
             ticket.fill(envelope, value)
         if verdict is Verdict.REFRESH:
-            return Then(_serve_after_asking(spec, call, envelope, value))
+            return Then(_serve_after_asking(state, call, envelope, value))
         return value
     return None
 
 
-def _read_with_epochs(spec: Spec[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
+def _read_with_epochs(state: LoaderState[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
     """`_read`, once the epochs the value is judged by are fetched (one MGET)."""
     try:
-        judged = yield from verdict(spec, envelope)
+        judged = yield from verdict(state, envelope)
     except RedisError as exc:
         if not is_cache_trouble(exc):
             raise
-        return (yield from cache_down(spec, call, exc))
-    value = _decided(spec, call, envelope, judged, ticket)
+        return (yield from cache_down(state, call, exc))
+    value = _decided(state, call, envelope, judged, ticket)
     if value is None:
-        return (yield from miss(spec, call, raw))
+        return (yield from miss(state, call, raw))
     if type(value) is Then:
         return (yield from value.steps)  # type: ignore[no-any-return]
-    spec.stats.incr("hit")
+    state.stats.incr("hit")
     return value  # type: ignore[return-value]
 
 
-def read_near(spec: Spec[R], call: Call, envelope: Envelope, shared: Any, now: int) -> R | Then | None:
+def read_near(state: LoaderState[R], call: Call, envelope: Envelope, shared: Any, now: int) -> R | Then | None:
     """A near cache entry decided on exactly as a hit from Redis would be; None when it
     is past its TTL, or an epoch it is judged by is not known here (Redis decides then:
     stale-on-error, a load, or a newer value)."""
-    dropped = spec.epochs.judge(spec.epoch_key, envelope.marks, synced=True)
+    dropped = state.epochs.judge(state.epoch_key, envelope.marks, synced=True)
     if dropped is None:
         return None
-    verdict = decide(envelope, now, spec.policy, dropped=dropped)
+    verdict = decide(envelope, now, state.policy, dropped=dropped)
     if verdict is not Verdict.FRESH and verdict is not Verdict.REFRESH:
         return None
-    value = spec.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
+    value = state.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
     if isinstance(value, Nothing):
         return None
     if verdict is Verdict.REFRESH:
-        return Then(_serve_after_asking(spec, call, envelope, value, "near_hit"))
-    spec.stats.incr("near_hit")  # a read served from memory (`hit`: from Redis)
+        return Then(_serve_after_asking(state, call, envelope, value, "near_hit"))
+    state.stats.incr("near_hit")  # a read served from memory (`hit`: from Redis)
     return value
 
 
-def read_many(spec: Spec[R], calls: list[Call], found: Iterable[bytes | None],
+def read_many(state: LoaderState[R], calls: list[Call], found: Iterable[bytes | None],
               tickets: list[Fill | None] | None = None) -> list[R | Then]:
     """`read` for each call of a batch, counting its hits once per batch."""
     now = now_ms()
     out: list[R | Then] = []
     for i, (call, raw) in enumerate(zip(calls, found)):
-        value = _read(spec, call, raw, now, tickets[i] if tickets is not None else None)
+        value = _read(state, call, raw, now, tickets[i] if tickets is not None else None)
         out.append(value)
-    spec.stats.incr("hit", sum(1 for v in out if type(v) is not Then))
+    state.stats.incr("hit", sum(1 for v in out if type(v) is not Then))
     return out
 
 
-def _serve_after_asking(spec: Spec[R], call: Call, envelope: Envelope, value: R, served: str = "hit") -> Steps[R]:
-    asked = yield from ask_for_refresh(spec, call, envelope)
-    spec.stats.incr("refresh_asked" if asked else served)  # one outcome per read
+def _serve_after_asking(state: LoaderState[R], call: Call, envelope: Envelope, value: R, served: str = "hit") -> Steps[R]:
+    asked = yield from ask_for_refresh(state, call, envelope)
+    state.stats.incr("refresh_asked" if asked else served)  # one outcome per read
     return value
 
 
@@ -143,7 +143,7 @@ return 0
 """
 
 
-def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[bool]:
+def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[bool]:
     """Publish one refresh task per key per marker lifetime, from whichever reader claims
     the marker first; True if this reader handed one over. Never raises: the caller has a
     value to serve.
@@ -153,51 +153,51 @@ def ask_for_refresh(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[bo
     ask for a second refresh of the value just written.
     """
     key = call.keys.value
-    asked = spec.asked.get(key)
+    asked = state.asked.get(key)
     if asked is not None and asked[0] == envelope.version and asked[1] > time.monotonic():
-        spec.stats.incr("refresh_deduplicated")
+        state.stats.incr("refresh_deduplicated")
         return False
-    if not spec.publisher.available():
-        spec.stats.incr("publish_skipped")
+    if not state.publisher.available():
+        state.stats.incr("publish_skipped")
         return False
     # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
     # the marker to the lock's TTL (see core/refresh.py).
     token = new_token()
-    px = spec.settings.lock_ttl_ms + int(spec.publisher.timeout * 1000)
+    px = state.settings.lock_ttl_ms + int(state.publisher.timeout * 1000)
     try:
         claim = Claim(int((yield Script(CLAIM, (key, call.keys.pending), (envelope.version, token, px)))))
     except RedisError as exc:
-        about(spec.name, key).warning("could not mark for refresh: %s", exc)
+        about(state.name, key).warning("could not mark for refresh: %s", exc)
         return False
-    spec.remember_asked(key, envelope.version)
+    state.remember_asked(key, envelope.version)
     if claim is not Claim.CLAIMED:
-        spec.stats.incr("refresh_deduplicated")
+        state.stats.incr("refresh_deduplicated")
         return False
 
     def undo() -> Steps[bool]:
-        spec.asked.pop(key, None)
+        state.asked.pop(key, None)
         return (yield from release(call.keys.pending, token))
 
     expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
     args, kwargs = call.wire
-    if not (yield Publish(spec.name, key, args, kwargs, envelope.version, expires_s, undo, spec.settings.version)):
+    if not (yield Publish(state.name, key, args, kwargs, envelope.version, expires_s, undo, state.settings.version)):
         yield from undo()
         return False
     return True
 
 
-def after_get(spec: Spec[R], call: Call, raw: bytes | None | Exception, ticket: Fill | None = None) -> R | Then:
+def after_get(state: LoaderState[R], call: Call, raw: bytes | None | Exception, ticket: Fill | None = None) -> R | Then:
     """What a driver's GET brought back (or the Redis error it met), as the value to
     serve or the steps still to run. A key of another Redis type is foreign bytes: a
     corrupt value, reloaded and overwritten."""
     if isinstance(raw, Exception):
         if not is_wrong_type(raw):
-            return Then(cache_down(spec, call, raw))
+            return Then(cache_down(state, call, raw))
         raw = FOREIGN
-    return read(spec, call, raw, now_ms(), ticket)
+    return read(state, call, raw, now_ms(), ticket)
 
 
-def fetch_many(spec: Spec[R], calls: list[Call], served: dict[int, Any] | None = None,
+def fetch_many(state: LoaderState[R], calls: list[Call], served: dict[int, Any] | None = None,
                tickets: dict[int, Fill] | None = None) -> Steps[list[R]]:
     """Many reads in one round trip (one MGET); each miss then takes the coalesced path.
     `served` holds what the near cache answered by the call's index (a value, or a Then),
@@ -212,10 +212,10 @@ def fetch_many(spec: Spec[R], calls: list[Call], served: dict[int, Any] | None =
         except RedisError as exc:
             found = None
             for i, call in zip(ask, asked):
-                results[i] = Then(cache_down(spec, call, exc))
+                results[i] = Then(cache_down(state, call, exc))
         if found is not None:
             fills = [tickets.get(i) for i in ask] if tickets else None
-            decided: list[R | Then] = read_many(spec, asked, found, fills)
+            decided: list[R | Then] = read_many(state, asked, found, fills)
             results.update(zip(ask, decided))
     values: list[R] = []
     for i in range(len(calls)):

@@ -11,12 +11,12 @@ import json
 import time
 from typing import TypeVar
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from refresher.core.marks import servable, verdict
 from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
-from refresher.core.spec import SERVABLE, Nothing, Spec
+from refresher.core.state import SERVABLE, Nothing, LoaderState
 from refresher.errors import LoadFailed
-from refresher.logs import about
+from refresher.core.logs import about
 
 R = TypeVar("R")
 
@@ -47,31 +47,31 @@ def filled(envelope: bytes) -> bytes:
     return FILLED + envelope if len(envelope) <= SIGNAL_VALUE_BYTES else WRITTEN
 
 
-def await_holder(spec: Spec[R], call: Call) -> Steps[R]:
+def await_holder(state: LoaderState[R], call: Call) -> Steps[R]:
     """Sleep on the key's signal channel until the lock holder writes or gives up.
 
     Subscribing before looking again closes the race with a holder that finishes in
     between. If the holder dies, its lock expires and we wake to take it over. MGET, not
     GET: a key of another Redis type reads as nothing, not as an error.
     """
-    spec.stats.incr("waited")
+    state.stats.incr("waited")
     subscription = yield Subscribe(call.keys.signal)
     (raw,), lock_pttl = yield Batch((("MGET", call.keys.value), ("PTTL", call.keys.lock)))
-    if not isinstance(value := (yield from servable(spec, raw)), Nothing):
+    if not isinstance(value := (yield from servable(state, raw)), Nothing):
         return value
     if lock_pttl == NO_EXPIRY and (yield Script(DROP_FOREIGN_LOCK, (call.keys.lock,), ())):
-        about(spec.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
+        about(state.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
     if lock_pttl <= 0:
         raise Retry
     deadline = time.monotonic() + lock_pttl / 1000
     while (left := deadline - time.monotonic()) > 0:
         data = yield Listen(subscription, left)
-        if data is not None and not isinstance(value := (yield from _heard(spec, call, data)), Nothing):
+        if data is not None and not isinstance(value := (yield from _heard(state, call, data)), Nothing):
             return value
     raise Retry
 
 
-def _heard(spec: Spec[R], call: Call, data: object) -> Steps[R | Nothing]:
+def _heard(state: LoaderState[R], call: Call, data: object) -> Steps[R | Nothing]:
     """What a message on the channel means: a value, an error to raise, Retry, or (a
     message that says nothing trustworthy, or a value that may not be served) what the
     key itself holds now, NOTHING meaning listen on."""
@@ -79,13 +79,13 @@ def _heard(spec: Spec[R], call: Call, data: object) -> Steps[R | Nothing]:
     if kind == RETRY and not body:
         raise Retry
     if kind == FAILED and (error := _error(body)) is not None:
-        raise LoadFailed(spec.name, *error)
-    envelope = spec.parse(body, quiet=True) if kind == FILLED else None
-    if envelope is not None and not envelope.tombstone and (yield from verdict(spec, envelope)) in SERVABLE:
-        if not isinstance(value := spec.decode(envelope, quiet=True), Nothing):
+        raise LoadFailed(state.name, *error)
+    envelope = state.parse(body, quiet=True) if kind == FILLED else None
+    if envelope is not None and not envelope.tombstone and (yield from verdict(state, envelope)) in SERVABLE:
+        if not isinstance(value := state.decode(envelope, quiet=True), Nothing):
             return value
     (raw,) = yield Command(("MGET", call.keys.value))
-    value = yield from servable(spec, raw)
+    value = yield from servable(state, raw)
     if isinstance(value, Nothing) and (kind == WRITTEN or envelope is not None):
         raise Retry  # written, but not servable here (invalidated since): contend to load it
     return value

@@ -7,13 +7,13 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from refresher.calls import Call
+from refresher.core.calls import Call
 from refresher.core.failures import cache_error, count, reply_text
 from refresher.core.marks import EPOCH_NOW, current_marks
 from refresher.core.ops import Script, Steps
-from refresher.core.spec import Spec, now_ms
+from refresher.core.state import LoaderState, now_ms
 from refresher.core.wait import filled
-from refresher.envelope import Envelope, new_version
+from refresher.core.envelope import Envelope, new_version
 from refresher.errors import RefresherError
 
 log = logging.getLogger("refresher")
@@ -29,7 +29,7 @@ return false
 """
 
 
-def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
+def _replace(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[None]:
     """Write `envelope` (a value or a tombstone, under a new version) and wake the
     waiters; any load in flight for this key read another version and is refused.
 
@@ -38,35 +38,35 @@ def _replace(spec: Spec[Any], call: Call, envelope: Envelope) -> Steps[None]:
     A write the cache could not make raises (CacheUnavailable, or a CacheRefused naming
     the fix), even with fail_open: the caller must know. One that was made does not.
     """
-    settings = spec.settings
+    settings = state.settings
     px = max(envelope.ttl_ms + envelope.stale_ms, settings.max_load_ms + settings.lock_ttl_ms)
     keys = call.keys
     data = envelope.to_bytes()
     try:
         unsent = yield Script(REPLACE, (keys.value,), (data, px, keys.signal, filled(data)[:1]))
     except RedisError as exc:
-        raise _not_written(spec, keys.value, exc) from exc
+        raise _not_written(state, keys.value, exc) from exc
     if unsent:
         log.warning("%s: written, but waiters could not be told (%s): they read the key when their wait ends",
                     keys.value, reply_text(unsent))
 
 
-def _not_written(spec: Spec[Any], key: str, exc: RedisError) -> RefresherError:
-    count(spec, exc)
+def _not_written(state: LoaderState[Any], key: str, exc: RedisError) -> RefresherError:
+    count(state, exc)
     return cache_error(exc, f"writing {key}")
 
 
-def set_value(spec: Spec[Any], call: Call, value: Any) -> Steps[None]:
-    payload, _ = spec.encode(value)
+def set_value(state: LoaderState[Any], call: Call, value: Any) -> Steps[None]:
+    payload, _ = state.encode(value)
     try:
-        marks = yield from current_marks(spec, call)
+        marks = yield from current_marks(state, call)
     except RedisError as exc:
-        raise _not_written(spec, call.keys.value, exc) from exc
-    yield from _replace(spec, call, spec.envelope(payload, 0, marks))
+        raise _not_written(state, call.keys.value, exc) from exc
+    yield from _replace(state, call, state.envelope(payload, 0, marks))
 
 
-def invalidate(spec: Spec[Any], call: Call) -> Steps[None]:
-    yield from _replace(spec, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
+def invalidate(state: LoaderState[Any], call: Call) -> Steps[None]:
+    yield from _replace(state, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
 
 
 # KEYS: an epoch key. ARGV: `hard` or `soft`. Returns the new epoch. Bytes no BUMP wrote

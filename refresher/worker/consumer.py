@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from refresher import wire
-from refresher.loop_waker import WakingConsumer
-from refresher.refresh import rejected
+from refresher.core import wire
+from refresher.worker.loop_waker import WakingConsumer
+from refresher.worker.run import rejected
 
 log = logging.getLogger("refresher")
 
@@ -42,7 +42,7 @@ class Consumer(WakingConsumer):
     def create_task_handler(self, *args: Any) -> Any:
         """3. A task message over wire.MAX_MESSAGE_BYTES is rejected before it is decoded:
         anyone who can publish could otherwise make the worker build hundreds of MB of
-        objects from one message before refresher.wire sees its arguments."""
+        objects from one message before refresher.core.wire sees its arguments."""
         handle = super().create_task_handler(*args)
 
         def on_task_received(message: Any) -> None:

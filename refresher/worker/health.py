@@ -26,8 +26,8 @@ from typing import Any
 
 from celery.worker import state as worker_state
 
-from refresher import registry
-from refresher.broker import REFRESH_MANY_TASK, REFRESH_TASK
+from refresher.api import registry
+from refresher.io.broker import REFRESH_MANY_TASK, REFRESH_TASK
 
 log = logging.getLogger("refresher")
 TASKS = frozenset({REFRESH_TASK, REFRESH_MANY_TASK})

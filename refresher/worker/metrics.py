@@ -4,7 +4,7 @@ unless asked to (a scraper elsewhere: set it to the interface it reaches).
 
 Started from Celery's `worker_init` signal, in the worker's main process, before it forks
 any pool process. With the threads, solo or gevent pool, tasks run in that process and
-its counts are read when scraped (refresher.metrics, single-process). With the prefork
+its counts are read when scraped (refresher.ops.metrics, single-process). With the prefork
 pool, tasks run in child processes: one HTTP server per child would need a port each, so
 the children write to prometheus_client's shared files instead (multiprocess mode: set
 PROMETHEUS_MULTIPROC_DIR to an empty directory before starting the worker; prometheus_client
@@ -53,10 +53,10 @@ def serve_metrics(sender: Any, **_: Any) -> None:
     # Imported only when asked for: the prometheus extra is optional.
     from prometheus_client import start_http_server
 
-    import refresher.metrics
+    import refresher.ops.metrics
 
-    refresher.metrics.install()  # inherited by the pool's children when they are forked
-    start_http_server(port, _address(), refresher.metrics.registry())
+    refresher.ops.metrics.install()  # inherited by the pool's children when they are forked
+    start_http_server(port, _address(), refresher.ops.metrics.registry())
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]

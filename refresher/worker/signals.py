@@ -9,7 +9,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from refresher import registry
+from refresher.api import registry
 from refresher.worker.health import Health
 from refresher.worker.metrics import forks  # and REFRESHER_METRICS_PORT's server, at worker_init
 

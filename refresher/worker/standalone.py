@@ -19,15 +19,15 @@ from celery import Celery
 from celery.app.defaults import DEFAULTS
 from celery.signals import after_setup_logger, after_setup_task_logger
 
-from refresher import flower
-from refresher.broker import DEFAULT_QUEUE, celery_settings
-from refresher.client import DEFAULT_REDIS_URL
-from refresher.logs import json_asked, use_json
+from refresher.ops import flower
+from refresher.io.broker import DEFAULT_QUEUE, celery_settings
+from refresher.api.client import DEFAULT_REDIS_URL
+from refresher.core.logs import json_asked, use_json
 from refresher.worker.settings import TASKS_MODULE, configure, import_loaders
 
 __all__ = ["app"]
 # `celery -A refresher.worker flower` (or `-A workers`), from any directory, reads
-# refresher/flowerconfig.py (Flower takes FLOWER_CONF as --conf): it refuses to start
+# refresher/ops/flowerconfig.py (Flower takes FLOWER_CONF as --conf): it refuses to start
 # without credentials.
 os.environ.setdefault("FLOWER_CONF", flower.CONFIG_FILE)
 

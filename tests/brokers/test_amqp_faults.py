@@ -7,7 +7,7 @@ these tests make the same claims through tests/support/brokers.py, which works f
 broker.
 
 What differs with AMQP: a publish is a write to a socket, which "succeeds" into the
-kernel's buffer of a hung broker. Publisher confirms (refresher/publish.py, `bounded`)
+kernel's buffer of a hung broker. Publisher confirms (refresher/io/publish.py, `bounded`)
 make the publish wait for the broker's ack, at most the publish timeout: a hung broker
 is then a failed publish, which frees the pending marker and opens the breaker.
 """

@@ -25,9 +25,9 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.envelope import NOTHING_READ
-from refresher.publish import Publisher
-from refresher.stats import Stats
+from refresher.core.envelope import NOTHING_READ
+from refresher.io.publish import Publisher
+from refresher.core.stats import Stats
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.brokers import Broker, connected, read_until

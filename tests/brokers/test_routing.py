@@ -14,7 +14,7 @@ from celery import Celery
 from kombu import Connection
 
 from refresher import Refresher
-from refresher.watch import QueueWatch
+from refresher.io.watch import QueueWatch
 from tests.support.ageing import into_window
 from tests.support.brokers import Broker
 

@@ -1,6 +1,6 @@
 """Bad input on the queue: a task message that is not JSON (here pickle, which would run
 code on the worker as it is decoded) is refused by the worker and never executed; JSON
-tasks forged to hurt the worker are rejected at its door (refresher.wire) before any work.
+tasks forged to hurt the worker are rejected at its door (refresher.core.wire) before any work.
 (A task naming an unregistered loader: tests/test_worker.py; any JSON at all: tests/test_wire.py.)"""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable
 import redis
 from celery import Celery
 
-from refresher.publish import REFRESH_MANY_TASK, REFRESH_TASK
+from refresher.io.publish import REFRESH_MANY_TASK, REFRESH_TASK
 from tests.support import fault_loaders as fl
 from tests.support.servers import WorkerProcess
 

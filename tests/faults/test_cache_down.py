@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
-from refresher import CacheUnavailable, Loader, Refresher, lean
+from refresher import CacheUnavailable, Loader, Refresher
+from refresher.io import lean
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.servers import RedisServer, WorkerProcess
@@ -109,7 +110,7 @@ def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
 def test_the_kernel_keeps_the_socket_timeout_and_a_frozen_cache_still_times_out_once(
     cache_server: RedisServer, cache: Refresher
 ) -> None:
-    """Where refresher/lean.py applies (redis-py 5 to 7, real sockets), the sync client's
+    """Where refresher/io/lean.py applies (redis-py 5 to 7, real sockets), the sync client's
     sockets are blocking (no poll() before each send and recv) with SO_RCVTIMEO/SO_SNDTIMEO
     set; elsewhere (redis-py 8) they are redis-py's own, with Python's timeout. Either way a
     frozen server fails a command within the socket timeout, as a timeout (not a connection

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 import redis
 
-from refresher.envelope import Envelope
+from refresher.core.envelope import Envelope
 from refresher import Loader
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in

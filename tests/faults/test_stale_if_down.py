@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from refresher import CacheUnavailable, Loader, Refresher
-from refresher.options import Options
+from refresher.core.options import Options
 from tests.faults.test_cache_down import timed
 from tests.support.cluster import RedisClusterServers
 from tests.support.reading import Reading

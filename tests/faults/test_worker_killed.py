@@ -13,7 +13,7 @@ from typing import Callable
 import pytest
 import redis
 
-from refresher.options import Options
+from refresher.core.options import Options
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents

@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from refresher.envelope import Envelope
-from refresher.keys import Keys
+from refresher.core.envelope import Envelope
+from refresher.core.keys import Keys
 
 
 def age(r: redis.Redis, keys: Keys, ms: int) -> Envelope:

@@ -18,7 +18,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from refresher import Refresher
-from refresher.connect import parse
+from refresher.io.connect import parse
 
 MAX_CONNECTIONS = 8
 KEYS_PER_READER = 10

@@ -16,8 +16,8 @@ from typing import Any
 import redis
 
 from refresher import Loader, Refresher
-from refresher.envelope import NOTHING_READ, Envelope
-from refresher.publish import REFRESH_TASK
+from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.io.publish import REFRESH_TASK
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
 control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates

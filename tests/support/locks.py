@@ -7,10 +7,10 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-from refresher.calls import Calls
+from refresher.core.calls import Calls
 from refresher.core import lock as steps
 from refresher.core.ops import Held, Load, Steps
-from refresher.drivers.sync import SyncDriver
+from refresher.io.drivers.sync import SyncDriver
 
 
 class Lock:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from refresher import Loader, Served
-from refresher.drivers import loop
+from refresher.io.drivers import loop
 
 MODES = ["sync", "async"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from refresher.client import Refresher
+from refresher.api.client import Refresher
 from refresher.contrib.django.invalidation import invalidate_after_commit, invalidate_on
 from refresher.contrib.django.setup import build
 

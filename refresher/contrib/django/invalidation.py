@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
-from refresher.handle import Loader
+from refresher.api.loader import Loader
 
 KeysOf = Callable[[Any], Iterable[tuple[Any, ...]]]
 TagsOf = Callable[[Any], Iterable[str]]

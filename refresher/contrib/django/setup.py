@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules, import_string
 
-from refresher.client import Refresher
+from refresher.api.client import Refresher
 
 KNOWN = frozenset({"REDIS_URL", "BROKER_URL", "NAMESPACE", "QUEUE", "CELERY_APP", "LOADERS", "OPTIONS"})
 

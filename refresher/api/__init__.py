@@ -1,0 +1,1 @@
+"""The public side: Refresher, its loaders, and the registry a worker finds them in."""

@@ -1,0 +1,1 @@
+"""The I/O side: connections, drivers that perform the core's ops, tracking, publishing."""

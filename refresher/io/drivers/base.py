@@ -1,0 +1,77 @@
+"""What both drivers share: the ops that need no Redis."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from refresher.io.breaker import Breaker
+from refresher.core.ops import Command, Publish, Script
+from refresher.errors import RefresherError
+from refresher.io.singleflight import Group
+
+if TYPE_CHECKING:
+    from refresher.io.drivers.sync import SyncDriver
+    from refresher.io.publish import Publisher
+
+
+log = logging.getLogger("refresher")
+
+SHARDED_SINCE = (7, 0)  # SPUBLISH and SSUBSCRIBE
+_SPUBLISH = re.compile(r"""(['"])SPUBLISH\1""")
+
+
+def sharded_pubsub(info: dict[str, Any] | Exception, cluster: bool) -> bool:
+    """Whether signals go by sharded pub/sub, from the server's INFO (or why it could not
+    be read: a user without +info is taken to run what the docs require).
+
+    Before Redis 7.0 a single Redis does the same with PUBLISH and SUBSCRIBE (one server:
+    no shard to keep a message on); a Cluster that old is refused, here, at its first use."""
+    if isinstance(info, Exception):
+        log.debug("refresher: could not read the server's version (%s); taking it to be 7.0 or later", info)
+        return True
+    found = str(info.get("redis_version", ""))
+    parts = tuple(int(part) for part in found.split(".")[:2] if part.isdigit())
+    if parts >= SHARDED_SINCE:
+        return True
+    if cluster:
+        raise RefresherError(f"a Redis Cluster needs Redis 7.0 or later (sharded pub/sub); this one runs {found}")
+    return False
+
+
+def for_server(source: str, sharded: bool) -> str:
+    """A Lua script as this server can run it: SPUBLISH becomes PUBLISH before Redis 7.0."""
+    return source if sharded else _SPUBLISH.sub(r"\1PUBLISH\1", source)
+
+
+class Driver:
+    def __init__(self, flights: Group[Any], publisher: Publisher, socket_timeout: float, breaker: Breaker) -> None:
+        self.flights = flights
+        self.publisher = publisher
+        self.socket_timeout = socket_timeout
+        self.breaker = breaker  # the cache Redis's: a GET that finds it unreachable opens it
+        self.sharded: bool | None = None  # sharded pub/sub, known from the first script or wait
+
+    def failed(self, exc: Exception) -> Exception:
+        """A GET's error, told to the breaker: a cache that let it wait a timeout opens it
+        (a refused connection costs no wait: reads go on finding out for themselves)."""
+        if isinstance(exc, RedisTimeoutError):
+            self.breaker.trip()
+        return exc
+
+    def publish(self, op: Publish, undo_with: SyncDriver) -> bool:
+        """Hand the task over; a failed publish is undone from the publisher's thread."""
+        return self.publisher.submit(
+            op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo()),
+            key=op.key, version=op.version,
+        )
+
+
+def lost_scripts(ops: tuple[Command | Script, ...], replies: list[Any]) -> dict[int, Script]:
+    """The pipeline's scripts the server did not have (NOSCRIPT: they ran nothing), by position."""
+    return {i: op for i, (op, reply) in enumerate(zip(ops, replies))
+            if isinstance(op, Script) and isinstance(reply, NoScriptError)}

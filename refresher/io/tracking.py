@@ -1,0 +1,235 @@
+"""Server-assisted invalidation: the near cache's one source of truth about writes.
+
+One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
+for the epoch keys (epochs.py) and, with a near cache, the values (`<ns>:{`), listening on
+`__redis__:invalidate` (tracking_link.py): the server names every such key written (a commit,
+a `set`, an expiry, a FLUSHALL) to this process. Readers apply what has arrived on the read
+itself (`sync`: one poll when nothing has), so a copy an invalidation already received made
+stale is never served, however busy the GIL is. A thread pings each master on a connection
+of its own: a lost link or a frozen master marks the tracker down (near cache bypassed,
+epochs fetched on every read) until every master is tracked again. In an outage (frozen or
+unreachable, not refusing) copies are kept for stale_if_down and the cache's breaker is held
+open, so reads answer at once; the reconnect, tried every breaker cool-down, drops every
+kept copy before tracking is back on.
+
+BCAST, not the default mode: no tracking on the pooled data connections (any of which may
+have read a key), and its cost, a push for keys this process never read, is a dict miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import weakref
+import time
+from typing import Callable
+
+from redis.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from refresher.io.breaker import Breaker
+from refresher.io.tracking_link import AT_EXIT, CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names, not_on, turns
+
+__all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
+
+log = logging.getLogger("refresher")
+
+RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tracking on
+
+Invalidate = Callable[[list[bytes] | None], None]
+"""Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
+OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
+FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
+
+
+class Tracker:
+    """Keeps `invalidate` told of every write under `prefixes` on each master, or says it
+    cannot (`sync()` is False) and has flushed everything."""
+
+    def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate,
+                 keep: Callable[[], None] = lambda: None, breaker: Breaker | None = None) -> None:
+        self._pools = pools
+        self._prefixes = prefixes
+        self._invalidate = invalidate
+        self._keep = keep  # an outage began: keep the copies, no longer served as current
+        self.breaker = breaker or Breaker(RETRY_MOST)
+        self._links: list[Link] = []
+        self.lock = threading.Lock()
+        self._draining = False  # a drain has read bytes it has not applied yet
+        self._poll, self._close_poll = arrivals([])  # what sync() asks: has anything arrived?
+        self._tls = False
+        self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
+        self.live = False
+        self._on = threading.Event()  # set while live: what wait_live waits on
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None  # started by the first read
+        self._failures = 0  # attempts to turn tracking on that failed in a row
+        self._said = False  # a WARNING has said tracking is off since it was last on
+        AT_EXIT.add(self._closed)  # closed quietly when the process exits
+        mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+
+    def _start(self) -> None:
+        with self.lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=turns, args=(weakref.ref(self), self._closed),
+                                                name="refresher-tracking", daemon=True)
+                self._thread.start()
+
+    def _forked(self) -> None:
+        """A forked child (a prefork worker) starts its own connections when it first reads."""
+        self.lock = threading.Lock()
+        self.live, self._draining, self._links, self._thread, self._failures, self._said = False, False, [], None, 0, False
+        self._on = threading.Event()
+        self._poll, self._close_poll = arrivals([])
+        self._invalidate(None)
+
+    def sync(self) -> bool:
+        """Apply every invalidation that has arrived; False when copies must not be
+        served (not tracking, or a PING has gone unanswered too long)."""
+        if not self.live:
+            if self._thread is None:
+                self._start()
+            return False
+        try:
+            # Bytes not read yet, or a closed connection: one poll for every master, and
+            # no lock. `_draining` is looked at after it: a drain reads the bytes
+            # first and applies them after.
+            if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
+                with self.lock:
+                    self._drain()
+        except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
+            return False
+        except Exception as exc:  # the poll itself failed: what it guards cannot be trusted
+            with self.lock:
+                self._down(exc)
+            return False
+        return self.live and time.monotonic() < self._answer_by
+
+    @property
+    def down(self) -> bool:
+        """Started by a read but not tracking (connecting, or lost): copies are bypassed."""
+        return self._thread is not None and not self.live and not self._closed.is_set()
+
+    def wait_live(self, timeout: float) -> bool:
+        """For tests and start-up: block until tracking is on (or the timeout passes)."""
+        if self._thread is None:
+            self._start()
+        self._on.wait(timeout)
+        return self.live
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self.lock:
+            self._down(None)
+
+    # -- under the lock --------------------------------------------------------------
+
+    def _drain(self) -> None:
+        self._draining = True
+        try:
+            for link in self._links:
+                for keys in link.read():
+                    self._invalidate(names(keys))
+        except Exception as exc:  # whatever it was, what we keep is no longer known to be current
+            self._down(exc)
+        finally:
+            self._draining = False
+
+    def _down(self, exc: BaseException | None) -> None:
+        """The loss said once, and what was kept flushed, or, while Redis is unreachable
+        rather than refusing, kept for stale_if_down (a closed tracker's is no loss)."""
+        was_live = self.live
+        if was_live and exc is not None and not self._closed.is_set():
+            log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
+            self._said = True
+        self.live = False
+        self._on.clear()
+        if isinstance(exc, OUTAGE) and not self._closed.is_set():
+            self._keep()
+            if isinstance(exc, FROZEN):
+                self.breaker.trip(held=True)
+        else:  # refused, or closed: nothing kept may be served
+            self._invalidate(None)
+            if self.breaker.held:  # refused, not unreachable: reads find out for themselves
+                self.breaker.reset()
+        self._close_poll()
+        for link in self._links:
+            link.close()
+        self._links = []
+
+    # -- the background thread -------------------------------------------------------
+
+    def _step(self) -> float:
+        """One turn of the thread, and the wait before the next: whatever fails takes the
+        tracker down (near cache flushed and bypassed, epochs fetched) until it is on again."""
+        try:
+            if self.live:
+                self._tend()
+            else:
+                self._connect()
+                self._failures, self._said = 0, False
+            return PING_EVERY / 4
+        except Exception as exc:
+            with self.lock:
+                if not self.live:  # a live tracker says so itself, in _down
+                    not_on(exc, quiet=self._said or self._closed.is_set())
+                    self._said = True
+                self._down(exc)
+            self._failures += 1
+            # During an outage reads wait for this reconnect: tried every cool-down.
+            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held else RETRY_MOST
+            return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
+
+    def _connect(self) -> None:
+        links: list[Link] = []
+        try:
+            for pool in self._pools():
+                links.append(Link(pool, self._prefixes))
+        except Exception:
+            for link in links:
+                link.close()
+            raise
+        poll, close_poll = arrivals(links)
+        with self.lock:
+            self._links = links
+            self._poll, self._close_poll = poll, close_poll
+            self._tls = any(link.tls for link in links)
+            self._answer_by = math.inf
+            self._invalidate(None)  # anything kept from before was not tracked meanwhile
+            self.live = True
+            self.breaker.reset()  # the copies kept through an outage are gone: reads go on
+            self._on.set()
+        log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
+
+    def _tend(self) -> None:
+        """Read what has arrived while no reader did, ping each link, and declare the
+        tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER. It
+        wakes on a clock, not on every push: readers apply those themselves, and a
+        thread woken per write would take the GIL from them each time."""
+        links, now = self._links, time.monotonic()
+        try:
+            answered = max(link.beat(now) for link in links)  # the pingers are this thread's alone: no lock
+        except (OSError, ConnectionError, RedisError) as exc:
+            with self.lock:
+                if self._links is links:
+                    self._down(exc)
+            return
+        if self.breaker.open and answered > self.breaker.tripped:  # a read's failure is over: Redis answers
+            self.breaker.succeeded()
+        waiting = [link.ping_sent for link in links if link.ping_sent is not None]
+        self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
+        try:
+            waiting_pushes = self._poll(0)  # pushes that arrived while no reader read
+        except (ValueError, OSError):  # closed by a reader that found the link broken
+            return
+        if waiting_pushes:
+            with self.lock:
+                self._drain()

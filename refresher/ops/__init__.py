@@ -1,0 +1,1 @@
+"""Operations: the command line, Prometheus metrics, Flower's settings."""
