@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from enum import Enum
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
@@ -21,6 +20,7 @@ from refresher.core.failures import cache_down, cache_error, is_cache_trouble, r
 from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import BACKOFF, acquire, new_token, release
 from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
+from refresher.core.protocol.scripts import COMMIT_LOAD, Commit
 from refresher.core.state import Nothing, LoaderState, now_ms
 from refresher.core.wait import FAILED, RETRY, Retry, await_holder, filled
 from refresher.core.envelope import NOTHING_READ, Envelope
@@ -94,39 +94,6 @@ def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope
     return value
 
 
-# KEYS: the value, its lock, its pending marker. ARGV: the lock's token, the version read
-# before loading, the envelope, its PX, the signal channel, and `v` (send waiters the
-# envelope) or `w` (tell them it is written). Returns {1 written | 0 lock lost |
-# -1 superseded, the error that kept the waiters from being told, or nil}: the publish
-# cannot undo or fail a write that happened. A key of another Redis type is foreign: it
-# is deleted and replaced.
-COMMIT = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {0} end
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind == 'string' then
-    local version = string.match(redis.call('GET', KEYS[1]), '^r1|(%d+)|')
-    if version and version ~= ARGV[2] then
-        redis.call('DEL', KEYS[2])
-        local told = redis.pcall('SPUBLISH', ARGV[5], 'r')
-        return {-1, type(told) == 'table' and told.err or false}
-    end
-elseif kind ~= 'none' then
-    redis.call('DEL', KEYS[1])
-end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-redis.call('DEL', KEYS[2])
-redis.call('DEL', KEYS[3])
-local told = redis.pcall('SPUBLISH', ARGV[5], ARGV[6] == 'v' and 'v' .. ARGV[3] or 'w')
-return {1, type(told) == 'table' and told.err or false}
-"""
-
-
-class Commit(Enum):
-    WRITTEN = 1
-    LOST_LOCK = 0  # the lock expired and maybe somebody else holds it now
-    SUPERSEDED = -1  # the value is no longer the version we read: set/invalidate (or a newer load) won
-
-
 def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> Steps[Commit]:
     """Write a loaded value only if we still own the lock and the value is still the
     version `seen` we read before loading (NOTHING_READ if there was none); then free the
@@ -140,7 +107,7 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
     """
     data = envelope.to_bytes()
     told = filled(data)[:1]
-    code, *unsent = yield Script(COMMIT, (keys.value, keys.lock, keys.pending), (token, seen, data, px, keys.signal, told))
+    code, *unsent = yield Script(COMMIT_LOAD, (keys.value, keys.lock, keys.pending), (token, seen, data, px, keys.signal, told))
     if unsent and unsent[0]:
         log.warning("%s: the commit took effect, but its waiters could not be told (%s): they read the key when "
                     "their wait ends", keys.value, reply_text(unsent[0]))

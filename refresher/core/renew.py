@@ -11,29 +11,13 @@ from refresher.core.failures import cache_error
 from refresher.core.lock import BACKOFF, new_token, release
 from refresher.core.miss import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
+from refresher.core.protocol.scripts import BACKING_OFF, HELD, TAKE_REFRESH_LOCK
 from refresher.core.state import LoaderState
 from refresher.core.envelope import NOTHING_READ
 from refresher.errors import RefreshFailed
 from refresher.core.logs import about
 
 
-# KEYS: the lock, the value, the pending marker. ARGV: the lock's token and TTL, BACKOFF.
-# Keys of another Redis type (foreign) read as nothing: an error after the SET NX would
-# leave the lock held.
-CLAIM = """
-local function bytes_at(key)
-    if redis.call('TYPE', key).ok == 'string' then return redis.call('GET', key) end
-    return false
-end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-if bytes_at(KEYS[3]) == ARGV[3] then
-    redis.call('DEL', KEYS[1])
-    return {1}
-end
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return {2, bytes_at(KEYS[2])}
-"""
-HELD, BACKING_OFF = 0, 1  # CLAIM's replies but the one that took the lock: {2, value}
 MESSAGE_CHARS = 1024  # of a loader's error carried into task events and logs, as Celery bounds argsrepr
 
 
@@ -44,8 +28,8 @@ def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int |
        loading: drop this task.
     2. If the key is backing off after a failure, drop this task too (and free the lock):
        it was queued or redelivered before the failure, and the origin gets one attempt
-       per back-off. Steps 1 and 2 and reading the value are one script, CLAIM, which
-       also re-arms the pending marker to live as long as the lock.
+       per back-off. Steps 1 and 2 and reading the value are one script,
+       TAKE_REFRESH_LOCK, which also re-arms the pending marker to live as long as the lock.
     3. If the value is no longer the version `seen` that the reader asked to replace, it
        has been rewritten since (by a refresh, set or invalidate): stop. A task without
        `seen` (sent by hand) stops if the value was written after it was enqueued.
@@ -62,7 +46,7 @@ def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int |
     # and if this worker dies both lapse and the next reader asks again.
     held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
     try:
-        claim = yield Script(CLAIM, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
+        claim = yield Script(TAKE_REFRESH_LOCK, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
     except RedisError as exc:  # nothing taken: the task fails with the library's error, naming the fix
         raise cache_error(exc, f"refreshing {keys.value}") from exc
     if claim[0] == HELD:

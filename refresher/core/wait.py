@@ -14,6 +14,7 @@ from typing import TypeVar
 from refresher.core.calls import Call
 from refresher.core.marks import servable, verdict
 from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
+from refresher.core.protocol.scripts import DROP_FOREIGN_LOCK
 from refresher.core.state import SERVABLE, Nothing, LoaderState
 from refresher.errors import LoadFailed
 from refresher.core.logs import about
@@ -30,12 +31,6 @@ RETRY = b"r"  # the holder gave up without writing: try to take the lock again
 SIGNAL_VALUE_BYTES = 32 * 1024
 ERROR_TEXT_CHARS = 1024  # of a loader's error type and message, as a waiter raises them
 NO_EXPIRY = -1  # PTTL of a key that has no TTL
-# KEYS: a key's lock. Deletes it if it has no TTL (then somebody else's: every lock this
-# library takes has one, and waiters would otherwise retry on it for ever). Returns 1 if deleted.
-DROP_FOREIGN_LOCK = """
-if redis.call('PTTL', KEYS[1]) == -1 then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Retry(Exception):
