@@ -15,7 +15,8 @@ from refresher import Refresher, RefreshFailed, TaskRejected
 from refresher.core.envelope import NOTHING_READ, Envelope
 from refresher import Loader
 from refresher.core.lock import new_token
-from refresher.core.miss import BACKOFF, Commit, commit
+from refresher.core.commit import Commit, commit
+from refresher.core.miss import BACKOFF
 from refresher.core.read import ask_for_refresh
 from refresher.core.keys import Keys
 from tests.conftest import TaskLog

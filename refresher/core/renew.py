@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from refresher.core.calls import Call
 from refresher.core.failures import cache_error
 from refresher.core.lock import BACKOFF, new_token, release
-from refresher.core.miss import load_and_commit
+from refresher.core.commit import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.protocol.scripts import BACKING_OFF, HELD, TAKE_REFRESH_LOCK
 from refresher.core.state import LoaderState
