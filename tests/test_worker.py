@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from refresher import Refresher, RefreshFailed, TaskRejected
-from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.core.envelope import Envelope
+from refresher.core.protocol.layout import NOTHING_READ
 from refresher import Loader
 from refresher.core.lock import new_token
 from refresher.core.commit import Commit, commit

@@ -19,11 +19,12 @@ from redis.exceptions import RedisError
 from refresher.core.calls import Call
 from refresher.core.failures import cache_error, reply_text
 from refresher.core.marks import current_marks
-from refresher.core.lock import BACKOFF, release
+from refresher.core.lock import release
 from refresher.core.ops import Command, Held, Load, Script, Steps
+from refresher.core.protocol.layout import BACKOFF
 from refresher.core.protocol.scripts import COMMIT_LOAD, Commit
+from refresher.core.protocol.signals import FAILED, RETRY, filled
 from refresher.core.state import LoaderState, now_ms
-from refresher.core.wait import FAILED, RETRY, filled
 from refresher.core.envelope import Envelope
 from refresher.core.keys import Keys
 from refresher.core.logs import about

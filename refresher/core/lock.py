@@ -10,11 +10,11 @@ import secrets
 
 from refresher.core.failures import reply_text
 from refresher.core.ops import Command, Held, Pause, Script, Steps
+from refresher.core.protocol.layout import BACKOFF
 from refresher.core.protocol.scripts import BACK_OFF_HUNG_LOAD, EXTEND_LOCK, RELEASE_LOCK
 
 TOKEN_BYTES = 16
 log = logging.getLogger("refresher")
-BACKOFF = b"backoff"  # pending-marker value after a failed load: no new attempt until it expires
 
 
 def new_token() -> str:

@@ -17,11 +17,12 @@ from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importab
 from refresher.core.commit import load_and_commit
 from refresher.core.failures import cache_down, is_cache_trouble
 from refresher.core.marks import servable, verdict
-from refresher.core.lock import BACKOFF, acquire, new_token, release
+from refresher.core.lock import acquire, new_token, release
 from refresher.core.ops import Command, Held, Coalesce, Steps
+from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
 from refresher.core.state import Nothing, LoaderState, now_ms
 from refresher.core.wait import Retry, await_holder
-from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.core.envelope import Envelope
 from refresher.core.logs import about
 from refresher.core.policy import Verdict
 

@@ -8,12 +8,12 @@ from redis.exceptions import RedisError
 
 from refresher.core.calls import Call
 from refresher.core.failures import cache_error
-from refresher.core.lock import BACKOFF, new_token, release
+from refresher.core.lock import new_token, release
 from refresher.core.commit import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
+from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
 from refresher.core.protocol.scripts import BACKING_OFF, HELD, TAKE_REFRESH_LOCK
 from refresher.core.state import LoaderState
-from refresher.core.envelope import NOTHING_READ
 from refresher.errors import RefreshFailed
 from refresher.core.logs import about
 

@@ -12,8 +12,8 @@ from refresher.core.failures import cache_error, count, reply_text
 from refresher.core.marks import current_marks
 from refresher.core.ops import Script, Steps
 from refresher.core.protocol.scripts import BUMP_EPOCH, REPLACE_VALUE
+from refresher.core.protocol.signals import filled
 from refresher.core.state import LoaderState, now_ms
-from refresher.core.wait import filled
 from refresher.core.envelope import Envelope, new_version
 from refresher.errors import RefresherError
 

@@ -187,7 +187,7 @@ return 0
 # epoch and floor, and whether it held something no BUMP_EPOCH wrote (bytes, or a key of
 # another Redis type): then both are the server's clock in ms, above any epoch a value was
 # loaded under (each invalidate_all adds one), so that every value is dropped, as by a
-# hard invalidate_all. The key's format is protocol/layout.py's EPOCH_FORMAT.
+# hard invalidate_all. The key's format is in layout.py.
 EPOCH_NOW = """
 local function epoch_now(key)
     local kind = redis.call('TYPE', key).ok
