@@ -22,6 +22,7 @@ from refresher.core.marks import current_marks
 from refresher.core.lock import release
 from refresher.core.ops import Command, Held, Load, Script, Steps
 from refresher.core.protocol.layout import BACKOFF
+from refresher.core.protocol.outcomes import Outcome
 from refresher.core.protocol.scripts import COMMIT_LOAD, Commit
 from refresher.core.protocol.signals import FAILED, RETRY, filled
 from refresher.core.state import LoaderState, now_ms
@@ -55,7 +56,7 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
 
 def load_and_commit(
     state: LoaderState[R], call: Call, held: Held, seen: int, started_ms: int, *, back_off: bool
-) -> Steps[tuple[R, str]]:
+) -> Steps[tuple[R, Outcome]]:
     """Run the loader under the `held` lock (the driver keeps it alive) and write the
     result if we still hold the lock and the value is still the version `seen`. Waiters
     are always told how it went; the loader's own exception is re-raised to our caller,
@@ -90,7 +91,7 @@ def load_and_commit(
         )
         state.stats.incr("too_large")
         yield from release(held.key, held.token, signal, filled(envelope.to_bytes()))
-        return value, "too_large"
+        return value, Outcome.TOO_LARGE
     try:
         outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + state.settings.stale_ms)
     except RedisError as exc:  # nothing written: the script's first write was refused
@@ -98,11 +99,11 @@ def load_and_commit(
                                                   cache_error(exc, f"writing {call.keys.value}"))
         state.stats.incr("not_stored")
         yield from _release_quietly(held, signal, filled(envelope.to_bytes()))
-        return value, "not_stored"
+        return value, Outcome.NOT_STORED
     if outcome is not Commit.WRITTEN:
         state.stats.incr(f"commit_{outcome.name.lower()}")
         about(state.name, call.keys.value).info("dropped the load: %s", outcome.name.lower())
-    return value, outcome.name.lower()
+    return value, Outcome[outcome.name]  # WRITTEN, LOST_LOCK or SUPERSEDED
 
 
 def _release_quietly(held: Held, signal: str, message: bytes) -> Steps[None]:

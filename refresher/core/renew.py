@@ -12,6 +12,7 @@ from refresher.core.lock import new_token, release
 from refresher.core.commit import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
 from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
+from refresher.core.protocol.outcomes import Outcome
 from refresher.core.protocol.scripts import BACKING_OFF, HELD, TAKE_REFRESH_LOCK
 from refresher.core.state import LoaderState
 from refresher.errors import RefreshFailed
@@ -21,7 +22,7 @@ from refresher.core.logs import about
 MESSAGE_CHARS = 1024  # of a loader's error carried into task events and logs, as Celery bounds argsrepr
 
 
-def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[str]:
+def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int | None) -> Steps[Outcome]:
     """Returns what happened, which Flower shows as the task's result.
 
     1. Take the key's lock (SET NX PX, random token); if it is held, somebody is already
@@ -51,17 +52,17 @@ def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int |
         raise cache_error(exc, f"refreshing {keys.value}") from exc
     if claim[0] == HELD:
         stats.incr("refresh_deduplicated")
-        return "deduplicated"
+        return Outcome.DEDUPLICATED
     if claim[0] == BACKING_OFF:
         stats.incr("refresh_backing_off")
-        return "backing_off"
+        return Outcome.BACKING_OFF
     raw = claim[1]
     started_ms = int(enqueued_at * 1000)
     current = state.parse(raw, quiet=True)
     if current is not None and (current.version != seen if seen is not None else current.written_ms >= started_ms):
         yield from release(held.key, held.token)
         stats.incr("refresh_unneeded")
-        return "fresh"
+        return Outcome.FRESH
     yield Keep(held)  # in a batch, other keys' loads may run before ours
     try:
         _, outcome = yield from load_and_commit(
@@ -74,5 +75,5 @@ def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int |
             type(exc).__name__, exc, settings.error_backoff_ms / 1000, extra={"error_type": type(exc).__name__},
         )
         raise RefreshFailed(f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]) from exc
-    stats.incr("refreshed" if outcome == "written" else "refresh_dropped")
+    stats.incr("refreshed" if outcome is Outcome.WRITTEN else "refresh_dropped")
     return outcome

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from refresher.core.calls import Call, call_repr
+from refresher.core.protocol.outcomes import Outcome
 from refresher.ops.cli.common import redis_call
 from refresher.api.loader import Loader
 from refresher.io.publish import REFRESH_TASK
 from refresher.worker.run import refresh_key
 
-FAILED = frozenset({"failed", "not_stored"})  # outcomes that leave the key unwarmed by an error
+FAILED = frozenset({Outcome.FAILED, Outcome.NOT_STORED})  # outcomes that leave the key unwarmed by an error
 
 
 @dataclass(frozen=True)
