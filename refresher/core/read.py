@@ -147,7 +147,7 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
         state.stats.incr("publish_skipped")
         return False
     # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
-    # the marker to the lock's TTL (see core/refresh.py).
+    # the marker to the lock's TTL (see core/renew.py).
     token = new_token()
     px = state.settings.lock_ttl_ms + int(state.publisher.timeout * 1000)
     try:

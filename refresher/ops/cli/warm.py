@@ -61,7 +61,7 @@ def enqueue(loader: Loader[Any, Any], call: Call) -> Warmed:
 def load_now(loader: Loader[Any, Any], call: Call) -> Warmed:
     """Refresh the key in this process, exactly as a worker would run the task `enqueue`
     sends: under the key's lock, respecting its back-off, and written only over the
-    version read here (see core/refresh.py)."""
+    version read here (see core/renew.py)."""
     seen = stored_version(loader, call)
     args, kwargs = call.wire
     return Warmed(call.keys.value, seen, refresh_key(loader.name, args, kwargs, time.time(), seen))
