@@ -1,8 +1,9 @@
 """Waiting for another process's load: asleep on the key's signal channel, not polling.
 
-The channel's messages (refresher/core/protocol/signals.py) are untrusted (anyone who may publish on it can send anything): a
-message is a hint, never a value taken on faith. A value is served only if it parses as
-an envelope the epochs still allow; anything else sends the waiter to read the key.
+The channel's messages (refresher/core/protocol/signals.py) are untrusted (anyone who may
+publish on it can send anything): a message is a hint, never a value taken on faith. A
+value is served only if it parses as an envelope the epochs still allow; anything else
+sends the waiter to read the key.
 """
 
 from __future__ import annotations
