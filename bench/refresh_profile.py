@@ -4,7 +4,7 @@ in-process under cProfile, its time split into the steps it takes.
 The refresh is sans-I/O: the core's steps (refresher/core) only yield ops, and the sync
 driver (refresher/io/drivers/sync.py) performs them, every Redis command through one method
 and every Lua script through another. So that cProfile can tell the lock's SET NX from
-the MGET, or the EXTEND script from the commit, the profiled calls go through a router
+the MGET, or the EXTEND_LOCK script from the commit, the profiled calls go through a router
 that hands each op to one small function per kind of op (below) and on to the driver
 (an MGET, as a command or as the MGet op, is the read of the value and pending marker).
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from refresher.api import registry
-from refresher.core import lock, miss, renew
+from refresher.core.protocol.scripts import COMMIT_LOAD, EXTEND_LOCK, RELEASE_LOCK, TAKE_REFRESH_LOCK
 from refresher.core.ops import Command, MGet, Script
 from refresher.io.drivers.sync import SyncDriver
 from refresher.worker.run import refresh_key, refresh_keys
@@ -47,7 +47,7 @@ def _other_command(perform: Perform, op: Any, stepper: Any) -> Any:
     return perform(op, stepper)
 
 
-def _claim_script(perform: Perform, op: Any, stepper: Any) -> Any:
+def _take_refresh_lock_script(perform: Perform, op: Any, stepper: Any) -> Any:
     return perform(op, stepper)
 
 
@@ -75,20 +75,20 @@ def _command_kind(op: Command) -> Callable[[Perform, Any, Any], Any]:
 
 
 SCRIPTS: dict[str, Callable[[Perform, Any, Any], Any]] = {
-    renew.CLAIM: _claim_script, lock.EXTEND: _extend_script, miss.COMMIT: _commit_script,
-    lock.RELEASE: _release_script,
+    TAKE_REFRESH_LOCK: _take_refresh_lock_script, EXTEND_LOCK: _extend_script, COMMIT_LOAD: _commit_script,
+    RELEASE_LOCK: _release_script,
 }
 
 # Each step: its label and the functions (file suffix, name) whose cumulative times add up
 # to it. A step none of whose functions refresh_key called is left out; "everything else"
 # keeps the table adding up to refresh_key's total whatever the code looks like today.
 STEPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("claim: lock, back-off check, read, re-arm the marker (CLAIM script)", ((HERE, "_claim_script"),)),
+    ("claim: lock, back-off check, read, re-arm the marker (TAKE_REFRESH_LOCK script)", ((HERE, "_take_refresh_lock_script"),)),
     ("take the lock (SET NX PX)", ((HERE, "_take_lock"),)),
     ("read the value and pending marker (MGET)", ((HERE, "_read_current"),)),
-    ("re-arm lock + pending marker (EXTEND script)", ((HERE, "_extend_script"),)),
-    ("commit script (EVALSHA)", ((HERE, "_commit_script"),)),
-    ("release the lock (RELEASE script)", ((HERE, "_release_script"),)),
+    ("re-arm lock + pending marker (EXTEND_LOCK script)", ((HERE, "_extend_script"),)),
+    ("commit script (COMMIT_LOAD, EVALSHA)", ((HERE, "_commit_script"),)),
+    ("release the lock (RELEASE_LOCK script)", ((HERE, "_release_script"),)),
     ("other Redis commands and scripts", ((HERE, "_other_command"), (HERE, "_other_script"))),
     ("hand the lock to the process's watchdog thread", (("refresher/io/drivers/watchdog.py", "hold"),)),
     ("the loader (instant origin: one INCR)", (("bench/origin.py", "fetch"),)),

@@ -1,4 +1,4 @@
-"""The refresh tasks as Celery shared tasks: thin wrappers over refresher.refresh.
+"""The refresh tasks as Celery shared tasks: thin wrappers over refresher.worker.run.
 
 Any Celery app finds them the Celery way, `Celery(..., include=[..., "refresher.tasks"])`
 or `app.autodiscover_tasks(["refresher"])`, and so does the ready-made app
@@ -31,7 +31,8 @@ TASK_OPTIONS: dict[str, Any] = {"ignore_result": True, "acks_late": False, "seri
 def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None,
             version: int | None = None) -> str:
     """Ends FAILURE if the load raised (RefreshFailed) or the task cannot run here
-    (TaskRejected), else SUCCESS with the outcome (`written`, `fresh`, ...) as result. No
+    (TaskRejected), else SUCCESS with the outcome (`written`, `fresh`, ...: an Outcome of
+    refresher.core.protocol.outcomes) as result. No
     Celery retries: a failed refresh backs off through the key's pending marker.
     `version` is the asking reader's loader version (none for an unversioned loader).
     The arguments are a stranger's until refresher.core.wire has checked them."""
@@ -43,5 +44,5 @@ def refresh_many(items: list[list[Any]]) -> str:
     """Several keys in one message, sent by a publisher with a backlog: each item is a
     `refresh` task's arguments. Every key is processed; the result names each key and
     its outcome, raised as RefreshFailed or TaskRejected if any key failed or was
-    rejected (see refresher.refresh.refresh_keys)."""
+    rejected (see refresher.worker.run.refresh_keys)."""
     return refresh_keys(items)

@@ -70,7 +70,7 @@ def test_a_bump_repairs_a_garbage_epoch_and_a_tag_key_of_another_type(reading: R
     near_live(r)
     old = reading.get(profile, 2)
     r.set(profile.state.epoch_key, b"garbage")
-    profile.invalidate_all(hard=False)  # the BUMP script used to fail on it
+    profile.invalidate_all(hard=False)  # the BUMP_EPOCH script used to fail on it
     epoch, floor = map(int, r.get(profile.state.epoch_key).split())  # type: ignore[union-attr]
     assert epoch == floor + 1 and floor > 10**12
     tag_key = profile.state.epochs.tag_key("profile:2")

@@ -12,10 +12,12 @@ import pytest
 import redis
 
 from refresher import Refresher, RefreshFailed, TaskRejected
-from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.core.envelope import Envelope
+from refresher.core.protocol.layout import NOTHING_READ
 from refresher import Loader
 from refresher.core.lock import new_token
-from refresher.core.miss import BACKOFF, Commit, commit
+from refresher.core.commit import Commit, commit
+from refresher.core.miss import BACKOFF
 from refresher.core.read import ask_for_refresh
 from refresher.core.keys import Keys
 from tests.conftest import TaskLog

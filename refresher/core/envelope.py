@@ -1,11 +1,8 @@
 """The stored value with its metadata, and the codecs that turn values into bytes.
 
-An envelope is a short ASCII header followed by the codec's bytes:
-
-    r1|<version>|<kind>|<written_ms>|<ttl_ms>|<stale_ms>|<delta_ms>|<payload>
-
-where kind is `t` (a tombstone), `v`, or `v~...` (a value with the epochs it was loaded
-under: Marks).
+An envelope is a short ASCII header followed by the codec's bytes; its layout, which
+other processes and the Lua scripts read, is described with its constants in
+refresher/core/protocol/layout.py.
 
 The header carries everything the read path needs (so a hit is one GET, no TTL call),
 and its version sits where a Lua script can read it with one pattern match (or a
@@ -22,10 +19,7 @@ import json
 import secrets
 from typing import Any, NamedTuple, Protocol
 
-MAGIC = b"r1"
-NOTHING_READ = 0  # the version a writer "read" when there was no value at all
-VALUE = b"v"
-TOMBSTONE = b"t"
+from refresher.core.protocol.layout import MAGIC, TOMBSTONE, VALUE
 
 
 class Codec(Protocol):

@@ -34,7 +34,7 @@ ZERO: Epoch = (0, 0)
 # Foreign bytes at an epoch key: every value is dropped (a floor above any epoch), and
 # never kept as known (core/marks.py repairs the key, and the next read fetches it again).
 CORRUPT: Epoch = (0, 2**63)
-_EPOCH = re.compile(rb"(\d{1,15}) (\d{1,15})")  # as BUMP writes it; 15 digits stay exact in Lua
+_EPOCH = re.compile(rb"(\d{1,15}) (\d{1,15})")  # as BUMP_EPOCH writes it; 15 digits stay exact in Lua
 TAG_KEYS = 65536  # tags whose epoch key names are kept built
 KNOWN_EPOCHS = 65536  # epochs kept in this process; past it the oldest learnt is forgotten (fetched again)
 
@@ -45,7 +45,7 @@ def check_tag(tag: object) -> str:
 
 
 def parse(raw: bytes | None) -> Epoch:
-    """The epoch in an epoch key's bytes; CORRUPT for bytes no BUMP wrote."""
+    """The epoch in an epoch key's bytes; CORRUPT for bytes no BUMP_EPOCH wrote."""
     if raw is None:
         return ZERO
     found = _EPOCH.fullmatch(raw)

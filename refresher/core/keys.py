@@ -1,12 +1,9 @@
 """Key naming: stable, collision-free, and one Redis Cluster slot per cached value.
 
-    <namespace>:{<loader>:<args-json>}            the value
-    <namespace>:lock{<loader>:<args-json>}        the refresh/load lock
-    <namespace>:pending{<loader>:<args-json>}     the "refresh already asked for" marker
-    <namespace>:{<loader>:<args-json>}:signal     pub/sub channel that wakes waiters
-
-A loader with `version=N` uses `<loader>:vN` in place of `<loader>` (names hold no ':', and
-the arguments part starts with '[' or '#', so neither can be mistaken for the other).
+The layout (a value, its lock, pending marker and signal channel) is the protocol's:
+refresher/core/protocol/layout.py. A loader with `version=N` uses `<loader>:vN` in place of
+`<loader>` (names hold no ':', and the arguments part starts with '[' or '#', so neither can
+be mistaken for the other).
 
 Loader names and namespaces may not hold ':' or braces, and the arguments are canonical
 JSON (always an array, so it starts with '['). Arguments that are long or hold braces are
@@ -37,6 +34,8 @@ from decimal import Decimal
 from enum import Enum, Flag
 from typing import Any, Callable, Mapping
 from uuid import UUID
+
+from refresher.core.protocol.layout import LOCK, PENDING, SIGNAL
 
 MAX_READABLE_ARGS = 64
 NAME_PATTERN = r"\A[^:{}\s]+\Z"  # whole string: `$` would let a trailing newline through
@@ -206,4 +205,4 @@ class Keys:
             args_json = "#" + hashlib.blake2b(args_json.encode(), digest_size=16).hexdigest()
         tag = f"{{{name}:{args_json}}}"
         value = f"{namespace}:{tag}"
-        return cls(value, f"{namespace}:lock{tag}", f"{namespace}:pending{tag}", value + ":signal")
+        return cls(value, f"{namespace}:{LOCK}{tag}", f"{namespace}:{PENDING}{tag}", value + SIGNAL)

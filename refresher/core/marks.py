@@ -9,6 +9,7 @@ from refresher.core.calls import Call
 from redis.exceptions import RedisError
 
 from refresher.core.ops import MGet, Script, Steps
+from refresher.core.protocol.scripts import REPAIR_EPOCH
 from refresher.core.state import NOTHING, SERVABLE, Nothing, LoaderState, now_ms
 from refresher.core.envelope import Envelope, Marks
 from refresher.core.epochs import Epoch, is_corrupt
@@ -16,32 +17,6 @@ from refresher.core.logs import about
 from refresher.core.policy import Dropped, Verdict, decide
 
 R = TypeVar("R")
-
-
-# A Lua function, the start of BUMP and REPAIR: an epoch key's epoch and floor, and whether
-# it held something no BUMP wrote (bytes, or a key of another Redis type): then both are
-# the server's clock in ms, above any epoch a value was loaded under (each
-# invalidate_all adds one), so that every value is dropped, as by a hard invalidate_all.
-EPOCH_NOW = """
-local function epoch_now(key)
-    local kind = redis.call('TYPE', key).ok
-    if kind == 'none' then return 0, 0, false end
-    if kind == 'string' then
-        local epoch, floor = string.match(redis.call('GET', key), '^(%d+) (%d+)$')
-        if epoch and #epoch <= 15 and #floor <= 15 then return tonumber(epoch), tonumber(floor), false end
-    end
-    local now = redis.call('TIME')
-    local base = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-    return base, base, true
-end
-"""
-# KEYS: an epoch key. Rewrites it if it is corrupt; returns {its "<epoch> <floor>", 1 if rewritten}.
-REPAIR = EPOCH_NOW + """
-local epoch, floor, corrupt = epoch_now(KEYS[1])
-local text = string.format('%d %d', epoch, floor)
-if corrupt then redis.call('SET', KEYS[1], text) end
-return {text, corrupt and 1 or 0}
-"""
 
 
 def fetch_epochs(state: LoaderState[Any], keys: list[str]) -> Steps[dict[str, Epoch]]:
@@ -59,7 +34,7 @@ def _repaired(state: LoaderState[Any], key: str, raw: bytes) -> Steps[bytes]:
     process that rewrote it). If the cache refuses, the corrupt bytes: every value is
     then dropped, read after read, until a bump or a later repair rewrites the key."""
     try:
-        text, rewritten = yield Script(REPAIR, (key,), ())
+        text, rewritten = yield Script(REPAIR_EPOCH, (key,), ())
     except RedisError as exc:
         about(state.name, key).warning("epoch key holds %r, not an epoch; could not rewrite it (%s): "
                                       "every value of it is reloaded", raw[:32], exc)

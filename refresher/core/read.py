@@ -8,7 +8,6 @@ per-process memo, then a pending marker claimed in Redis.
 from __future__ import annotations
 
 import time
-from enum import Enum
 from typing import Any, Iterable, Protocol, TypeVar
 
 from redis.exceptions import RedisError
@@ -16,6 +15,7 @@ from redis.exceptions import RedisError
 from refresher.core.calls import Call
 from refresher.core.lock import new_token, release
 from refresher.core.ops import MGet, Publish, Script, Steps
+from refresher.core.protocol.scripts import CLAIM_PENDING, Claim
 from refresher.core.marks import verdict
 from refresher.core.failures import cache_down, is_cache_trouble, is_wrong_type
 from refresher.core.miss import miss
@@ -129,20 +129,6 @@ def _serve_after_asking(state: LoaderState[R], call: Call, envelope: Envelope, v
     return value
 
 
-class Claim(Enum):
-    CLAIMED = 1  # ours: publish the refresh
-    TAKEN = 0  # somebody else asked already (or the key is backing off)
-    STALE_VIEW = -1  # the value was rewritten since we read it: nothing to refresh
-
-
-CLAIM = """
-local head = redis.call('GETRANGE', KEYS[1], 0, 31)
-if string.match(head, '^r1|(%d+)|') ~= ARGV[1] then return -1 end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
-return 0
-"""
-
-
 def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[bool]:
     """Publish one refresh task per key per marker lifetime, from whichever reader claims
     the marker first; True if this reader handed one over. Never raises: the caller has a
@@ -161,11 +147,11 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
         state.stats.incr("publish_skipped")
         return False
     # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
-    # the marker to the lock's TTL (see core/refresh.py).
+    # the marker to the lock's TTL (see core/renew.py).
     token = new_token()
     px = state.settings.lock_ttl_ms + int(state.publisher.timeout * 1000)
     try:
-        claim = Claim(int((yield Script(CLAIM, (key, call.keys.pending), (envelope.version, token, px)))))
+        claim = Claim(int((yield Script(CLAIM_PENDING, (key, call.keys.pending), (envelope.version, token, px)))))
     except RedisError as exc:
         about(state.name, key).warning("could not mark for refresh: %s", exc)
         return False

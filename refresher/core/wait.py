@@ -1,8 +1,9 @@
 """Waiting for another process's load: asleep on the key's signal channel, not polling.
 
-The channel's messages are untrusted (anyone who may publish on it can send anything): a
-message is a hint, never a value taken on faith. A value is served only if it parses as
-an envelope the epochs still allow; anything else sends the waiter to read the key.
+The channel's messages (refresher/core/protocol/signals.py) are untrusted (anyone who may
+publish on it can send anything): a message is a hint, never a value taken on faith. A
+value is served only if it parses as an envelope the epochs still allow; anything else
+sends the waiter to read the key.
 """
 
 from __future__ import annotations
@@ -14,37 +15,20 @@ from typing import TypeVar
 from refresher.core.calls import Call
 from refresher.core.marks import servable, verdict
 from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
+from refresher.core.protocol.scripts import DROP_FOREIGN_LOCK
+from refresher.core.protocol.signals import FAILED, FILLED, RETRY, WRITTEN
 from refresher.core.state import SERVABLE, Nothing, LoaderState
 from refresher.errors import LoadFailed
 from refresher.core.logs import about
 
 R = TypeVar("R")
 
-# Messages on a key's signal channel, read by processes waiting for its lock holder.
-FILLED = b"v"  # followed by the envelope that was written
-WRITTEN = b"w"  # a value over SIGNAL_VALUE_BYTES was written: read the key
-FAILED = b"e"  # followed by a JSON {"type", "message"} of the loader's error
-RETRY = b"r"  # the holder gave up without writing: try to take the lock again
-# Larger values are not sent to waiters: each waiter's pub/sub connection would hold a
-# copy in Redis's output buffer (past client-output-buffer-limit pubsub, Redis drops it).
-SIGNAL_VALUE_BYTES = 32 * 1024
 ERROR_TEXT_CHARS = 1024  # of a loader's error type and message, as a waiter raises them
 NO_EXPIRY = -1  # PTTL of a key that has no TTL
-# KEYS: a key's lock. Deletes it if it has no TTL (then somebody else's: every lock this
-# library takes has one, and waiters would otherwise retry on it for ever). Returns 1 if deleted.
-DROP_FOREIGN_LOCK = """
-if redis.call('PTTL', KEYS[1]) == -1 then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Retry(Exception):
     """The lock holder went away without a value: contend for the lock again."""
-
-
-def filled(envelope: bytes) -> bytes:
-    """The message telling waiters that `envelope` was written (it, if small enough)."""
-    return FILLED + envelope if len(envelope) <= SIGNAL_VALUE_BYTES else WRITTEN
 
 
 def await_holder(state: LoaderState[R], call: Call) -> Steps[R]:

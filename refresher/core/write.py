@@ -9,25 +9,15 @@ from redis.exceptions import RedisError
 
 from refresher.core.calls import Call
 from refresher.core.failures import cache_error, count, reply_text
-from refresher.core.marks import EPOCH_NOW, current_marks
+from refresher.core.marks import current_marks
 from refresher.core.ops import Script, Steps
+from refresher.core.protocol.scripts import BUMP_EPOCH, REPLACE_VALUE
+from refresher.core.protocol.signals import filled
 from refresher.core.state import LoaderState, now_ms
-from refresher.core.wait import filled
 from refresher.core.envelope import Envelope, new_version
 from refresher.errors import RefresherError
 
 log = logging.getLogger("refresher")
-
-# KEYS: the value. ARGV: the envelope, its PX, the signal channel, and `v` (send waiters
-# the envelope) or `w` (tell them it is written). Returns nil, or the error that kept the
-# waiters from being told: the write stands, and they read the key when their wait ends.
-REPLACE = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local told = redis.pcall('SPUBLISH', ARGV[3], ARGV[4] == 'v' and 'v' .. ARGV[1] or 'w')
-if type(told) == 'table' and told.err then return told.err end
-return false
-"""
-
 
 def _replace(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[None]:
     """Write `envelope` (a value or a tombstone, under a new version) and wake the
@@ -43,7 +33,7 @@ def _replace(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[N
     keys = call.keys
     data = envelope.to_bytes()
     try:
-        unsent = yield Script(REPLACE, (keys.value,), (data, px, keys.signal, filled(data)[:1]))
+        unsent = yield Script(REPLACE_VALUE, (keys.value,), (data, px, keys.signal, filled(data)[:1]))
     except RedisError as exc:
         raise _not_written(state, keys.value, exc) from exc
     if unsent:
@@ -69,21 +59,10 @@ def invalidate(state: LoaderState[Any], call: Call) -> Steps[None]:
     yield from _replace(state, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
 
 
-# KEYS: an epoch key. ARGV: `hard` or `soft`. Returns the new epoch. Bytes no BUMP wrote
-# start from the server's clock instead (EPOCH_NOW): the bump repairs the key.
-BUMP = EPOCH_NOW + """
-local epoch, floor = epoch_now(KEYS[1])
-epoch = epoch + 1
-if ARGV[1] == 'hard' then floor = epoch end
-redis.call('SET', KEYS[1], string.format('%d %d', epoch, floor))
-return epoch
-"""
-
-
 def bump_epoch(key: str, hard: bool) -> Steps[int]:
     """`invalidate_all` of a loader, or `invalidate_tag`: its epoch key goes up by one (and
     its floor with it, if hard). One write, whatever the number of values (epochs.py)."""
     try:
-        return int((yield Script(BUMP, (key,), ("hard" if hard else "soft",))))
+        return int((yield Script(BUMP_EPOCH, (key,), ("hard" if hard else "soft",))))
     except RedisError as exc:
         raise cache_error(exc, f"writing {key}") from exc

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from refresher.api import registry
 from refresher.core import wire
 from refresher.core.calls import Call, call_repr
+from refresher.core.protocol.outcomes import Outcome
 from refresher.core.renew import refresh
 from refresher.core.together import together
 from refresher.errors import RefreshFailed, TaskRejected, UnknownLoader
@@ -21,7 +22,7 @@ REJECTED = (UnknownLoader, TypeError)  # an unregistered loader, or arguments it
 UNKNOWN = "<unknown>"  # the loader a rejected task is counted under when it names none registered here
 
 
-def refresh_task(*fields: Any) -> str:
+def refresh_task(*fields: Any) -> Outcome:
     """The whole job of the `refresher.refresh` task, whose arguments are `fields`
     (`name, args, kwargs, enqueued_at, seen, version`): checked against the wire schema
     (refresher.core.wire) before anything else, then refreshed as refresh_key does, if this
@@ -42,17 +43,17 @@ def refresh_task(*fields: Any) -> str:
         raise TaskRejected(f"{rejected(exc, task.name)}: {exc}") from None
 
 
-def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> str:
+def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None) -> Outcome:
     """refresh_or_raise for a caller that reports outcomes rather than task states
     (`refresher warm --now`): a failed load is the outcome `failed`."""
     try:
         return refresh_or_raise(name, args, kwargs, enqueued_at, seen)
     except RefreshFailed:
-        return "failed"
+        return Outcome.FAILED
 
 
 def refresh_or_raise(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float,
-                     seen: int | None = None) -> str:
+                     seen: int | None = None) -> Outcome:
     """Refresh the value of loader `name` for these arguments, at most once however often
     the task is delivered (see refresher.core.renew). Returns what happened, which
     Flower shows as the task's result, or raises RefreshFailed once the key backs off.
@@ -92,7 +93,7 @@ def refresh_keys(items: list[Any]) -> str:
     groups: defaultdict[tuple[int, bool], list[tuple[int, Loader[Any, Any], Call, float, int | None]]] = defaultdict(list)
     for i, item in enumerate(checked):
         shown.append(f"item {i}")
-        outcomes.append("rejected")
+        outcomes.append(Outcome.REJECTED)
         try:
             task = wire.task(item)
         except wire.Rejected as exc:
@@ -106,7 +107,7 @@ def refresh_keys(items: list[Any]) -> str:
             continue
         shown[i] = call_repr(task.name, task.args, task.kwargs)
         if version_mismatch(task.name, task.version):
-            outcomes[i] = "version_mismatch"
+            outcomes[i] = Outcome.VERSION_MISMATCH
             continue
         groups[id(loader.cache), loader.state.is_async].append((i, loader, call, task.enqueued_at, task.seen))
     for group in groups.values():
@@ -122,36 +123,36 @@ def refresh_keys(items: list[Any]) -> str:
     summary = "; ".join(f"{key}: {outcome}" for key, outcome in zip(shown, outcomes))
     if failed:
         raise RefreshFailed(summary)
-    if any(outcome in ("rejected", "version_mismatch") for outcome in outcomes):
+    if any(outcome in (Outcome.REJECTED, Outcome.VERSION_MISMATCH) for outcome in outcomes):
         raise TaskRejected(summary)
     return summary
 
 
-def rejected(exc: Exception, name: str | None) -> str:
+def rejected(exc: Exception, name: str | None) -> Outcome:
     """A task, or an item of one, that no registered loader can run: one line at ERROR and
     one `task_rejected` count, under its loader if `name` (well formed, so safe to log)
     is registered here, else under UNKNOWN."""
     about(name or UNKNOWN, None).error("rejected a refresh task: %s", exc,
-                                       extra={"outcome": "rejected", "error_type": type(exc).__name__})
+                                       extra={"outcome": Outcome.REJECTED, "error_type": type(exc).__name__})
     try:
         registry.lookup(name or "").state.stats.incr("task_rejected")
     except UnknownLoader:
         every = {id(stats): stats for stats in (registry.lookup(known).cache.stats for known in registry.names())}
         for stats in every.values():
             stats.loader(UNKNOWN).incr("task_rejected")
-    return "rejected"
+    return Outcome.REJECTED
 
 
-def _report(loader: Loader[Any, Any], call: Call, outcome: str | Exception, started: float) -> str:
+def _report(loader: Loader[Any, Any], call: Call, outcome: Outcome | Exception, started: float) -> Outcome:
     """One log line and one count per refreshed key: its outcome, or what its refresh raised."""
     keylog = about(loader.name, call.keys.value)
     if isinstance(outcome, RefreshFailed):  # logged at ERROR where it was caught, with its back-off
-        outcome = "failed"
+        outcome = Outcome.FAILED
     elif isinstance(outcome, Exception):
         keylog.error("refresh raised %s: %s", type(outcome).__name__, outcome,
-                     extra={"outcome": "error", "error_type": type(outcome).__name__})
+                     extra={"outcome": Outcome.ERROR, "error_type": type(outcome).__name__})
         loader.state.stats.incr("task_error")
-        return "error"
+        return Outcome.ERROR
     loader.state.stats.incr(f"task_{outcome}")  # one per key: refresher_refresh_tasks_total{outcome=...}
     keylog.info("refresh %s in %.3fs", outcome, time.monotonic() - started, extra={"outcome": outcome})
     return outcome
@@ -165,6 +166,6 @@ def version_mismatch(name: str, version: int | None) -> str | None:
     if loader.settings.version == version:
         return None
     why = f"version_mismatch: the task is for version {version}, this worker's loader is version {loader.settings.version}"
-    about(name, None).warning("%s", why, extra={"outcome": "version_mismatch"})
+    about(name, None).warning("%s", why, extra={"outcome": Outcome.VERSION_MISMATCH})
     loader.state.stats.incr("task_version_mismatch")
     return why

@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.core.envelope import NOTHING_READ
+from refresher.core.protocol.layout import NOTHING_READ
 from refresher.io.publish import Publisher
 from refresher.core.stats import Stats
 from tests.support import fault_loaders as fl

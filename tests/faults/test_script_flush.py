@@ -12,9 +12,7 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.core.lock import EXTEND, RELEASE
-from refresher.core.miss import COMMIT
-from refresher.core.write import REPLACE
+from refresher.core.protocol.scripts import COMMIT_LOAD, EXTEND_LOCK, RELEASE_LOCK, REPLACE_VALUE
 from tests.support import fault_loaders as fl
 from tests.support.locks import Lock
 from tests.support.servers import WorkerProcess
@@ -75,11 +73,11 @@ def extend(reading: Reading, r: redis.Redis, load: Loader[..., Any]) -> None:
 @pytest.mark.parametrize(
     ("script", "operation"),
     [
-        (COMMIT, commit),
-        (REPLACE, replace_by_set),
-        (REPLACE, replace_by_invalidate),
-        (RELEASE, release),
-        (EXTEND, extend),
+        (COMMIT_LOAD, commit),
+        (REPLACE_VALUE, replace_by_set),
+        (REPLACE_VALUE, replace_by_invalidate),
+        (RELEASE_LOCK, release),
+        (EXTEND_LOCK, extend),
     ],
     ids=["commit", "replace-set", "replace-invalidate", "release", "extend"],
 )

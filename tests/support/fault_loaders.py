@@ -16,7 +16,8 @@ from typing import Any
 import redis
 
 from refresher import Loader, Refresher
-from refresher.core.envelope import NOTHING_READ, Envelope
+from refresher.core.envelope import Envelope
+from refresher.core.protocol.layout import NOTHING_READ
 from refresher.io.publish import REFRESH_TASK
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py

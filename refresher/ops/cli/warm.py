@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from refresher.core.calls import Call, call_repr
+from refresher.core.protocol.outcomes import Outcome
 from refresher.ops.cli.common import redis_call
 from refresher.api.loader import Loader
 from refresher.io.publish import REFRESH_TASK
 from refresher.worker.run import refresh_key
 
-FAILED = frozenset({"failed", "not_stored"})  # outcomes that leave the key unwarmed by an error
+FAILED = frozenset({Outcome.FAILED, Outcome.NOT_STORED})  # outcomes that leave the key unwarmed by an error
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def enqueue(loader: Loader[Any, Any], call: Call) -> Warmed:
 def load_now(loader: Loader[Any, Any], call: Call) -> Warmed:
     """Refresh the key in this process, exactly as a worker would run the task `enqueue`
     sends: under the key's lock, respecting its back-off, and written only over the
-    version read here (see core/refresh.py)."""
+    version read here (see core/renew.py)."""
     seen = stored_version(loader, call)
     args, kwargs = call.wire
     return Warmed(call.keys.value, seen, refresh_key(loader.name, args, kwargs, time.time(), seen))
