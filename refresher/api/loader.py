@@ -7,7 +7,7 @@ driver for `get`, `get_many`, `set`, `invalidate`; the event loop's async driver
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
+from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from refresher.core.calls import CACHE_SIZE, Call, Calls
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,9 +22,7 @@ from refresher.core.keys import Keys, check_name
 from refresher.core.near import Entry, Ticket
 from refresher.core.options import Settings
 from refresher.api.served import Served, describe
-
-if TYPE_CHECKING:
-    from refresher.api.client import Refresher
+from refresher.api.cache import Cache
 
 DOWN = RedisConnectionError("the cache Redis is known unreachable")  # what entry() does not wait to find
 P = ParamSpec("P")
@@ -33,7 +31,7 @@ T = TypeVar("T")
 
 
 class Loader(Generic[P, R]):
-    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, settings: Settings) -> None:
+    def __init__(self, cache: Cache, fn: Callable[P, R], name: str, settings: Settings) -> None:
         self.cache = cache
         self.fn = fn
         self.name = check_name(name)
