@@ -30,7 +30,7 @@ WIDTH, HEIGHT, GAP, LEFT = 12.3, 12.5, 2.3, 9.0
 Step = tuple[str, str, str]  # (folder or "outside", title, lines under it)
 
 HIT: list[Step] = [
-    ("api", "api/loader.py", "Loader.get(1001)\nthe call's keys:\ncore/calls.py, keys.py"),
+    ("api", "api/reads.py", "Loader.get(1001);\nthe call's keys from\ncore/calls.py, keys.py"),
     ("core", "core/near.py", "a near copy? served\nfrom memory (kept\ncoherent by tracking)"),
     ("io", "io/drivers/", "one GET to Redis\n(aio.py, and sync.py\ngenerated from it)"),
     ("core", "core/read.py", "after_get: envelope,\nmarks (epochs), policy\n-> fresh: the value"),
