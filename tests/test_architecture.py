@@ -175,6 +175,17 @@ def test_layers_import_downwards_only() -> None:
     assert not breaches, "; ".join(breaches)
 
 
+def test_the_refresh_task_path_has_its_own_entry() -> None:
+    """A refresh task reaches its loader through the registry's Refreshable (the state and
+    the drivers a refresh needs), never through the reader's handle or the client."""
+    handles = [f"line {i.line}: {i.target}" for i in IMPORTS["refresher.worker.run"]
+               if i.target in ("refresher.api.loader", "refresher.api.client")]
+    tree = ast.parse(MODULES["refresher.worker.run"].read_text())
+    lookups = [f"line {node.lineno}: registry.lookup" for node in ast.walk(tree)
+               if isinstance(node, ast.Attribute) and node.attr == "lookup"]
+    assert not handles + lookups, "worker/run.py goes through the Loader: " + "; ".join(handles + lookups)
+
+
 @pytest.mark.parametrize("path", sorted(set(MODULES.values())), ids=lambda path: str(path.relative_to(ROOT)))
 def test_no_file_over_250_lines(path: Path) -> None:
     lines = path.read_text().count("\n")
