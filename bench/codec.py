@@ -344,7 +344,7 @@ def measure(vs: Sequence[Variant], s: Scale, loop: asyncio.AbstractEventLoop) ->
     loads.append(os.getloadavg()[0])
     decode = alternate([_repeat(s.decodes, functools.partial(v.loader.state.codec.decode, PAYLOAD)) for v in vs],
                        s.rounds, s.decodes)
-    # What a load does with the value before writing it (Spec.encode): round_trip (encode,
+    # What a load does with the value before writing it (LoaderState.encode): round_trip (encode,
     # decode, compare) for the default codec, encode alone for JsonCodec, which has no round_trip.
     store = alternate([_repeat(s.stores, functools.partial(v.loader.state.encode, v.loader.fn(1))) for v in vs],
                       s.rounds, s.stores)
@@ -385,7 +385,7 @@ def tables(vs: Sequence[Variant], m: Measured, s: Scale) -> tuple[Table, list[Ta
         pure.add(f"{v.key} {v.label}", type(v.loader.state.codec).__name__, m.decode.us(i), m.decode.ratio(i),
                  f"{fmt(m.store.us(i))} ({step})", m.store.ratio(i))
     pure.notes.append("Decode: what a hit does with the payload. Store step: what a load does with the value before "
-                      "writing it (`Spec.encode`): `round_trip` (encode, decode, compare) for the default codec, "
+                      "writing it (`LoaderState.encode`): `round_trip` (encode, decode, compare) for the default codec, "
                       "`encode` alone for JsonCodec, which has no round_trip.")
 
     targets = Table("Target (issue 8): a hit of an annotated dataclass value is no slower than today's hit of the "

@@ -27,7 +27,7 @@ TASK_OPTIONS: dict[str, Any] = {"ignore_result": True, "acks_late": False, "seri
                                 "throws": (RefreshFailed, TaskRejected)}
 
 
-@shared_task(name=REFRESH_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]
+@shared_task(name=REFRESH_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]  # celery ships no type hints
 def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float, seen: int | None = None,
             version: int | None = None) -> str:
     """Ends FAILURE if the load raised (RefreshFailed) or the task cannot run here
@@ -39,7 +39,7 @@ def refresh(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: flo
     return refresh_task(name, args, kwargs, enqueued_at, seen, version)
 
 
-@shared_task(name=REFRESH_MANY_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]
+@shared_task(name=REFRESH_MANY_TASK, **TASK_OPTIONS)  # type: ignore[untyped-decorator]  # celery ships no type hints
 def refresh_many(items: list[list[Any]]) -> str:
     """Several keys in one message, sent by a publisher with a backlog: each item is a
     `refresh` task's arguments. Every key is processed; the result names each key and

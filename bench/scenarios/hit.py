@@ -227,7 +227,7 @@ def _profile_get(ctx: Context) -> tuple[Table, dict[str, float]]:
     )
     parts = [(label, _us(mine, functions)) for label, functions in GET_PARTS]
     rest = total - sum(t for _, t in parts)
-    for label, took in [*parts, ("the rest: the handle (handle.py `get`) and the driver's GET (SyncDriver.get)", rest),
+    for label, took in [*parts, ("the rest: the loader (`Loader.get`) and the driver's GET (SyncDriver.get)", rest),
                         ("get, all of it", total)]:
         table.add(label, took, f"{took / total:.0%}")
     get, decide, calls = (t for _, t in parts)
@@ -378,7 +378,7 @@ def _profile_aget(ctx: Context, loop: asyncio.AbstractEventLoop) -> tuple[Table,
     )
     parts = [(label, us(mine, functions)) for label, functions in AGET_PARTS]
     stepping = total - sum(t for _, t in parts)
-    for label, took in [*parts, ("the rest: driver stepping (drivers/aio.py `run`, Stepper, core/read.py `fetch`'s "
+    for label, took in [*parts, ("the rest: driver stepping (io/drivers/aio.py `run`, Stepper, core/read.py `fetch`'s "
                                  "generator) and the handle", stepping), ("aget, all of it", total)]:
         table.add(label, took, f"{took / total:.0%}")
     get, read, calls, aio = (t for _, t in parts)

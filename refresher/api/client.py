@@ -13,7 +13,7 @@ from redis.cluster import RedisCluster
 
 from refresher.api import registry
 from refresher.io.breaker import Breaker
-from refresher.io.connect import SyncClient, async_client, parse, sync_client, tracking_pools
+from refresher.io.connect import DEFAULT_REDIS_URL, SyncClient, async_client, parse, sync_client, tracking_pools
 from refresher.core.write import bump_epoch
 from refresher.io.drivers.aio import AsyncDriver
 from refresher.io.drivers.sync import SyncDriver
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
 def _near_cache_from_env() -> int:

@@ -7,7 +7,7 @@ driver for `get`, `get_many`, `set`, `invalidate`; the event loop's async driver
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
+from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
 
 from refresher.core.calls import CACHE_SIZE, Call, Calls
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,9 +22,7 @@ from refresher.core.keys import Keys, check_name
 from refresher.core.near import Entry, Ticket
 from refresher.core.options import Settings
 from refresher.api.served import Served, describe
-
-if TYPE_CHECKING:
-    from refresher.api.client import Refresher
+from refresher.api.cache import Cache
 
 DOWN = RedisConnectionError("the cache Redis is known unreachable")  # what entry() does not wait to find
 P = ParamSpec("P")
@@ -33,7 +31,7 @@ T = TypeVar("T")
 
 
 class Loader(Generic[P, R]):
-    def __init__(self, cache: Refresher, fn: Callable[P, R], name: str, settings: Settings) -> None:
+    def __init__(self, cache: Cache, fn: Callable[P, R], name: str, settings: Settings) -> None:
         self.cache = cache
         self.fn = fn
         self.name = check_name(name)
@@ -62,7 +60,7 @@ class Loader(Generic[P, R]):
             return hit
         driver = self.cache.sync
         if self.breaker.open and (down := self._down(call)) is not NOTHING:
-            return driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]
+            return driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
         near = self._near(call, wait=True) if self.near is not None else NOTHING
         if near is NOTHING:
             raw = driver.get(call.keys.value)
@@ -72,12 +70,12 @@ class Loader(Generic[P, R]):
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
                 value = after_get(self.state, call, driver.get(call.keys.value), near)
-                return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+                return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
             finally:
                 near.near.settle(near)
         else:
-            value = near  # type: ignore[assignment]
-        return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+            value = near  # type: ignore[assignment]  # R | Then: mypy does not narrow by `type(x) is`
+        return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
 
     def get_many(self, items: Iterable[Any]) -> list[R]:
         """`load_user.get_many([1, 2, 3])`: many reads in one round trip (one MGET).
@@ -132,7 +130,7 @@ class Loader(Generic[P, R]):
             return hit
         driver = self.cache.aio()
         if self.breaker.open and (down := self._down(call)) is not NOTHING:
-            return await driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]
+            return await driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
         near = self._near(call, wait=False) if self.near is not None else NOTHING
         if near is NOTHING:
             raw = await driver.get(call.keys.value)
@@ -142,12 +140,12 @@ class Loader(Generic[P, R]):
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
                 value = after_get(self.state, call, await driver.get(call.keys.value), near)
-                return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+                return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
             finally:
                 near.near.settle(near)
         else:
-            value = near  # type: ignore[assignment]
-        return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]
+            value = near  # type: ignore[assignment]  # R | Then: mypy does not narrow by `type(x) is`
+        return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
 
     async def aget_many(self, items: Iterable[Any]) -> list[R]:
         calls = self._calls(items)
@@ -213,7 +211,7 @@ class Loader(Generic[P, R]):
         if type(found) is Entry:
             value = read_near(state, call, found.envelope, found.served(), now_ms())
             return NOTHING if value is None else value
-        return found if mine else NOTHING  # type: ignore[return-value]
+        return found if mine else NOTHING  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
 
     def _fetch_many(self, calls: list[Call]) -> Steps[list[R]]:
         """The batch's steps, with what the near cache serves left out of the MGET."""
@@ -232,7 +230,7 @@ class Loader(Generic[P, R]):
             elif found is not NOTHING:
                 served[i] = found
         try:
-            return (yield from fetch_many(self.state, calls, served, tickets))  # type: ignore[arg-type]
+            return (yield from fetch_many(self.state, calls, served, tickets))  # type: ignore[arg-type]  # R | Then: mypy does not narrow by `type(x) is`
         finally:
             for ticket in tickets.values():
                 ticket.near.settle(ticket)

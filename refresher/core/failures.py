@@ -86,8 +86,8 @@ def cache_down(state: LoaderState[R], call: Call, exc: Exception) -> Steps[R]:
         raise error from exc
     about(state.name, call.keys.value).warning("%s; calling the loader directly", error)
     value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(state, call))
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
 
 
 def _call_origin(state: LoaderState[R], call: Call) -> Steps[R]:
-    return (yield Load(state.fn, call, None))  # type: ignore[no-any-return]
+    return (yield Load(state.fn, call, None))  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for

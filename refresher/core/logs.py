@@ -20,7 +20,7 @@ log = logging.getLogger("refresher")
 FIELDS = ("loader", "key", "outcome", "error_type")
 
 
-class KeyLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class KeyLog(logging.LoggerAdapter[logging.Logger]):
     """The "refresher" logger, for lines about one loader's key."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:

@@ -49,7 +49,7 @@ def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
         state.stats.incr("error")  # the loader's error, or LoadFailed from another process's
         raise
     state.stats.incr("miss" if led else "coalesced")
-    return value  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
 
 
 def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]:

@@ -140,7 +140,7 @@ class NearCache:
             self._told = True
             log.warning("refresher: the cache Redis is unreachable; serving near copies kept from before the "
                         "outage (stale_if_down), %.1f s after it began", time.monotonic() - (self.kept_since or 0))
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]  # decoded bytes are Any until the loader's codec says R
 
     def kept_entry(self, key: str, state: LoaderState[Any]) -> Entry | None:
         """`kept`'s entry, uncounted."""

@@ -68,7 +68,7 @@ class LoaderState(Generic[R]):
         try:
             round_trip = getattr(self.codec, "round_trip", None)
             if round_trip is not None:
-                return round_trip(value)  # type: ignore[no-any-return]
+                return round_trip(value)  # type: ignore[no-any-return]  # round_trip is optional, so found by getattr: Any
             return self.codec.encode(value), value
         except (TypeError, ValueError) as exc:
             raise TypeError(f"loader {self.name!r}: the value cannot be cached: {exc}") from None

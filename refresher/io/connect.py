@@ -33,6 +33,7 @@ from refresher.io import lean
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 PLAIN = ("redis", "rediss", "unix")
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"  # the cache, and the broker, when no URL is given
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class LeanSocket(AbstractConnection):
         self._poller = select.poll()
 
     def _connect(self) -> socket.socket:
-        sock: socket.socket = super()._connect()  # type: ignore[safe-super]
+        sock: socket.socket = super()._connect()  # type: ignore[safe-super]  # redis-py declares _connect abstract on the base Connection implements
         if self.kernel_timeout is not None:
             timeval = struct.pack("@ll", *divmod(max(1, round(self.kernel_timeout * 1e6)), 1_000_000))  # 0 is no timeout
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)

@@ -26,7 +26,7 @@ def _close(fds: tuple[int, int]) -> None:
         os.close(fd)
 
 
-class WakingConsumer(CeleryConsumer):  # type: ignore[misc]
+class WakingConsumer(CeleryConsumer):  # type: ignore[misc]  # celery ships no type hints: its Consumer is Any
     """Celery's consumer, whose event loop wakes at once for a callback from a pool thread.
 
     The pipe lives as long as the consumer, so no thread can write to a closed descriptor

@@ -41,7 +41,7 @@ def forks(worker: Any) -> bool:
     return isinstance(pool, type) and issubclass(pool, PreforkPool)
 
 
-@worker_init.connect  # type: ignore[untyped-decorator]
+@worker_init.connect  # type: ignore[untyped-decorator]  # celery ships no type hints
 def serve_metrics(sender: Any, **_: Any) -> None:
     port = _port()
     if port is None:
@@ -59,10 +59,10 @@ def serve_metrics(sender: Any, **_: Any) -> None:
     start_http_server(port, _address(), refresher.ops.metrics.registry())
 
 
-@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no type hints
 def forget_process(pid: int | None = None, **_: Any) -> None:
     """A prefork child's live gauges go with it (prometheus_client's mark_process_dead)."""
     if _port() is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client.multiprocess import mark_process_dead
 
-        mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+        mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess helpers are unannotated

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from refresher.api import registry
+from refresher.api.registry import Refreshable
 from refresher.core import wire
 from refresher.core.calls import Call, call_repr
 from refresher.core.protocol.outcomes import Outcome
@@ -14,9 +15,6 @@ from refresher.core.renew import refresh
 from refresher.core.together import together
 from refresher.errors import RefreshFailed, TaskRejected, UnknownLoader
 from refresher.core.logs import about
-
-if TYPE_CHECKING:
-    from refresher.api.loader import Loader
 
 REJECTED = (UnknownLoader, TypeError)  # an unregistered loader, or arguments it cannot take
 UNKNOWN = "<unknown>"  # the loader a rejected task is counted under when it names none registered here
@@ -35,10 +33,11 @@ def refresh_task(*fields: Any) -> Outcome:
     except wire.Rejected as exc:
         raise TaskRejected(f"{rejected(exc, exc.name)}: {exc}") from None
     try:
-        mismatch = version_mismatch(task.name, task.version)
+        entry = registry.refreshable(task.name)
+        mismatch = version_mismatch(entry, task.version)
         if mismatch:
             raise TaskRejected(mismatch)
-        return refresh_or_raise(task.name, task.args, task.kwargs, task.enqueued_at, task.seen)
+        return refresh_or_raise(entry, task.args, task.kwargs, task.enqueued_at, task.seen)
     except REJECTED as exc:
         raise TaskRejected(f"{rejected(exc, task.name)}: {exc}") from None
 
@@ -47,29 +46,28 @@ def refresh_key(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at:
     """refresh_or_raise for a caller that reports outcomes rather than task states
     (`refresher warm --now`): a failed load is the outcome `failed`."""
     try:
-        return refresh_or_raise(name, args, kwargs, enqueued_at, seen)
+        return refresh_or_raise(registry.refreshable(name), args, kwargs, enqueued_at, seen)
     except RefreshFailed:
         return Outcome.FAILED
 
 
-def refresh_or_raise(name: str, args: list[Any], kwargs: dict[str, Any], enqueued_at: float,
+def refresh_or_raise(entry: Refreshable, args: list[Any], kwargs: dict[str, Any], enqueued_at: float,
                      seen: int | None = None) -> Outcome:
-    """Refresh the value of loader `name` for these arguments, at most once however often
+    """Refresh the value of the entry's loader for these arguments, at most once however often
     the task is delivered (see refresher.core.renew). Returns what happened, which
     Flower shows as the task's result, or raises RefreshFailed once the key backs off.
     `args` and `kwargs` are the call's wire form (typed arguments tagged in JSON), rebuilt
     here from the loader's own annotations. Logs one line with the outcome at INFO (a
     failed load's exception is logged at ERROR where it is caught), or one at ERROR with
     what the refresh raised."""
-    loader = registry.lookup(name)
-    call = loader.call.from_wire([args, kwargs])
+    call = entry.state.calls.from_wire([args, kwargs])
     started = time.monotonic()
     try:
-        outcome = loader.run_steps(refresh(loader.state, call, enqueued_at, seen))
+        outcome = entry.run(refresh(entry.state, call, enqueued_at, seen))
     except Exception as exc:  # a failed load, or Redis unreachable: Celery records the task as failed
-        _report(loader, call, exc, started)
+        _report(entry, call, exc, started)
         raise
-    return _report(loader, call, outcome, started)
+    return _report(entry, call, outcome, started)
 
 
 def refresh_keys(items: list[Any]) -> str:
@@ -90,7 +88,7 @@ def refresh_keys(items: list[Any]) -> str:
     shown: list[str] = []
     outcomes: list[str] = []
     failed = False
-    groups: defaultdict[tuple[int, bool], list[tuple[int, Loader[Any, Any], Call, float, int | None]]] = defaultdict(list)
+    groups: defaultdict[tuple[int, bool], list[tuple[int, Refreshable, Call, float, int | None]]] = defaultdict(list)
     for i, item in enumerate(checked):
         shown.append(f"item {i}")
         outcomes.append(Outcome.REJECTED)
@@ -100,23 +98,23 @@ def refresh_keys(items: list[Any]) -> str:
             rejected(exc, exc.name)
             continue
         try:
-            loader = registry.lookup(task.name)
-            call = loader.call.from_wire([task.args, task.kwargs])
+            entry = registry.refreshable(task.name)
+            call = entry.state.calls.from_wire([task.args, task.kwargs])
         except REJECTED as exc:
             rejected(exc, task.name)
             continue
         shown[i] = call_repr(task.name, task.args, task.kwargs)
-        if version_mismatch(task.name, task.version):
+        if version_mismatch(entry, task.version):
             outcomes[i] = Outcome.VERSION_MISMATCH
             continue
-        groups[id(loader.cache), loader.state.is_async].append((i, loader, call, task.enqueued_at, task.seen))
+        groups[id(entry.sync), entry.state.is_async].append((i, entry, call, task.enqueued_at, task.seen))
     for group in groups.values():
         started = time.monotonic()
-        results = group[0][1].run_steps(together([
-            refresh(loader.state, call, enqueued_at, seen) for _, loader, call, enqueued_at, seen in group
+        results = group[0][1].run(together([
+            refresh(entry.state, call, enqueued_at, seen) for _, entry, call, enqueued_at, seen in group
         ]))
-        for (i, loader, call, _, _), result in zip(group, results):
-            outcomes[i] = _report(loader, call, result, started)
+        for (i, entry, call, _, _), result in zip(group, results):
+            outcomes[i] = _report(entry, call, result, started)
             if isinstance(result, Exception):  # the error beside its key, as the task's exception shows it
                 failed = True
                 outcomes[i] += f" ({result})" if isinstance(result, RefreshFailed) else f" ({type(result).__name__}: {result})"
@@ -135,37 +133,37 @@ def rejected(exc: Exception, name: str | None) -> Outcome:
     about(name or UNKNOWN, None).error("rejected a refresh task: %s", exc,
                                        extra={"outcome": Outcome.REJECTED, "error_type": type(exc).__name__})
     try:
-        registry.lookup(name or "").state.stats.incr("task_rejected")
+        registry.refreshable(name or "").state.stats.incr("task_rejected")
     except UnknownLoader:
-        every = {id(stats): stats for stats in (registry.lookup(known).cache.stats for known in registry.names())}
+        every = {id(stats): stats for stats in (registry.refreshable(known).stats for known in registry.names())}
         for stats in every.values():
             stats.loader(UNKNOWN).incr("task_rejected")
     return Outcome.REJECTED
 
 
-def _report(loader: Loader[Any, Any], call: Call, outcome: Outcome | Exception, started: float) -> Outcome:
+def _report(entry: Refreshable, call: Call, outcome: Outcome | Exception, started: float) -> Outcome:
     """One log line and one count per refreshed key: its outcome, or what its refresh raised."""
-    keylog = about(loader.name, call.keys.value)
+    keylog = about(entry.state.name, call.keys.value)
     if isinstance(outcome, RefreshFailed):  # logged at ERROR where it was caught, with its back-off
         outcome = Outcome.FAILED
     elif isinstance(outcome, Exception):
         keylog.error("refresh raised %s: %s", type(outcome).__name__, outcome,
                      extra={"outcome": Outcome.ERROR, "error_type": type(outcome).__name__})
-        loader.state.stats.incr("task_error")
+        entry.state.stats.incr("task_error")
         return Outcome.ERROR
-    loader.state.stats.incr(f"task_{outcome}")  # one per key: refresher_refresh_tasks_total{outcome=...}
+    entry.state.stats.incr(f"task_{outcome}")  # one per key: refresher_refresh_tasks_total{outcome=...}
     keylog.info("refresh %s in %.3fs", outcome, time.monotonic() - started, extra={"outcome": outcome})
     return outcome
 
 
-def version_mismatch(name: str, version: int | None) -> str | None:
-    """Why this worker's loader `name` cannot serve the asking reader's `version`, or None
-    if it writes values of that version. A mismatched task is dropped, logged and
-    counted: its values would not be served there."""
-    loader = registry.lookup(name)
-    if loader.settings.version == version:
+def version_mismatch(entry: Refreshable, version: int | None) -> str | None:
+    """Why this worker's loader cannot serve the asking reader's `version`, or None if it
+    writes values of that version. A mismatched task is dropped, logged and counted: its
+    values would not be served there."""
+    state = entry.state
+    if state.settings.version == version:
         return None
-    why = f"version_mismatch: the task is for version {version}, this worker's loader is version {loader.settings.version}"
-    about(name, None).warning("%s", why, extra={"outcome": Outcome.VERSION_MISMATCH})
-    loader.state.stats.incr("task_version_mismatch")
+    why = f"version_mismatch: the task is for version {version}, this worker's loader is version {state.settings.version}"
+    about(state.name, None).warning("%s", why, extra={"outcome": Outcome.VERSION_MISMATCH})
+    state.stats.incr("task_version_mismatch")
     return why

@@ -17,7 +17,7 @@ log = logging.getLogger("refresher")
 _health: list[Health] = []
 
 
-@worker_ready.connect  # type: ignore[untyped-decorator]
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no type hints
 def announce(sender: Any, **_: Any) -> None:
     """One line naming what this worker serves, so a queue or namespace that differs from
     the clients' shows at start rather than as tasks piling up unread."""
@@ -40,7 +40,7 @@ def announce(sender: Any, **_: Any) -> None:
     health.start()
 
 
-@worker_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no type hints
 def stop_health(**_: Any) -> None:
     while _health:
         _health.pop().stop()

@@ -21,7 +21,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 
 from refresher.ops import flower
 from refresher.io.broker import DEFAULT_QUEUE, celery_settings
-from refresher.api.client import DEFAULT_REDIS_URL
+from refresher.io.connect import DEFAULT_REDIS_URL
 from refresher.core.logs import json_asked, use_json
 from refresher.worker.settings import TASKS_MODULE, configure, import_loaders
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.io.breaker import Breaker
-from refresher.core.ops import Command, Publish, Script
+from refresher.core.ops import Command, Publish, Script, Steps
 from refresher.errors import RefresherError
 from refresher.io.singleflight import Group
 
 if TYPE_CHECKING:
-    from refresher.io.drivers.sync import SyncDriver
     from refresher.io.publish import Publisher
 
 
@@ -48,6 +47,13 @@ def for_server(source: str, sharded: bool) -> str:
     return source if sharded else _SPUBLISH.sub(r"\1PUBLISH\1", source)
 
 
+class Runs(Protocol):
+    """What undoes a failed publish from the publisher's thread: the sync driver, named
+    by what it does so that this module, which the sync driver imports, need not import it."""
+
+    def run(self, steps: Steps[Any]) -> Any: ...
+
+
 class Driver:
     def __init__(self, flights: Group[Any], publisher: Publisher, socket_timeout: float, breaker: Breaker) -> None:
         self.flights = flights
@@ -63,7 +69,7 @@ class Driver:
             self.breaker.trip()
         return exc
 
-    def publish(self, op: Publish, undo_with: SyncDriver) -> bool:
+    def publish(self, op: Publish, undo_with: Runs) -> bool:
         """Hand the task over; a failed publish is undone from the publisher's thread."""
         return self.publisher.submit(
             op.loader, op.args, op.kwargs, op.seen, op.expires_s, on_failure=lambda: undo_with.run(op.undo()),

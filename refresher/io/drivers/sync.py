@@ -48,7 +48,7 @@ class SyncDriver(Driver):
         if not self.publisher.started:
             self.publisher.start()
         try:
-            raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]
+            raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # redis-py types a reply as sync | Awaitable
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
             return self.failed(exc)
         if self.breaker.open:  # this GET was the probe: the cache answers again
@@ -102,7 +102,7 @@ class SyncDriver(Driver):
     def _mget(self, op: MGet, _: Stepper[Any]) -> list[bytes | None]:
         if isinstance(self.redis, RedisCluster):
             return self.redis.mget_nonatomic(op.keys)  # grouped by slot, pipelined per node
-        return self.redis.mget(op.keys)  # type: ignore[return-value]
+        return self.redis.mget(op.keys)  # type: ignore[return-value]  # redis-py types a reply as sync | Awaitable
 
     def _script(self, op: Script, _: Stepper[Any]) -> Any:
         return self._registered(op.source)(keys=op.keys, args=op.args)

@@ -122,7 +122,7 @@ def scan(client: SyncClient, match: str) -> Iterator[bytes]:
     """Every key matching `match`, by SCAN (never KEYS, which blocks Redis); on a Redis
     Cluster, every master in turn, since each holds only its own slots."""
     if isinstance(client, RedisCluster):
-        for node in client.get_primaries():  # type: ignore[no-untyped-call]
+        for node in client.get_primaries():  # type: ignore[no-untyped-call]  # redis-py leaves RedisCluster.get_primaries unannotated
             yield from client.scan_iter(match=match, count=SCAN_COUNT, target_nodes=node)
     else:
         yield from client.scan_iter(match=match, count=SCAN_COUNT)

@@ -57,5 +57,5 @@ def registry() -> CollectorRegistry:
     if not multiprocess():
         return REGISTRY
     collected = CollectorRegistry()
-    MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(collected)  # type: ignore[no-untyped-call]  # prometheus_client's multiprocess helpers are unannotated
     return collected
