@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from refresher.io.breaker import Breaker
+from refresher.io.breaker import Breaker, Masters
 
 
 def test_an_open_breaker_lets_one_call_through_per_cool_down_and_its_success_closes_it() -> None:
@@ -35,10 +35,20 @@ def test_a_held_breaker_lets_no_call_through_until_its_holder_resets_it() -> Non
     assert not breaker.open and breaker.probe()
 
 
-def test_a_breaker_that_may_not_trip_never_opens() -> None:
-    breaker = Breaker(5, trips=False)
-    breaker.trip(held=True)
-    assert not breaker.open and breaker.probe()
+def test_a_cluster_master_s_breaker_opens_for_its_own_keys_only() -> None:
+    """Masters (a Cluster's): the key's master is asked of `where` (redis-py's slot map,
+    in use); tripping one master's leaves the others' keys closed."""
+    masters = Masters(5, lambda key: key.partition("/")[0])
+    masters.of("a:1/k").trip()
+    assert masters.open and masters.of("a:1/other").open and masters.node("a:1") is masters.of("a:1/k")
+    assert not masters.of("b:2/k").open and masters.of("b:2/k").probe()
+    assert masters.node("") is None  # a failure whose master is not known opens nothing
+    frozen = masters.node("b:2")
+    assert frozen is not None
+    frozen.trip(held=True)
+    assert masters.held and not masters.of("a:1/k").held
+    masters.reset()  # tracking is on again on every master
+    assert not masters.open and not masters.held
 
 
 @pytest.mark.parametrize("cooldown", [-1, math.nan, math.inf])
