@@ -71,6 +71,7 @@ class Tracker:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
         self._failures = 0  # attempts to turn tracking on that failed in a row
+        self._outage = False  # copies kept (Redis unreachable): the reconnect is tried every cool-down
         self._said = False  # a WARNING has said tracking is off since it was last on
         AT_EXIT.add(self._closed)  # closed quietly when the process exits
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
@@ -158,10 +159,12 @@ class Tracker:
         self._on.clear()
         if isinstance(exc, OUTAGE) and not self._closed.is_set():
             self._keep()
+            self._outage = True
             if isinstance(exc, FROZEN) and (breaker := self.breaker.node(where)) is not None:
                 breaker.trip(held=True)
         else:  # refused, or closed: nothing kept may be served
             self._invalidate(None)
+            self._outage = False
             if self.breaker.held:  # refused, not unreachable: reads find out for themselves
                 self.breaker.reset()
         self._close_poll()
@@ -188,8 +191,9 @@ class Tracker:
                     self._said = True
                 self._down(exc, "" if self.live else self._connecting)
             self._failures += 1
-            # During an outage reads wait for this reconnect: tried every cool-down.
-            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held else RETRY_MOST
+            # During an outage reads wait for this reconnect (held breaker), or serve kept
+            # copies until the master, or Sentinel's new one, answers: tried every cool-down.
+            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held or self._outage else RETRY_MOST
             return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
 
     def _connect(self) -> None:
@@ -209,7 +213,7 @@ class Tracker:
             self._tls = any(link.tls for link in links)
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
-            self.live = True
+            self.live, self._outage = True, False
             self.breaker.reset()  # the copies kept through an outage are gone: reads go on
             self._on.set()
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
