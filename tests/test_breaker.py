@@ -43,6 +43,8 @@ def test_a_cluster_master_s_breaker_opens_for_its_own_keys_only() -> None:
     assert masters.open and masters.of("a:1/other").open and masters.node("a:1") is masters.of("a:1/k")
     assert not masters.of("b:2/k").open and masters.of("b:2/k").probe()
     assert masters.node("") is None  # a failure whose master is not known opens nothing
+    assert masters.of("b:2/k", "a:1/epoch") is masters.node("a:1")  # the epoch key's master is down
+    assert masters.of("b:2/k", "b:2/epoch") is masters.node("b:2") and not masters.of("b:2/k", "c:3/e").open
     frozen = masters.node("b:2")
     assert frozen is not None
     frozen.trip(held=True)

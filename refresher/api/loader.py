@@ -179,8 +179,8 @@ class Loader(Generic[P, R]):
         """The cache Redis is known to be unreachable: a near copy kept from before the
         outage (stale_if_down), else at once what a read that failed does (fail_open's
         loader, or CacheUnavailable); NOTHING for the one read per cool-down that goes to
-        Redis to find out whether it answers again (and for keys of a Cluster master up)."""
-        if not (breaker := self.breaker.of(call.keys.value)).open:
+        Redis to find out whether it answers again. On a Cluster: the key's master's, or its epoch key's."""
+        if not (breaker := self.breaker.of(call.keys.value, self.state.epoch_key)).open:
             return NOTHING
         if not isinstance(kept := self._kept(call), Nothing):
             return kept

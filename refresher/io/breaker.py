@@ -82,8 +82,8 @@ class Breaker:
         """Seconds since it opened (0 while closed)."""
         return time.monotonic() - self.since if self.open else 0.0
 
-    def of(self, key: str) -> Breaker:
-        """The breaker of the server holding `key`: this one (one server)."""
+    def of(self, key: str, *also: str) -> Breaker:
+        """The breaker of the server holding `key` (or, open, `also`'s): this one (one server)."""
         return self
 
     def node(self, name: str) -> Breaker | None:
@@ -102,7 +102,7 @@ class Breakers(Protocol):
     def held(self) -> bool: ...
     @property
     def cooldown(self) -> float: ...
-    def of(self, key: str) -> Breaker: ...
+    def of(self, key: str, *also: str) -> Breaker: ...
     def node(self, name: str) -> Breaker | None: ...
     def reset(self) -> None: ...
 
@@ -128,7 +128,12 @@ class Masters:
     def held(self) -> bool:
         return any(breaker.held for breaker in list(self._masters.values()))
 
-    def of(self, key: str) -> Breaker:
+    def of(self, key: str, *also: str) -> Breaker:
+        """The breaker of `key`'s master, or of the first of `also`'s masters whose breaker
+        is open: a read that must fetch its loader's epoch key is down with that key's master."""
+        for other in also:
+            if (breaker := self._named(self._where(other))).open:
+                return breaker
         return self._named(self._where(key))
 
     def node(self, name: str) -> Breaker | None:

@@ -56,13 +56,17 @@ def test_a_frozen_cluster_master_opens_its_own_breaker_and_its_keys_answer_at_on
         assert cache.tracker.wait_live(5)
         for n in WARM:
             assert [reading.get(load, n) for _ in range(3)] == [{"n": n, "v": 1}] * 3
-        # Not the master of the loaders' epoch keys: without tracking every read fetches them,
-        # so that master's outage degrades every key of the loader (docs/reliability.md 8b).
+        # Not the master of these loaders' epoch keys: while tracking is down every read fetches
+        # its loader's, so that master's outage takes every key of the loader down (`judged`'s).
         epochs_at = {cluster.master_of(cache.epochs.loader_key(loader.name)).port for loader in (load, direct)}
         frozen = next(m for m in (cluster.master_of(load.keys(n).value) for n in WARM) if m.port not in epochs_at)
         on_frozen = [n for n in WARM if cluster.master_of(load.keys(n).value) is frozen]
         elsewhere = [n for n in WARM if n not in on_frozen]
         never = next(n for n in range(1000, 2000) if cluster.master_of(load.keys(n).value) is frozen)
+        judged = version_of(cache, next(f"{name}.j{i}" for i in range(100)
+                                        if cluster.master_of(cache.epochs.loader_key(f"{name}.j{i}")) is frozen),
+                            stale_if_down=30)
+        assert [reading.get_many(judged, WARM) for _ in range(3)] == [[{"n": n, "v": 1} for n in WARM]] * 3
         assert frozen.proc is not None and elsewhere
         frozen.proc.send_signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
@@ -84,7 +88,10 @@ def test_a_frozen_cluster_master_opens_its_own_breaker_and_its_keys_answer_at_on
         assert reading.get_many(load, [on_frozen[0], elsewhere[0]]) == [{"n": n, "v": 1} for n in (on_frozen[0],
                                                                                                    elsewhere[0])]
         assert all(not cache.breaker.of(load.keys(n).value).open for n in elsewhere)
-        assert cache.stats["served_while_down"] == len(latencies["frozen"]) + 1
+        for n in WARM:  # its keys on every master: the kept copies, at once
+            error, seconds = timed(lambda: reading.get(judged, n))
+            assert error is None and seconds < AT_ONCE, (n, error, seconds)
+        assert cache.stats["served_while_down"] == len(latencies["frozen"]) + 1 + len(WARM)
         frozen.proc.send_signal(signal.SIGCONT)  # (the fixture's teardown thaws it too, should this fail)
         thawed_at = time.monotonic()
         until(lambda: not cache.breaker.open and cache.tracker.live, "the reconnect never closed the breaker", 5)
