@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import threading
 
 import pytest
@@ -57,3 +59,16 @@ def test_a_cluster_master_s_breaker_opens_for_its_own_keys_only() -> None:
 def test_the_cool_down_is_a_finite_number_of_seconds(cooldown: float) -> None:
     with pytest.raises(ValueError, match="breaker_cooldown"):
         Breaker(cooldown)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_makes_the_masters_lock_anew() -> None:
+    """A prefork worker forked while a thread was adding a master's breaker."""
+    masters = Masters(5, lambda key: key)
+    with masters._lock:  # held, as by a thread the child will not have
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(5)  # a deadlock ends the child, failed
+            os._exit(0 if masters.node("a:1") is not None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -18,7 +18,21 @@ import weakref
 from typing import Callable, Protocol
 
 
-class Breaker:
+class ForkSafe:
+    """Holds a lock that a forked child makes anew: the child may have copied it held by a
+    thread it does not have."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        mine = weakref.WeakMethod(self._forked)  # the hook must not keep a closed Refresher's breaker alive
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
+
+    def _forked(self) -> None:
+        self._lock = threading.Lock()
+
+
+class Breaker(ForkSafe):
     """Closed (calls go ahead) until `trip`; then closed calls wait `cooldown` before one
     of them is let through as the probe (`probe`), whose success closes it again. A held
     trip lets no call through: whoever held it (the tracker, which reconnects by itself)
@@ -33,14 +47,7 @@ class Breaker:
         self.held = False
         self.tripped = 0.0  # time.monotonic() of the last trip: an answer to a call sent after it closes it
         self._retry_at = 0.0
-        self._lock = threading.Lock()
-        mine = weakref.WeakMethod(self._forked)  # the hook must not keep a closed Refresher's breaker alive
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=lambda: (forked := mine()) is not None and forked())
-
-    def _forked(self) -> None:
-        """A forked child may have copied the lock held by a thread it does not have."""
-        self._lock = threading.Lock()
+        super().__init__()
 
     def trip(self, held: bool = False) -> None:
         """A call found the other side unreachable: open, or stay open longer."""
@@ -107,7 +114,7 @@ class Breakers(Protocol):
     def reset(self) -> None: ...
 
 
-class Masters:
+class Masters(ForkSafe):
     """A breaker per Cluster master, found by the master's name ("host:port", as redis-py
     and the tracker's links name it) or by a key (`where`: the key's master now, from the
     client's slot map). One master's outage opens its breaker only: its keys answer at
@@ -119,7 +126,7 @@ class Masters:
         self._where = where
         self._masters: dict[str, Breaker] = {}
         self._all: tuple[Breaker, ...] = ()  # what `open` looks at: replaced, never changed
-        self._lock = threading.Lock()
+        super().__init__()
 
     @property
     def open(self) -> bool:
