@@ -198,6 +198,7 @@ class Tracker:
 
     def _connect(self) -> None:
         links: list[Link] = []
+        self._connecting = ""  # until a master's link is being made
         try:
             for pool in self._pools():
                 self._connecting = master_name(pool)
