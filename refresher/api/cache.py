@@ -12,7 +12,7 @@ from typing import Protocol
 from refresher.core.epochs import Epochs
 from refresher.core.near import NearCache
 from refresher.core.stats import Stats
-from refresher.io.breaker import Breaker
+from refresher.io.breaker import Breakers
 from refresher.io.connect import SyncClient
 from refresher.io.drivers.aio import AsyncDriver
 from refresher.io.drivers.sync import SyncDriver
@@ -28,7 +28,7 @@ class Cache(Protocol):
     stats: Stats
     publisher: Publisher
     epochs: Epochs
-    breaker: Breaker
+    breaker: Breakers
     near: NearCache | None
     sync: SyncDriver
 

@@ -9,11 +9,8 @@ import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
 
-from redis.cluster import RedisCluster
-
 from refresher.api import registry
-from refresher.io.breaker import Breaker
-from refresher.io.connect import DEFAULT_REDIS_URL, SyncClient, async_client, parse, sync_client, tracking_pools
+from refresher.io.connect import DEFAULT_REDIS_URL, SyncClient, async_client, cache_breaker, parse, sync_client, tracking_pools
 from refresher.core.write import bump_epoch
 from refresher.io.drivers.aio import AsyncDriver
 from refresher.io.drivers.sync import SyncDriver
@@ -106,9 +103,7 @@ class Refresher:
         near_cache = near_cache if near_cache is not None else _near_cache_from_env()
         self.epochs = Epochs(self.namespace)
         prefixes = [self.epochs.prefix] + ([f"{self.namespace}:{{"] if near_cache else [])
-        # The cache Redis's (the publisher has its own). Not on a Cluster: it would be one
-        # for every master, and one master's outage must not stop reads of the others.
-        self.breaker = Breaker(breaker_cooldown, trips=not isinstance(self.redis, RedisCluster))
+        self.breaker = cache_breaker(self.redis, breaker_cooldown)  # the cache's (the publisher has its own)
         self.tracker = Tracker(lambda: tracking_pools(self.redis), prefixes, self._written, self._outage, self.breaker)
         self.epochs.tracker = self.tracker
         self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None

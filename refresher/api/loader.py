@@ -111,7 +111,7 @@ class Loader(Generic[P, R]):
         that show how fresh what they display is. Costs a GET more than `get`."""
         value = self.get(*args, **kwargs)
         call = self.call(args, kwargs)
-        raw = DOWN if self.breaker.open else self.cache.sync.get(call.keys.value)
+        raw = DOWN if self.breaker.of(call.keys.value).open else self.cache.sync.get(call.keys.value)
         return describe(self.state, self.near, call.keys.value, value, raw)
 
     # -- asyncio ---------------------------------------------------------------------
@@ -119,7 +119,7 @@ class Loader(Generic[P, R]):
     async def aentry(self, *args: P.args, **kwargs: P.kwargs) -> Served[R]:
         value = await self.aget(*args, **kwargs)
         call = self.call(args, kwargs)
-        raw = DOWN if self.breaker.open else await self.cache.aio().get(call.keys.value)
+        raw = DOWN if self.breaker.of(call.keys.value).open else await self.cache.aio().get(call.keys.value)
         return describe(self.state, self.near, call.keys.value, value, raw)
 
     async def aget(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -177,12 +177,14 @@ class Loader(Generic[P, R]):
         """The cache Redis is known to be unreachable: a near copy kept from before the
         outage (stale_if_down), else at once what a read that failed does (fail_open's
         loader, or CacheUnavailable); NOTHING for the one read per cool-down that goes to
-        Redis to find out whether it answers again."""
+        Redis to find out whether it answers again. On a Cluster: the key's master's, or its epoch key's."""
+        if not (breaker := self.breaker.of(call.keys.value, self.state.epoch_key)).open:
+            return NOTHING
         if not isinstance(kept := self._kept(call), Nothing):
             return kept
-        if self.breaker.probe():
+        if breaker.probe():
             return NOTHING
-        gone = RedisConnectionError(f"not answering for {self.breaker.age():.1f} s; not waiting on it")
+        gone = RedisConnectionError(f"not answering for {breaker.age():.1f} s; not waiting on it")
         return Then(cache_down(self.state, call, gone))
 
     def _kept(self, call: Call) -> R | Nothing:
@@ -214,16 +216,18 @@ class Loader(Generic[P, R]):
         return found if mine else NOTHING  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
 
     def _fetch_many(self, calls: list[Call]) -> Steps[list[R]]:
-        """The batch's steps, with what the near cache serves left out of the MGET."""
-        if self.near is None:
+        """The batch's steps, with what the near cache or an open breaker answers left out of the MGET."""
+        if self.near is None and not self.breaker.open:
             return (yield from fetch_many(self.state, calls))
         served: dict[int, Any] = {}
         tickets: dict[int, Ticket] = {}
         for i, call in enumerate(calls):
-            found: R | Then | Ticket | Nothing = self.near.hit(call.keys.value, self.state)
+            found: R | Then | Ticket | Nothing = NOTHING
+            if self.near is not None:
+                found = self.near.hit(call.keys.value, self.state)
             if found is NOTHING and self.breaker.open:
                 found = self._down(call)
-            if found is NOTHING:
+            if found is NOTHING and self.near is not None:
                 found = self._near(call, wait=False)
             if type(found) is Ticket:
                 tickets[i] = found

@@ -25,10 +25,12 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from refresher.io import lean
+from refresher.io.breaker import Breaker, Breakers, Masters
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
@@ -164,3 +166,18 @@ def tracking_pools(client: SyncClient) -> list[ConnectionPool]:
     if isinstance(client, redis.cluster.RedisCluster):
         return [client.get_redis_connection(node).connection_pool for node in client.get_primaries()]
     return [client.connection_pool]
+
+
+def cache_breaker(client: SyncClient, cooldown: float) -> Breakers:
+    """The cache Redis's breaker: on a Cluster one per master, so that one master's outage
+    stops the reads of its keys only."""
+    if not isinstance(client, redis.cluster.RedisCluster):
+        return Breaker(cooldown)
+
+    def where(key: str) -> str:
+        try:
+            return str(client.get_node_from_key(key).name)
+        except RedisError:  # a slot no master covers (the slot map is being refreshed)
+            return "?"
+
+    return Masters(cooldown, where)

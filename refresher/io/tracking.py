@@ -31,8 +31,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.io.breaker import Breaker
-from refresher.io.tracking_link import AT_EXIT, CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, names, not_on, turns
+from refresher.io.breaker import Breaker, Breakers
+from refresher.io.tracking_link import (
+    AT_EXIT, CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, master_name, names, not_on, turns,
+)
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -51,12 +53,13 @@ class Tracker:
     cannot (`sync()` is False) and has flushed everything."""
 
     def __init__(self, pools: Callable[[], list[ConnectionPool]], prefixes: list[str], invalidate: Invalidate,
-                 keep: Callable[[], None] = lambda: None, breaker: Breaker | None = None) -> None:
+                 keep: Callable[[], None] = lambda: None, breaker: Breakers | None = None) -> None:
         self._pools = pools
         self._prefixes = prefixes
         self._invalidate = invalidate
         self._keep = keep  # an outage began: keep the copies, no longer served as current
-        self.breaker = breaker or Breaker(RETRY_MOST)
+        self.breaker: Breakers = breaker or Breaker(RETRY_MOST)
+        self._connecting = ""  # the master a connect is turning tracking on at
         self._links: list[Link] = []
         self.lock = threading.Lock()
         self._draining = False  # a drain has read bytes it has not applied yet
@@ -68,6 +71,7 @@ class Tracker:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None  # started by the first read
         self._failures = 0  # attempts to turn tracking on that failed in a row
+        self._outage = False  # copies kept (Redis unreachable): the reconnect is tried every cool-down
         self._said = False  # a WARNING has said tracking is off since it was last on
         AT_EXIT.add(self._closed)  # closed quietly when the process exits
         mine = weakref.WeakMethod(self._forked)  # the fork hook must not keep a closed Refresher alive
@@ -143,9 +147,10 @@ class Tracker:
         finally:
             self._draining = False
 
-    def _down(self, exc: BaseException | None) -> None:
+    def _down(self, exc: BaseException | None, where: str = "") -> None:
         """The loss said once, and what was kept flushed, or, while Redis is unreachable
-        rather than refusing, kept for stale_if_down (a closed tracker's is no loss)."""
+        rather than refusing, kept for stale_if_down (a closed tracker's is no loss). A
+        frozen master (`where`, "host:port") holds its breaker open."""
         was_live = self.live
         if was_live and exc is not None and not self._closed.is_set():
             log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
@@ -154,10 +159,12 @@ class Tracker:
         self._on.clear()
         if isinstance(exc, OUTAGE) and not self._closed.is_set():
             self._keep()
-            if isinstance(exc, FROZEN):
-                self.breaker.trip(held=True)
+            self._outage = True
+            if isinstance(exc, FROZEN) and (breaker := self.breaker.node(where)) is not None:
+                breaker.trip(held=True)
         else:  # refused, or closed: nothing kept may be served
             self._invalidate(None)
+            self._outage = False
             if self.breaker.held:  # refused, not unreachable: reads find out for themselves
                 self.breaker.reset()
         self._close_poll()
@@ -182,16 +189,19 @@ class Tracker:
                 if not self.live:  # a live tracker says so itself, in _down
                     not_on(exc, quiet=self._said or self._closed.is_set())
                     self._said = True
-                self._down(exc)
+                self._down(exc, "" if self.live else self._connecting)
             self._failures += 1
-            # During an outage reads wait for this reconnect: tried every cool-down.
-            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held else RETRY_MOST
+            # During an outage reads wait for this reconnect (held breaker), or serve kept
+            # copies until the master, or Sentinel's new one, answers: tried every cool-down.
+            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held or self._outage else RETRY_MOST
             return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
 
     def _connect(self) -> None:
         links: list[Link] = []
+        self._connecting = ""  # until a master's link is being made
         try:
             for pool in self._pools():
+                self._connecting = master_name(pool)
                 links.append(Link(pool, self._prefixes))
         except Exception:
             for link in links:
@@ -204,7 +214,7 @@ class Tracker:
             self._tls = any(link.tls for link in links)
             self._answer_by = math.inf
             self._invalidate(None)  # anything kept from before was not tracked meanwhile
-            self.live = True
+            self.live, self._outage = True, False
             self.breaker.reset()  # the copies kept through an outage are gone: reads go on
             self._on.set()
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
@@ -215,15 +225,19 @@ class Tracker:
         wakes on a clock, not on every push: readers apply those themselves, and a
         thread woken per write would take the GIL from them each time."""
         links, now = self._links, time.monotonic()
-        try:
-            answered = max(link.beat(now) for link in links)  # the pingers are this thread's alone: no lock
-        except (OSError, ConnectionError, RedisError) as exc:
-            with self.lock:
-                if self._links is links:
-                    self._down(exc)
-            return
-        if self.breaker.open and answered > self.breaker.tripped:  # a read's failure is over: Redis answers
-            self.breaker.succeeded()
+        answered: list[tuple[str, float]] = []
+        for link in links:
+            try:
+                answered.append((link.name, link.beat(now)))  # the pingers are this thread's alone: no lock
+            except (OSError, ConnectionError, RedisError) as exc:
+                with self.lock:
+                    if self._links is links:
+                        self._down(exc, link.name)
+                return
+        if self.breaker.open:  # a read's failure is over where a PING sent after it was answered
+            for name, at in answered:
+                if (breaker := self.breaker.node(name)) is not None and breaker.open and at > breaker.tripped:
+                    breaker.succeeded()
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:

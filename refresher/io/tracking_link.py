@@ -51,6 +51,7 @@ class Link:
         # messages on __redis__:invalidate, which redis-py's public read_response returns
         # as they are (RESP3 pushes would go to a hook of its private parser).
         settings = {**pool.connection_kwargs, "protocol": 2, "decode_responses": False, "client_name": CLIENT_NAME}
+        self.name = master_name(pool)
         self.connection: Any = pool.connection_class(**settings)
         self.connection.connect()
         self.connection.send_command("CLIENT", "ID")
@@ -122,6 +123,13 @@ class Link:
     def close(self) -> None:
         self.connection.disconnect()
         self.pinger.disconnect()
+
+
+def master_name(pool: ConnectionPool) -> str:
+    """The master a pool connects to, named as redis-py's Cluster names its nodes
+    ("host:port"; "" for a pool that finds its master itself, as Sentinel's does)."""
+    host, port = pool.connection_kwargs.get("host"), pool.connection_kwargs.get("port")
+    return f"{host}:{port}" if host and port else ""
 
 
 def names(keys: Any) -> list[bytes] | None:

@@ -4,7 +4,6 @@ answer at once, and no copy kept through the outage is served once tracking is b
 
 from __future__ import annotations
 
-import logging
 import math
 import signal
 import time
@@ -12,12 +11,10 @@ import uuid
 from typing import Any, Iterator
 
 import pytest
-import redis
 
 from refresher import CacheUnavailable, Loader, Refresher
 from refresher.core.options import Options
 from tests.faults.test_cache_down import timed
-from tests.support.cluster import RedisClusterServers
 from tests.support.reading import Reading
 from tests.support.servers import RedisServer
 from tests.support.waiting import until
@@ -92,7 +89,7 @@ def test_a_frozen_cache_serves_kept_copies_within_stale_if_down_and_answers_ever
                 value = reading.get(lasting, n)
                 latencies.append(time.perf_counter() - started)
                 assert value == {"n": n, "v": 1}  # the value from before the freeze, 0 errors
-            if not brief_refused and cache.breaker.age() > 2.0:
+            if not brief_refused and cache.breaker.of(brief.keys(1).value).age() > 2.0:
                 error, seconds = timed(lambda: reading.get(brief, 1))
                 assert isinstance(error, CacheUnavailable) and seconds < 0.05, (error, seconds)
                 brief_refused = True
@@ -139,41 +136,35 @@ def test_a_copy_kept_through_an_outage_is_dropped_before_tracking_serves_again(
     assert load.get(5) == {"n": 5, "v": 1} and cache.stats["miss"] == 2  # loaded again: the restart lost it
 
 
-def test_on_a_cluster_a_frozen_master_degrades_only_its_own_keys(reading: Reading, broker_url: str) -> None:
-    """No breaker on a Cluster (one per Refresher would stop every master's reads): a read of
-    the frozen master's keys waits its socket timeout, then gets the kept copy; the other
-    masters' keys are read from Redis as usual, and nothing fails."""
-    cluster = RedisClusterServers(masters=3, replicas=0)
-    cluster.start()
-    for node in cluster.nodes:  # a freeze must not end in a failed cluster (every slot refused)
-        with redis.Redis(host="127.0.0.1", port=node.port) as admin:
-            admin.config_set("cluster-node-timeout", 60_000)
-            admin.config_set("cluster-require-full-coverage", "no")
-    cache = Refresher(cluster.url, broker_url=broker_url, socket_timeout=SOCKET_TIMEOUT, near_cache=1000)
-    frozen = None
+
+@pytest.mark.parametrize("near_cache", [0, 1000])
+def test_get_many_while_the_breaker_is_open_answers_each_key_at_once(
+    reading: Reading, own_redis: RedisServer, near_cache: int
+) -> None:
+    """No MGET waits on a frozen cache: each key gets at once its kept copy (near cache on,
+    within stale_if_down), the loader (fail_open), or CacheUnavailable."""
+    cache = Refresher(own_redis.url, socket_timeout=SOCKET_TIMEOUT, breaker_cooldown=COOLDOWN, near_cache=near_cache)
     try:
-        load = version_of(cache, "faults.cluster" + uuid.uuid4().hex[:8], stale_if_down=30)
+        name = "faults.many" + uuid.uuid4().hex[:8]
+        kept, direct = version_of(cache, name, stale_if_down=10), version_of(cache, name + ".open", fail_open=True)
         assert cache.tracker.wait_live(5)
-        for n in WARM:
-            assert [reading.get(load, n) for _ in range(3)] == [{"n": n, "v": 1}] * 3
-        # Not the master of the loader's epoch key: without tracking every read fetches it,
-        # so that master's outage degrades every key of the loader (docs/reliability.md 8b).
-        epochs_at = cluster.master_of(cache.epochs.loader_key(load.name))
-        frozen = next(m for m in (cluster.master_of(load.keys(n).value) for n in WARM) if m is not epochs_at)
-        on_frozen = [n for n in WARM if cluster.master_of(load.keys(n).value) is frozen]
-        elsewhere = [n for n in WARM if n not in on_frozen]
-        assert frozen.proc is not None and elsewhere
-        frozen.proc.send_signal(signal.SIGSTOP)
-        until(lambda: not cache.tracker.live, "the tracker's PING found the master frozen", 2)
-        for n in elsewhere:
-            error, seconds = timed(lambda: reading.get(load, n))
-            assert error is None and seconds < 0.05, (n, error, seconds)  # from its master, at once
-        error, seconds = timed(lambda: reading.get(load, on_frozen[0]))
-        assert error is None and seconds < 4 * SOCKET_TIMEOUT, (error, seconds)  # the kept copy, after a timeout
-        assert not cache.breaker.open and cache.stats["served_while_down"] == 1
-        print(f"[{reading}] a frozen master's key served its kept copy after {seconds * 1000:.0f} ms")
+        assert [reading.get_many(kept, [0, 1]) for _ in range(3)] == [[{"n": 0, "v": 1}, {"n": 1, "v": 1}]] * 3
+        assert own_redis.proc is not None
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        until(lambda: cache.breaker.open, "the tracker's PING found the cache frozen", 2)
+        answers: list[Any] = []
+        error, seconds = timed(lambda: answers.append(reading.get_many(direct, [0, 1, 2])))
+        assert error is None and seconds < 0.05, (error, seconds)
+        assert answers == [[{"n": n, "v": 1} for n in (0, 1, 2)]]  # fail_open: the loader, per key
+        error, seconds = timed(lambda: answers.append(reading.get_many(kept, [0, 1])))
+        assert seconds < 0.05, seconds
+        if near_cache:  # the copies kept from before the freeze
+            assert error is None and answers[-1] == [{"n": 0, "v": 1}, {"n": 1, "v": 1}], error
+            assert cache.stats["served_while_down"] == 2
+        else:
+            assert isinstance(error, CacheUnavailable), error
+        print(f"[{reading}, near_cache={near_cache}] get_many while the breaker is open: {seconds * 1000:.2f} ms")
     finally:
-        if frozen is not None and frozen.proc is not None:
-            frozen.proc.send_signal(signal.SIGCONT)
+        if own_redis.proc is not None:
+            own_redis.proc.send_signal(signal.SIGCONT)
         cache.close()
-        cluster.stop()

@@ -57,7 +57,7 @@ class AsyncDriver(Driver):
         try:
             raw = cast(bytes | None, await self.redis.get(key))  # bytes: the client does not decode
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
-            raw = self.failed(exc)
+            raw = self.failed(exc, key)
         except BaseException:  # this reader was cancelled: the others read again themselves
             raw = _ReadAgain()
             raise
@@ -65,7 +65,7 @@ class AsyncDriver(Driver):
             del self._reading[key]
             future.set_result(raw)
         if self.breaker.open and not isinstance(raw, Exception):  # this GET was the probe
-            self.breaker.succeeded()
+            self.breaker.of(key).succeeded()
         return raw
 
     async def run(self, steps: Steps[T]) -> T:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.io.breaker import Breaker
+from refresher.io.breaker import Breakers
 from refresher.core.ops import Command, Publish, Script, Steps
 from refresher.errors import RefresherError
 from refresher.io.singleflight import Group
@@ -55,18 +55,18 @@ class Runs(Protocol):
 
 
 class Driver:
-    def __init__(self, flights: Group[Any], publisher: Publisher, socket_timeout: float, breaker: Breaker) -> None:
+    def __init__(self, flights: Group[Any], publisher: Publisher, socket_timeout: float, breaker: Breakers) -> None:
         self.flights = flights
         self.publisher = publisher
         self.socket_timeout = socket_timeout
         self.breaker = breaker  # the cache Redis's: a GET that finds it unreachable opens it
         self.sharded: bool | None = None  # sharded pub/sub, known from the first script or wait
 
-    def failed(self, exc: Exception) -> Exception:
-        """A GET's error, told to the breaker: a cache that let it wait a timeout opens it
-        (a refused connection costs no wait: reads go on finding out for themselves)."""
+    def failed(self, exc: Exception, key: str) -> Exception:
+        """A GET's error, told to the breaker of the key's master: a cache that let it wait
+        a timeout opens it (a refused connection costs no wait: reads go on finding out)."""
         if isinstance(exc, RedisTimeoutError):
-            self.breaker.trip()
+            self.breaker.of(key).trip()
         return exc
 
     def publish(self, op: Publish, undo_with: Runs) -> bool:

@@ -19,7 +19,7 @@ from refresher.io.drivers.board import pubsub_kwargs
 from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.subscriber import Subscriber, Subscription
 from refresher.io.drivers.watchdog import Watchdog
-from refresher.io.breaker import Breaker
+from refresher.io.breaker import Breakers
 from refresher.io.publish import Publisher
 from refresher.io.singleflight import Group
 
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 class SyncDriver(Driver):
     def __init__(self, redis: Redis | RedisCluster, flights: Group[Any], publisher: Publisher, socket_timeout: float,
-                 breaker: Breaker) -> None:
+                 breaker: Breakers) -> None:
         super().__init__(flights, publisher, socket_timeout, breaker)
         self.redis = redis
         self._scripts: dict[str, RedisScript] = {}
@@ -50,9 +50,9 @@ class SyncDriver(Driver):
         try:
             raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # redis-py types a reply as sync | Awaitable
         except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
-            return self.failed(exc)
+            return self.failed(exc, key)
         if self.breaker.open:  # this GET was the probe: the cache answers again
-            self.breaker.succeeded()
+            self.breaker.of(key).succeeded()
         return raw
 
     def run(self, steps: Steps[T]) -> T:
