@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from enum import Enum
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 from refresher.core.calls import Call
-from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
-from refresher.core.failures import cache_down, cache_error, is_cache_trouble, reply_text
+from refresher.core.failures import CacheFailure, cache_down, cache_error, is_cache_trouble, reply_text
 from refresher.core.marks import current_marks, servable, verdict
 from refresher.core.lock import BACKOFF, acquire, new_token, release
-from refresher.core.ops import Command, Held, Load, Coalesce, Script, Steps
-from refresher.core.state import Nothing, LoaderState, now_ms
+from refresher.core.ops import Clock, Command, Held, Load, Coalesce, Now, Script, Steps
+from refresher.core.state import Nothing, LoaderState
 from refresher.core.wait import FAILED, RETRY, Retry, await_holder, filled
 from refresher.core.envelope import NOTHING_READ, Envelope
 from refresher.core.keys import Keys
@@ -43,7 +39,7 @@ def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
                 state.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
         value, led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
-    except RedisError as exc:
+    except CacheFailure as exc:
         if not is_cache_trouble(exc):
             state.stats.incr("error")
             raise
@@ -90,7 +86,8 @@ def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope
     seen = envelope.version if envelope is not None else NOTHING_READ
     settings = state.settings
     held = Held(keys.lock, token, settings.lock_ttl_ms, settings.max_load_ms)
-    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=now_ms(), back_off=stale is not None)
+    started: Clock = yield Now()
+    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=started.ms, back_off=stale is not None)
     return value
 
 
@@ -156,13 +153,13 @@ def load_and_commit(
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
     marks = yield from current_marks(state, call)  # before the origin call: an invalidation during it marks this value old
-    started = time.monotonic()
+    started: Clock = yield Now()
     try:
         payload, value = state.encode((yield Load(state.fn, call, held)))
     except GeneratorExit:
         raise
     except Exception as exc:
-        state.stats.time("load", time.monotonic() - started)
+        state.stats.time("load", (yield Now()).monotonic - started.monotonic)
         state.stats.incr("load_failed")
         if back_off:
             # While we still hold the lock: released first, another process could take
@@ -174,9 +171,10 @@ def load_and_commit(
     except BaseException:  # cancelled, interrupted: let a waiter take over at once
         yield from release(held.key, held.token, signal, RETRY)
         raise
-    state.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
+    loaded: Clock = yield Now()
+    state.stats.time("load", loaded.monotonic - started.monotonic)  # the origin call (and encoding its value)
     state.stats.incr("load")
-    envelope = state.envelope(payload, now_ms() - started_ms, marks)
+    envelope = state.envelope(payload, loaded.ms - started_ms, loaded.ms, marks)
     if len(payload) > state.settings.max_value_bytes:
         about(state.name, call.keys.value).warning(
             "value is %d bytes, over max_value_bytes=%d; served but not cached",
@@ -187,7 +185,7 @@ def load_and_commit(
         return value, "too_large"
     try:
         outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + state.settings.stale_ms)
-    except RedisError as exc:  # nothing written: the script's first write was refused
+    except CacheFailure as exc:  # nothing written: the script's first write was refused
         about(state.name, call.keys.value).warning("loaded but could not store it: %s",
                                                   cache_error(exc, f"writing {call.keys.value}"))
         state.stats.incr("not_stored")
@@ -204,7 +202,7 @@ def _release_quietly(held: Held, signal: str, message: bytes) -> Steps[None]:
     to serve); if the cache refuses this too, the lock's TTL frees it."""
     try:
         yield from release(held.key, held.token, signal, message)
-    except RedisError as exc:
+    except CacheFailure as exc:
         log.warning("%s: could not free the lock after a refused commit (%s): it expires by itself", held.key, exc)
 
 
@@ -213,5 +211,5 @@ def set_back_off(state: LoaderState[Any], call: Call) -> Steps[None]:
     serve what they have and ask for no refresh, workers drop refresh tasks."""
     try:
         yield Command(("SET", call.keys.pending, BACKOFF, "PX", state.settings.error_backoff_ms))
-    except RedisError as exc:
+    except CacheFailure as exc:
         about(state.name, call.keys.value).warning("could not record the back-off: %s", exc)

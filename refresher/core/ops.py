@@ -9,7 +9,7 @@ redis.asyncio and tasks; neither decides anything.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from refresher.core.calls import Call
@@ -123,6 +123,12 @@ class Coalesce:
 
 
 @dataclass(frozen=True, slots=True)
+class CanPublish:
+    """Whether a refresh task can be handed over now: how long a publish may take (the
+    publisher's timeout, s), or None while the broker is known to be down."""
+
+
+@dataclass(frozen=True, slots=True)
 class Publish:
     """Hand a refresh task to the background publisher, which never makes a read wait
     on the broker: True if it was queued. If publishing fails later, the publisher's
@@ -138,4 +144,16 @@ class Publish:
     version: int | None = None  # the loader's `version`, when it has one
 
 
-Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | Publish
+class Clock(NamedTuple):
+    """The time as the core takes it (it reads no clock of its own)."""
+
+    ms: int  # the wall clock, ms since the Unix epoch: what envelopes record and policies compare
+    monotonic: float  # seconds, for durations and deadlines
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """What time it is: a Clock. Answered where steps are driven (io/drivers/stepping.py)."""
+
+
+Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | CanPublish | Publish | Now

@@ -92,10 +92,14 @@ class Tracker:
     def sync(self) -> bool:
         """Apply every invalidation that has arrived; False when copies must not be
         served (not tracking, or a PING has gone unanswered too long)."""
+        self.drain()
+        return self.current()
+
+    def drain(self) -> None:
+        """Apply every invalidation that has arrived (the drivers do, before the core
+        decides on what they read)."""
         if not self.live:
-            if self._thread is None:
-                self._start()
-            return False
+            return
         try:
             # Bytes not read yet, or a closed connection: one poll for every master, and
             # no lock. `_draining` is looked at after it: a drain reads the bytes
@@ -104,12 +108,19 @@ class Tracker:
                 with self.lock:
                     self._drain()
         except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
-            return False
+            return
         except Exception as exc:  # the poll itself failed: what it guards cannot be trusted
             with self.lock:
                 self._down(exc)
+
+    def current(self) -> bool:
+        """Whether what was applied is all there is to know (tracking, and answering), so
+        copies and epochs kept here may be served; started by the first read that asks."""
+        if not self.live:
+            if self._thread is None:
+                self._start()
             return False
-        return self.live and time.monotonic() < self._answer_by
+        return time.monotonic() < self._answer_by
 
     @property
     def down(self) -> bool:
