@@ -55,7 +55,7 @@ def failure_of(exc: RedisError) -> CacheFailure:
     return failure
 
 
-def escaped(failure: CacheFailure) -> BaseException:
+def escaped(failure: CacheFailure) -> Exception:
     """What a caller sees of a failure no step handled: redis-py's error, as before."""
     return failure.__cause__ if isinstance(failure.__cause__, RedisError) else failure
 

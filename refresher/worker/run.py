@@ -10,7 +10,9 @@ from refresher.api import registry
 from refresher.core import wire
 from refresher.core.calls import Call, call_repr
 from refresher.core.renew import refresh
+from refresher.core.failures import CacheFailure
 from refresher.core.together import together
+from refresher.io.failures import escaped
 from refresher.errors import RefreshFailed, TaskRejected, UnknownLoader
 from refresher.core.logs import about
 
@@ -115,6 +117,7 @@ def refresh_keys(items: list[Any]) -> str:
             refresh(loader.state, call, enqueued_at, seen) for _, loader, call, enqueued_at, seen in group
         ]))
         for (i, loader, call, _, _), result in zip(group, results):
+            result = escaped(result) if isinstance(result, CacheFailure) else result  # named as a lone refresh's
             outcomes[i] = _report(loader, call, result, started)
             if isinstance(result, Exception):  # the error beside its key, as the task's exception shows it
                 failed = True
