@@ -90,16 +90,12 @@ class Tracker:
         self._invalidate(None)
 
     def sync(self) -> bool:
-        """Apply every invalidation that has arrived; False when copies must not be
-        served (not tracking, or a PING has gone unanswered too long)."""
-        self.drain()
-        return self.current()
-
-    def drain(self) -> None:
-        """Apply every invalidation that has arrived (the drivers do, before the core
-        decides on what they read)."""
+        """`drain`, then `current` (inlined: a near hit makes this call): False when copies
+        must not be served (not tracking, or a PING has gone unanswered too long)."""
         if not self.live:
-            return
+            if self._thread is None:
+                self._start()
+            return False
         try:
             # Bytes not read yet, or a closed connection: one poll for every master, and
             # no lock. `_draining` is looked at after it: a drain reads the bytes
@@ -108,14 +104,22 @@ class Tracker:
                 with self.lock:
                     self._drain()
         except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
-            return
+            return False
         except Exception as exc:  # the poll itself failed: what it guards cannot be trusted
             with self.lock:
                 self._down(exc)
+            return False
+        return self.live and time.monotonic() < self._answer_by
+
+    def drain(self) -> None:
+        """Apply every invalidation that has arrived, starting nothing: what the drivers
+        do before the core decides on what they read."""
+        if self.live:
+            self.sync()
 
     def current(self) -> bool:
-        """Whether what was applied is all there is to know (tracking, and answering), so
-        copies and epochs kept here may be served; started by the first read that asks."""
+        """Whether what was applied is all there is to know (tracking, and answering): what
+        the core asks, reading no connection. The first read that asks starts the tracker."""
         if not self.live:
             if self._thread is None:
                 self._start()
