@@ -2,8 +2,9 @@
 
 A step is a generator: it yields an op, the driver performs it and sends back the
 result (or throws the exception it raised into the step, which decides what an error
-means). The sync driver performs ops with redis-py and threads, the async driver with
-redis.asyncio and tasks; neither decides anything.
+means: a Redis error arrives as the core's own, core/failures.py). The sync driver
+performs ops with redis-py and threads, the async driver with redis.asyncio and tasks;
+neither decides anything. The core reads no clock (it asks: Now) and no connection.
 """
 
 from __future__ import annotations
