@@ -11,8 +11,9 @@ invalidation writes a value already marked old. A read compares (pure: `judge`):
 
 Epochs are kept in this process and dropped the moment Redis reports a write to an epoch
 key (server-assisted invalidation on `<ns>:epoch:`, io/tracking.py, which the drivers
-drain before the core decides), so the hit path pays a dict lookup, not a round trip. When an epoch is not known here (first use, or while the
-tracker is down) the read fetches it first: one MGET.
+drain before the core decides), so the hit path pays a dict lookup, not a round trip.
+When an epoch is not known here (first use, or while the tracker is down) the read
+fetches it first: one MGET.
 
 Epoch keys never expire: an eviction policy must not evict them (volatile-lru or
 volatile-lfu evict only keys with a TTL, which values have; docs/reliability.md section 3).

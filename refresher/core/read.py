@@ -55,21 +55,31 @@ def _read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket
         dropped = state.epochs.judge(state.epoch_key, envelope.marks)
         if dropped is None:  # an epoch this process has not heard yet
             return Then(_read_with_epochs(state, call, raw, envelope, ticket))
-        value = _decided(state, call, envelope, decide(envelope, now, state.policy, dropped=dropped), ticket)
+        value = _decided(state, call, envelope, decide(envelope, now, state.policy, dropped=dropped), now, ticket)
         if value is not None:
             return value
     return Then(miss(state, call, raw))
 
 
-def _decided(state: LoaderState[R], call: Call, envelope: Envelope, verdict: Verdict, ticket: Fill | None) -> R | Then | None:
-    """A value to serve (after asking for its refresh, in the window), or None."""
+def _decided(state: LoaderState[R], call: Call, envelope: Envelope, verdict: Verdict, now: int,
+             ticket: Fill | None) -> R | Then | None:
+    """A value to serve (in the window, after asking for its refresh if this process has
+    not yet: no step when it has), or None."""
     if verdict in SERVABLE and not isinstance(value := state.decode(envelope, key=call.keys.value), Nothing):
         if ticket is not None:
             ticket.fill(envelope, value)
-        if verdict is Verdict.REFRESH:
+        if verdict is Verdict.REFRESH and not _asked(state, call, envelope, now):
             return Then(_serve_after_asking(state, call, envelope, value))
         return value
     return None
+
+
+def _asked(state: LoaderState[Any], call: Call, envelope: Envelope, now: int) -> bool:
+    """This process has already asked for the refresh of this version (counted)."""
+    if not state.asked_already(call.keys.value, envelope.version, now):
+        return False
+    state.stats.incr("refresh_deduplicated")
+    return True
 
 
 def _read_with_epochs(state: LoaderState[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
@@ -80,7 +90,8 @@ def _read_with_epochs(state: LoaderState[R], call: Call, raw: bytes | None, enve
         if not is_cache_trouble(exc):
             raise
         return (yield from cache_down(state, call, exc))
-    value = _decided(state, call, envelope, judged, ticket)
+    now: Clock = yield Now()
+    value = _decided(state, call, envelope, judged, now.ms, ticket)
     if value is None:
         return (yield from miss(state, call, raw))
     if type(value) is Then:
@@ -102,7 +113,7 @@ def read_near(state: LoaderState[R], call: Call, envelope: Envelope, shared: Any
     value = state.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
     if isinstance(value, Nothing):
         return None
-    if verdict is Verdict.REFRESH:
+    if verdict is Verdict.REFRESH and not _asked(state, call, envelope, now):
         return Then(_serve_after_asking(state, call, envelope, value, "near_hit"))
     state.stats.incr("near_hit")  # a read served from memory (`hit`: from Redis)
     return value
@@ -149,10 +160,8 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
     ask for a second refresh of the value just written.
     """
     key = call.keys.value
-    asked = state.asked.get(key)
     clock: Clock = yield Now()
-    if asked is not None and asked[0] == envelope.version and asked[1] > clock.monotonic:
-        state.stats.incr("refresh_deduplicated")
+    if _asked(state, call, envelope, clock.ms):
         return False
     publish_timeout: float | None = yield CanPublish()
     if publish_timeout is None:
@@ -167,7 +176,7 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
     except CacheFailure as exc:
         about(state.name, key).warning("could not mark for refresh: %s", exc)
         return False
-    state.remember_asked(key, envelope.version, clock.monotonic)
+    state.remember_asked(key, envelope.version, clock.ms)
     if claim is not Claim.CLAIMED:
         state.stats.incr("refresh_deduplicated")
         return False

@@ -42,16 +42,20 @@ class LoaderState(Generic[R]):
         self.epochs = epochs
         self.epoch_key = epochs.loader_key(name)
         # Refreshes this process has already asked for: value key -> (the version of the
-        # value it was asked for, until when). Saves in-window readers a claim each.
-        self.asked: dict[str, tuple[int, float]] = {}
+        # value it was asked for, until when, ms). Saves in-window readers a claim each,
+        # and a step: on the read's own clock, as the rest of its decision.
+        self.asked: dict[str, tuple[int, int]] = {}
 
-    def remember_asked(self, key: str, version: int, monotonic: float) -> None:
-        """That a refresh of `version` was asked for at `monotonic` (seconds)."""
+    def asked_already(self, key: str, version: int, now_ms: int) -> bool:
+        asked = self.asked.get(key)
+        return asked is not None and asked[0] == version and asked[1] > now_ms
+
+    def remember_asked(self, key: str, version: int, now_ms: int) -> None:
         if len(self.asked) >= ASKED_SIZE:
             self.asked.clear()
         # Remembered for lock_ttl, never longer than the marker can live once a worker
         # holds it: after a crash the next read here asks again within lock_ttl.
-        self.asked[key] = (version, monotonic + self.settings.lock_ttl_ms / 1000)
+        self.asked[key] = (version, now_ms + self.settings.lock_ttl_ms)
 
     def encode(self, value: Any) -> tuple[bytes, R]:
         """The payload, and the value every later read will return: the decoded payload,
