@@ -57,8 +57,7 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
         try:
             if (yield from acquire(call.keys.lock, token, state.settings.lock_ttl_ms)):
                 return (yield from _fill_holding(state, call, token, stale))
-            with state.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
-                return (yield from await_holder(state, call))
+            return (yield from _timed_wait(state, call))
         except Retry:
             continue
         except Exception:
@@ -67,6 +66,21 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
             about(state.name, call.keys.value).exception("reloading failed; serving the stale value")
             state.stats.incr("stale_served")
             return value
+
+
+def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
+    """await_holder, timed however it ends (refresher_lock_wait_duration_seconds), but
+    when closed unfinished: then no op, Now included, may be yielded."""
+    started: Clock = yield Now()
+    try:
+        value = yield from await_holder(state, call)
+    except GeneratorExit:
+        raise
+    except BaseException:
+        state.stats.time("wait", (yield Now()).monotonic - started.monotonic)
+        raise
+    state.stats.time("wait", (yield Now()).monotonic - started.monotonic)
+    return value
 
 
 def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None) -> Steps[R]:
