@@ -59,7 +59,7 @@ def measure(scale: Scale) -> dict[str, Any]:
     cache = Refresher(server.url, near_cache=10_000, namespace="nearhit")
     raw = redis.Redis.from_url(server.url)
     try:
-        assert cache.near is not None and cache.near.tracker.wait_live(10)
+        assert cache.near is not None and cache.tracker.wait_live(10)
         loaders = [cache.loader(ttl=3600, name=f"nearhit.{i}", near=near)(_origin(*value))
                    for i, ((_, near), value) in enumerate(zip(KINDS[1:], values))]
         for load in loaders:

@@ -8,7 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from refresher.core.envelope import Envelope
-from refresher.core.state import now_ms
+from refresher.io.clock import now_ms
 from refresher.core.policy import Verdict, Window, XFetch, decide
 
 WRITTEN = 1_700_000_000_000

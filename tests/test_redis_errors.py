@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from refresher import Loader, Refresher
-from refresher.core.failures import cache_error
+from refresher.io.failures import cache_error
 from refresher.core.renew import refresh
 from refresher import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
 from tests.support.reading import Reading

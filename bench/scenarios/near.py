@@ -233,7 +233,7 @@ def _refresher_lag_reader(key: str, last: int, ready: Any, out: Any) -> None:
 
     cache = near_loaders.cache
     assert cache.near is not None
-    if not cache.near.tracker.wait_live(10):
+    if not cache.tracker.wait_live(10):
         raise RuntimeError("the near cache's tracking is not on")
     read = near_loaders.counter.get
     read(key)
@@ -341,7 +341,7 @@ def _cost(ctx: Context, suffix: str) -> tuple[Table, list[Target]]:
     near = client.near
     try:
         assert near is not None
-        if not near.tracker.wait_live(10):
+        if not client.tracker.wait_live(10):
             raise RuntimeError("the near cache's tracking is not on")
         read = client.loader(ttl=FRESH.ttl, name="bench.near.counter")(near_loaders.counter.fn)
         p50s: list[float] = []
@@ -357,7 +357,7 @@ def _cost(ctx: Context, suffix: str) -> tuple[Table, list[Target]]:
                 key = keys[i % FEW_ENTRIES]  # among the entries of either size
                 near_loaders.counter_writer.set(key, {"n": i + 1})
                 t0 = time.perf_counter()
-                near.tracker.sync()
+                client.tracker.sync()
                 took = time.perf_counter() - t0
                 if near.lookup(read.keys(key).value) is not None:
                     late += 1
@@ -398,14 +398,14 @@ def _frozen(ctx: Context) -> tuple[Table, list[Target]]:
         load = cache.loader(ttl=3600, name="bench.near.frozen")(_one)
         assert cache.near is not None and server.proc is not None
         for trial in range(1, trials + 1):
-            if not cache.near.tracker.wait_live(10):
+            if not cache.tracker.wait_live(10):
                 raise RuntimeError("the near cache's tracking is not on")
             for _ in range(3):
                 load.get("k")  # the last from memory
             os.kill(server.proc.pid, signal.SIGSTOP)
             try:
                 frozen_at = time.monotonic()
-                while cache.near.tracker.sync() and time.monotonic() - frozen_at < 5:
+                while cache.tracker.sync() and time.monotonic() - frozen_at < 5:
                     time.sleep(0.001)
                 detected = time.monotonic() - frozen_at
                 t0 = time.monotonic()

@@ -61,7 +61,7 @@ class NearRefresherStrategy(RefresherStrategy):
         """Also wait for the near cache's tracking connection, as a long-running app has it."""
         super().warm()
         near = self.cache.near
-        if near is None or not near.tracker.wait_live(10):
+        if near is None or not self.cache.tracker.wait_live(10):
             raise RuntimeError("the near cache's tracking is not on")
 
 

@@ -17,6 +17,7 @@ from refresher.io.connect import SyncClient
 from refresher.io.drivers.aio import AsyncDriver
 from refresher.io.drivers.sync import SyncDriver
 from refresher.io.publish import Publisher
+from refresher.io.tracking import Tracker
 
 
 class Cache(Protocol):
@@ -30,6 +31,7 @@ class Cache(Protocol):
     epochs: Epochs
     breaker: Breakers
     near: NearCache | None
+    tracker: Tracker
     sync: SyncDriver
 
     def aio(self) -> AsyncDriver:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, ParamSpec, Protocol, TypeVar, overload
@@ -109,6 +110,7 @@ class Refresher:
         self.near = NearCache(near_cache, near_cache_bytes, self.tracker) if near_cache else None
         self.stats.near = self.near  # its size and state, for the metrics
         self.sync = SyncDriver(self.redis, Group(), self.publisher, socket_timeout, self.breaker)
+        self.sync.tracker = self.tracker  # drained before the core decides
         self._aio: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDriver] = weakref.WeakKeyDictionary()
         self._aio_lock = threading.Lock()
 
@@ -184,7 +186,7 @@ class Refresher:
         """The tracker found the cache Redis unreachable: the near copies are kept for
         stale_if_down, judged by the epochs known now; the epochs themselves are not current."""
         if self.near is not None:
-            self.near.keep(self.epochs.snapshot())
+            self.near.keep(self.epochs.snapshot(), time.monotonic())
         self.epochs.forget(None)
 
     def close(self) -> None:

@@ -7,15 +7,15 @@ driver for `get`, `get_many`, `set`, `invalidate`; the event loop's async driver
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar, cast
+import time
+from typing import Any, Callable, Generic, Iterable, ParamSpec, TypeVar
 
 from refresher.core.calls import CACHE_SIZE, Call, Calls
-from redis.exceptions import ConnectionError as RedisConnectionError
-
-from refresher.core.failures import cache_down
+from refresher.core.failures import Unreachable, cache_down
 from refresher.core.ops import Steps
 from refresher.core.read import Then, after_get, fetch_many, read_near
-from refresher.core.state import NOTHING, Nothing, LoaderState, now_ms
+from refresher.core.state import NOTHING, Nothing, LoaderState
+from refresher.io.clock import now_ms
 from refresher.core.write import bump_epoch, invalidate, set_value
 from refresher.io.drivers import loop
 from refresher.core.keys import Keys, check_name
@@ -24,7 +24,7 @@ from refresher.core.options import Settings
 from refresher.api.served import Served, describe
 from refresher.api.cache import Cache
 
-DOWN = RedisConnectionError("the cache Redis is known unreachable")  # what entry() does not wait to find
+DOWN = Unreachable("the cache Redis is known unreachable")  # what entry() does not wait to find
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
@@ -37,12 +37,12 @@ class Loader(Generic[P, R]):
         self.name = check_name(name)
         self.settings = settings
         self.near = cache.near if settings.near else None
-        self.breaker = cache.breaker
+        self.breaker, self.tracker = cache.breaker, cache.tracker  # the tracker: synced before near lookups
         # As many calls remembered as the near cache holds copies: past that, every near
         # hit would build its keys again (about 1.3 µs, most of a near hit).
         remember = CACHE_SIZE if self.near is None else max(CACHE_SIZE, self.near.max_entries)
         self.call = Calls(fn, cache.namespace, self.name, settings.version, remember)
-        self.state: LoaderState[R] = LoaderState(self.name, fn, settings, self.call, cache.stats, cache.publisher, cache.epochs)
+        self.state: LoaderState[R] = LoaderState(self.name, fn, settings, self.call, cache.stats, cache.epochs)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -56,7 +56,8 @@ class Loader(Generic[P, R]):
         if self.state.is_async:
             raise TypeError(f"loader {self.name!r} is `async def`: read it with `await loader.aget(...)`")
         call = self.call(args, kwargs)
-        if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.state), Nothing):
+        if self.near is not None and self.tracker.sync() \
+                and not isinstance(hit := self.near.hit(call.keys.value, self.state, time.time() * 1000), Nothing):
             return hit
         driver = self.cache.sync
         if self.breaker.open and (down := self._down(call)) is not NOTHING:
@@ -66,10 +67,10 @@ class Loader(Generic[P, R]):
             raw = driver.get(call.keys.value)
             if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
                 return kept
-            value = after_get(self.state, call, raw)
+            value = after_get(self.state, call, raw, now_ms())
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
-                value = after_get(self.state, call, driver.get(call.keys.value), near)
+                value = after_get(self.state, call, driver.get(call.keys.value), now_ms(), near)
                 return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
             finally:
                 near.near.settle(near)
@@ -126,7 +127,8 @@ class Loader(Generic[P, R]):
         """`get` for asyncio: the same guarantees, and the loop never blocks (a sync
         loader's origin call runs in a thread)."""
         call = self.call(args, kwargs)
-        if self.near is not None and not isinstance(hit := self.near.hit(call.keys.value, self.state), Nothing):
+        if self.near is not None and self.tracker.sync() \
+                and not isinstance(hit := self.near.hit(call.keys.value, self.state, time.time() * 1000), Nothing):
             return hit
         driver = self.cache.aio()
         if self.breaker.open and (down := self._down(call)) is not NOTHING:
@@ -136,10 +138,10 @@ class Loader(Generic[P, R]):
             raw = await driver.get(call.keys.value)
             if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
                 return kept
-            value = after_get(self.state, call, raw)
+            value = after_get(self.state, call, raw, now_ms())
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
-                value = after_get(self.state, call, await driver.get(call.keys.value), near)
+                value = after_get(self.state, call, await driver.get(call.keys.value), now_ms(), near)
                 return await driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
             finally:
                 near.near.settle(near)
@@ -184,7 +186,7 @@ class Loader(Generic[P, R]):
             return kept
         if breaker.probe():
             return NOTHING
-        gone = RedisConnectionError(f"not answering for {breaker.age():.1f} s; not waiting on it")
+        gone = Unreachable(f"not answering for {breaker.age():.1f} s; not waiting on it")
         return Then(cache_down(self.state, call, gone))
 
     def _kept(self, call: Call) -> R | Nothing:
@@ -192,7 +194,7 @@ class Loader(Generic[P, R]):
         if self.near is None:
             return NOTHING
         state: LoaderState[R] = self.state
-        return self.near.kept(call.keys.value, state)
+        return self.near.kept(call.keys.value, state, time.monotonic())
 
     def _near(self, call: Call, wait: bool) -> R | Then | Ticket | Nothing:
         """What the near cache can serve (a value, or steps that ask for its refresh
@@ -203,13 +205,13 @@ class Loader(Generic[P, R]):
         near, state = self.near, self.state
         assert near is not None
         key = call.keys.value
-        entry = near.lookup(key)  # every invalidation received so far applied first
+        entry = near.lookup(key) if self.tracker.sync() else None  # invalidations received so far applied first
         if entry is not None and (value := read_near(state, call, entry.envelope, entry.served(), now_ms())) is not None:
             return value
         found, mine = near.expect(key, state.policy)
         if (type(found) is Ticket and not mine and wait and found.done.wait(self.cache.socket_timeout)) \
                 or type(found) is Entry:
-            found = near.lookup(key)  # what the other read kept, invalidations applied first
+            found = near.lookup(key) if self.tracker.sync() else None  # what the other read kept, invalidations applied
         if type(found) is Entry:
             value = read_near(state, call, found.envelope, found.served(), now_ms())
             return NOTHING if value is None else value
@@ -223,8 +225,8 @@ class Loader(Generic[P, R]):
         tickets: dict[int, Ticket] = {}
         for i, call in enumerate(calls):
             found: R | Then | Ticket | Nothing = NOTHING
-            if self.near is not None:
-                found = self.near.hit(call.keys.value, self.state)
+            if self.near is not None and self.tracker.sync():
+                found = self.near.hit(call.keys.value, self.state, time.time() * 1000)
             if found is NOTHING and self.breaker.open:
                 found = self._down(call)
             if found is NOTHING and self.near is not None:

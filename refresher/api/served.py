@@ -3,10 +3,12 @@ show it ("prices as of 10:02", a banner while the cache is down)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-from refresher.core.state import LoaderState, now_ms
+from refresher.core.state import LoaderState
+from refresher.io.clock import now_ms
 from refresher.core.envelope import Envelope
 from refresher.core.near import NearCache
 from refresher.core.policy import Dropped, Policy, Verdict, decide
@@ -42,7 +44,7 @@ def describe(state: LoaderState[R], near: NearCache | None, key: str, value: R, 
     cache Redis unreachable, and the near copy kept from before, if any, is what was served)."""
     now = now_ms()
     if isinstance(raw, Exception):
-        kept = None if near is None else near.kept_entry(key, state)
+        kept = None if near is None else near.kept_entry(key, state, time.monotonic())
         return served_while_down(value, None if kept is None else kept.envelope, now)
     envelope = state.parse(raw, quiet=True)
     dropped = None if envelope is None else state.epochs.judge(state.epoch_key, envelope.marks)

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-
 from refresher.core.calls import Call
-from refresher.core.failures import cache_error, reply_text
+from refresher.core.failures import CacheFailure, cache_error, reply_text
 from refresher.core.marks import current_marks
 from refresher.core.lock import release
-from refresher.core.ops import Command, Held, Load, Script, Steps
+from refresher.core.ops import Clock, Command, Held, Load, Now, Script, Steps
 from refresher.core.protocol.layout import BACKOFF
 from refresher.core.protocol.outcomes import Outcome
 from refresher.core.protocol.scripts import COMMIT_LOAD, Commit
 from refresher.core.protocol.signals import FAILED, RETRY, filled
-from refresher.core.state import LoaderState, now_ms
+from refresher.core.state import LoaderState
 from refresher.core.envelope import Envelope
 from refresher.core.keys import Keys
 from refresher.core.logs import about
@@ -63,13 +60,13 @@ def load_and_commit(
     after the key's back-off is set if `back_off` (there is an old value to serve)."""
     signal = call.keys.signal
     marks = yield from current_marks(state, call)  # before the origin call: an invalidation during it marks this value old
-    started = time.monotonic()
+    started: Clock = yield Now()
     try:
         payload, value = state.encode((yield Load(state.fn, call, held)))
     except GeneratorExit:
         raise
     except Exception as exc:
-        state.stats.time("load", time.monotonic() - started)
+        state.stats.time("load", (yield Now()).monotonic - started.monotonic)
         state.stats.incr("load_failed")
         if back_off:
             # While we still hold the lock: released first, another process could take
@@ -81,9 +78,10 @@ def load_and_commit(
     except BaseException:  # cancelled, interrupted: let a waiter take over at once
         yield from release(held.key, held.token, signal, RETRY)
         raise
-    state.stats.time("load", time.monotonic() - started)  # the origin call (and encoding its value)
+    loaded: Clock = yield Now()
+    state.stats.time("load", loaded.monotonic - started.monotonic)  # the origin call (and encoding its value)
     state.stats.incr("load")
-    envelope = state.envelope(payload, now_ms() - started_ms, marks)
+    envelope = state.envelope(payload, loaded.ms - started_ms, loaded.ms, marks)
     if len(payload) > state.settings.max_value_bytes:
         about(state.name, call.keys.value).warning(
             "value is %d bytes, over max_value_bytes=%d; served but not cached",
@@ -94,7 +92,7 @@ def load_and_commit(
         return value, Outcome.TOO_LARGE
     try:
         outcome = yield from commit(call.keys, held.token, seen, envelope, envelope.ttl_ms + state.settings.stale_ms)
-    except RedisError as exc:  # nothing written: the script's first write was refused
+    except CacheFailure as exc:  # nothing written: the script's first write was refused
         about(state.name, call.keys.value).warning("loaded but could not store it: %s",
                                                   cache_error(exc, f"writing {call.keys.value}"))
         state.stats.incr("not_stored")
@@ -111,7 +109,7 @@ def _release_quietly(held: Held, signal: str, message: bytes) -> Steps[None]:
     to serve); if the cache refuses this too, the lock's TTL frees it."""
     try:
         yield from release(held.key, held.token, signal, message)
-    except RedisError as exc:
+    except CacheFailure as exc:
         log.warning("%s: could not free the lock after a refused commit (%s): it expires by itself", held.key, exc)
 
 
@@ -120,5 +118,5 @@ def set_back_off(state: LoaderState[Any], call: Call) -> Steps[None]:
     serve what they have and ask for no refresh, workers drop refresh tasks."""
     try:
         yield Command(("SET", call.keys.pending, BACKOFF, "PX", state.settings.error_backoff_ms))
-    except RedisError as exc:
+    except CacheFailure as exc:
         about(state.name, call.keys.value).warning("could not record the back-off: %s", exc)

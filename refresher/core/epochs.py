@@ -10,9 +10,10 @@ invalidation writes a value already marked old. A read compares (pure: `judge`):
     (never served); loaded under an older loader epoch: SOFT (served, refreshed); else NO.
 
 Epochs are kept in this process and dropped the moment Redis reports a write to an epoch
-key (server-assisted invalidation on `<ns>:epoch:`, tracking.py), so the hit path pays a
-dict lookup, not a round trip. When an epoch is not known here (first use, or while the
-tracker is down) the read fetches it first: one MGET.
+key (server-assisted invalidation on `<ns>:epoch:`, io/tracking.py, which the drivers
+drain before the core decides), so the hit path pays a dict lookup, not a round trip.
+When an epoch is not known here (first use, or while the tracker is down) the read
+fetches it first: one MGET.
 
 Epoch keys never expire: an eviction policy must not evict them (volatile-lru or
 volatile-lfu evict only keys with a TTL, which values have; docs/reliability.md section 3).
@@ -22,11 +23,11 @@ A tag costs a key only once it has been invalidated.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from contextlib import AbstractContextManager
+from typing import Any, Iterable, Protocol
 
 from refresher.core.envelope import Marks
 from refresher.core.policy import Dropped
-from refresher.io.tracking import Tracker
 
 _TAG = re.compile(r"\A[^\s|~,=]+\Z")
 Epoch = tuple[int, int]  # (epoch, floor)
@@ -37,6 +38,27 @@ CORRUPT: Epoch = (0, 2**63)
 _EPOCH = re.compile(rb"(\d{1,15}) (\d{1,15})")  # as BUMP_EPOCH writes it; 15 digits stay exact in Lua
 TAG_KEYS = 65536  # tags whose epoch key names are kept built
 KNOWN_EPOCHS = 65536  # epochs kept in this process; past it the oldest learnt is forgotten (fetched again)
+
+
+class Tracking(Protocol):
+    """The tracker (refresher/io/tracking.py) as the core reads it. Whoever calls into the
+    core has applied every invalidation received so far (Tracker.drain) first; the core
+    only asks whether what it keeps is current, and changes it under `lock`."""
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def live(self) -> bool:
+        """Tracking is on: what it reports is applied as it arrives."""
+
+    @property
+    def down(self) -> bool:
+        """Started by a read but not tracking (connecting, or lost)."""
+
+    def current(self) -> bool:
+        """Live and answering: what was applied is all there is to know."""
+
 
 def check_tag(tag: object) -> str:
     if not isinstance(tag, str) or not _TAG.match(tag):
@@ -64,7 +86,7 @@ class Epochs:
         self._known: dict[str, Epoch] = {}
         self._expected: dict[str, object] = {}  # epoch key -> the fetch that may learn it
         self._tag_keys: dict[str, str] = {}  # tag -> its epoch key, built once per tag
-        self.tracker: Tracker | None = None
+        self.tracker: Tracking | None = None
 
     def loader_key(self, name: str) -> str:
         return f"{self.prefix}loader:{name}"
@@ -81,9 +103,9 @@ class Epochs:
               synced: bool = False) -> Dropped | None:
         """What invalidations did to a value with these marks; None if an epoch it
         needs is not known here (fetch `keys_for(...)` and judge again with them).
-        `synced`: the caller has just applied what the tracker received (a near lookup)."""
+        `synced`: the caller has just found the tracker current (a near lookup)."""
         tracker = self.tracker
-        known = self._known if tracker is not None and (tracker.live if synced else tracker.sync()) else {}
+        known = self._known if tracker is not None and (tracker.live if synced else tracker.current()) else {}
         if fetched:
             known = {**known, **fetched}
         loader = known.get(loader_key)
@@ -103,7 +125,7 @@ class Epochs:
 
     def known(self, keys: list[str]) -> dict[str, Epoch] | None:
         """These keys' epochs, if every one is known here (and tracking is on)."""
-        if self.tracker is None or not self.tracker.sync():
+        if self.tracker is None or not self.tracker.current():
             return None
         known = self._known
         try:
@@ -126,7 +148,7 @@ class Epochs:
         """A ticket for a fetch of these keys: `learn` keeps what it read unless an
         invalidation of a key arrived meanwhile."""
         ticket = object()
-        if self.tracker is not None and self.tracker.sync():
+        if self.tracker is not None and self.tracker.current():
             with self.tracker.lock:
                 if len(self._expected) > 4096:  # fetches that failed never learnt
                     self._expected.clear()
@@ -136,7 +158,7 @@ class Epochs:
 
     def learn(self, keys: list[str], raws: list[bytes | None], ticket: object) -> dict[str, Epoch]:
         fetched = {key: parse(raw) for key, raw in zip(keys, raws)}
-        if self.tracker is not None and self.tracker.sync():
+        if self.tracker is not None and self.tracker.current():
             with self.tracker.lock:
                 for key, epoch in fetched.items():
                     if self._expected.get(key) is ticket:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from refresher.core.calls import Call
-from redis.exceptions import RedisError
-
-from refresher.core.ops import MGet, Script, Steps
+from refresher.core.failures import CacheFailure
+from refresher.core.ops import Clock, MGet, Now, Script, Steps
 from refresher.core.protocol.scripts import REPAIR_EPOCH
-from refresher.core.state import NOTHING, SERVABLE, Nothing, LoaderState, now_ms
+from refresher.core.state import NOTHING, SERVABLE, Nothing, LoaderState
 from refresher.core.envelope import Envelope, Marks
 from refresher.core.epochs import Epoch, is_corrupt
 from refresher.core.logs import about
@@ -35,7 +34,7 @@ def _repaired(state: LoaderState[Any], key: str, raw: bytes) -> Steps[bytes]:
     then dropped, read after read, until a bump or a later repair rewrites the key."""
     try:
         text, rewritten = yield Script(REPAIR_EPOCH, (key,), ())
-    except RedisError as exc:
+    except CacheFailure as exc:
         about(state.name, key).warning("epoch key holds %r, not an epoch; could not rewrite it (%s): "
                                       "every value of it is reloaded", raw[:32], exc)
         return raw
@@ -63,7 +62,8 @@ def verdict(state: LoaderState[Any], envelope: Envelope) -> Steps[Verdict]:
         tags = (tag for tag, _ in envelope.marks.tags) if envelope.marks is not None else ()
         fetched = yield from fetch_epochs(state, state.epochs.keys_for(state.epoch_key, tags))
         dropped = state.epochs.judge(state.epoch_key, envelope.marks, fetched)
-    return decide(envelope, now_ms(), state.policy, dropped=dropped or Dropped.NO)
+    now: Clock = yield Now()
+    return decide(envelope, now.ms, state.policy, dropped=dropped or Dropped.NO)
 
 
 def servable(state: LoaderState[R], raw: bytes | None) -> Steps[R | Nothing]:

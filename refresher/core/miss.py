@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
 from refresher.core.calls import Call
-from refresher.core.failures import UNAVAILABLE as UNAVAILABLE  # still importable from here (drivers, h2's branch)
 from refresher.core.commit import load_and_commit
-from refresher.core.failures import cache_down, is_cache_trouble
+from refresher.core.failures import CacheFailure, cache_down, is_cache_trouble
 from refresher.core.marks import servable, verdict
 from refresher.core.lock import acquire, new_token, release
-from refresher.core.ops import Command, Held, Coalesce, Steps
+from refresher.core.ops import Clock, Command, Held, Coalesce, Now, Steps
 from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
-from refresher.core.state import Nothing, LoaderState, now_ms
+from refresher.core.state import Nothing, LoaderState
 from refresher.core.wait import Retry, await_holder
 from refresher.core.envelope import Envelope
 from refresher.core.logs import about
@@ -40,7 +37,7 @@ def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
                 state.stats.incr("stale_served")  # the origin failed lately: don't try again yet
                 return value
         value, led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
-    except RedisError as exc:
+    except CacheFailure as exc:
         if not is_cache_trouble(exc):
             state.stats.incr("error")
             raise
@@ -58,8 +55,7 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
         try:
             if (yield from acquire(call.keys.lock, token, state.settings.lock_ttl_ms)):
                 return (yield from _fill_holding(state, call, token, stale))
-            with state.stats.timer("wait"):  # refresher_lock_wait_duration_seconds
-                return (yield from await_holder(state, call))
+            return (yield from _timed_wait(state, call))
         except Retry:
             continue
         except Exception:
@@ -68,6 +64,21 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
             about(state.name, call.keys.value).exception("reloading failed; serving the stale value")
             state.stats.incr("stale_served")
             return value
+
+
+def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
+    """await_holder, timed however it ends (refresher_lock_wait_duration_seconds), but
+    when closed unfinished: then no op, Now included, may be yielded."""
+    started: Clock = yield Now()
+    try:
+        value = yield from await_holder(state, call)
+    except GeneratorExit:
+        raise
+    except BaseException:
+        state.stats.time("wait", (yield Now()).monotonic - started.monotonic)
+        raise
+    state.stats.time("wait", (yield Now()).monotonic - started.monotonic)
+    return value
 
 
 def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None) -> Steps[R]:
@@ -87,5 +98,6 @@ def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope
     seen = envelope.version if envelope is not None else NOTHING_READ
     settings = state.settings
     held = Held(keys.lock, token, settings.lock_ttl_ms, settings.max_load_ms)
-    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=now_ms(), back_off=stale is not None)
+    started: Clock = yield Now()
+    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=started.ms, back_off=stale is not None)
     return value

@@ -1,6 +1,9 @@
 """The near cache: recent envelopes in this process's memory, dropped the moment Redis
 says their key was written (see tracking.py).
 
+The tracker is the core's Tracking (epochs.py): whoever reads has applied what it
+received first (Tracker.sync or drain, on the I/O side), and passes the time in.
+
 An entry keeps the envelope, so a near hit makes the very decision a Redis hit makes
 (serve, serve and ask for a refresh, or go to Redis once the TTL has passed). Values that
 cannot be changed in place (see values.frozen) are handed out as one shared object; the
@@ -24,15 +27,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from typing import Any, NamedTuple, TypeVar
 
 from refresher.core.copies import Copy, copier
 from refresher.core.state import NOTHING, UNSHARED, Nothing, LoaderState
 from refresher.core.envelope import Envelope
-from refresher.core.epochs import Epoch
+from refresher.core.epochs import Epoch, Tracking
 from refresher.core.policy import Dropped, Policy, Window
-from refresher.io.tracking import Tracker
 from refresher.core.values import frozen
 
 ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
@@ -83,7 +84,7 @@ class Ticket:
 class NearCache:
     """Up to `max_entries` envelopes and `max_bytes` of payload; the oldest go first."""
 
-    def __init__(self, max_entries: int, max_bytes: int, tracker: Tracker) -> None:
+    def __init__(self, max_entries: int, max_bytes: int, tracker: Tracking) -> None:
         if max_entries <= 0:
             raise ValueError(f"near_cache must be a number of entries > 0, got {max_entries!r}")
         if max_bytes <= 0:
@@ -95,7 +96,7 @@ class NearCache:
         self.tracker = tracker
         self.invalidated = 0  # for the metrics (refresher/core/stats.py NearView), under the tracker's lock
         self.flushed = 0
-        self.kept_since: float | None = None  # time.monotonic() when the outage began (copies kept)
+        self.kept_since: float | None = None  # when the outage began (monotonic s; copies kept)
         self._kept_epochs: dict[str, Epoch] = {}
         self._told = False  # the outage's serving was logged
 
@@ -110,26 +111,25 @@ class NearCache:
     def bypassed(self) -> bool:
         return self.tracker.down
 
-    def hit(self, key: str, state: LoaderState[R]) -> R | Nothing:
+    def hit(self, key: str, state: LoaderState[R], now_ms: float) -> R | Nothing:
         """A near hit in a few comparisons, or NOTHING: the value of a copy that is plainly
         fresh (before its refresh window by the clock, its epochs known and unmoved, so
         read_near would find it FRESH), shared or copied, with no decode, generator or
-        ticket. Anything else (the window, an epoch to fetch, no copy) is read_near's."""
-        if not self.tracker.sync():  # every invalidation received so far applied first
-            return NOTHING
+        ticket. Anything else (the window, an epoch to fetch, no copy) is read_near's.
+        Only once the caller has found the tracker current (Tracker.sync)."""
         entry = self._entries.get(key)
-        if type(entry) is not Entry or time.time() * 1000 >= entry.fresh_until \
+        if type(entry) is not Entry or now_ms >= entry.fresh_until \
                 or state.epochs.judge(state.epoch_key, entry.envelope.marks, synced=True) is not NOT_DROPPED:
             return NOTHING
         state.stats.incr("near_hit")
         served: R = entry.value if entry.copy is None else entry.copy(entry.value)
         return served
 
-    def kept(self, key: str, state: LoaderState[R]) -> R | Nothing:
+    def kept(self, key: str, state: LoaderState[R], now: float) -> R | Nothing:
         """The copy kept from before an outage, while the loader's stale_if_down allows
-        (the outage began less than that long ago) and if it was servable when it began;
-        else NOTHING. Only read while the cache's breaker is open."""
-        entry = self.kept_entry(key, state)
+        (the outage began less than that long before `now`, monotonic s) and if it was
+        servable when it began; else NOTHING. Only read while the cache's breaker is open."""
+        entry = self.kept_entry(key, state, now)
         if entry is None:
             return NOTHING
         value = entry.served()
@@ -139,13 +139,13 @@ class NearCache:
         if not self._told:
             self._told = True
             log.warning("refresher: the cache Redis is unreachable; serving near copies kept from before the "
-                        "outage (stale_if_down), %.1f s after it began", time.monotonic() - (self.kept_since or 0))
+                        "outage (stale_if_down), %.1f s after it began", now - (self.kept_since or 0))
         return value  # type: ignore[no-any-return]  # decoded bytes are Any until the loader's codec says R
 
-    def kept_entry(self, key: str, state: LoaderState[Any]) -> Entry | None:
+    def kept_entry(self, key: str, state: LoaderState[Any], now: float) -> Entry | None:
         """`kept`'s entry, uncounted."""
         since = self.kept_since
-        if since is None or time.monotonic() - since >= state.settings.stale_if_down:
+        if since is None or now - since >= state.settings.stale_if_down:
             return None
         entry = self._entries.get(key)
         if type(entry) is not Entry \
@@ -154,8 +154,9 @@ class NearCache:
         return entry
 
     def lookup(self, key: str) -> Entry | None:
-        """The entry to decide on, after every invalidation received so far is applied."""
-        if not self.tracker.sync():
+        """The entry to decide on, if the tracker is current (the caller applied every
+        invalidation received so far first)."""
+        if not self.tracker.current():
             return None
         found = self._entries.get(key)
         return found if type(found) is Entry else None
@@ -187,8 +188,7 @@ class NearCache:
         if size > self.max_bytes:
             return
         entry = _entry(envelope, value, size, ticket.policy)
-        self.tracker.sync()  # an invalidation that has arrived voids the ticket first
-        with self.tracker.lock:
+        with self.tracker.lock:  # an invalidation applied since the read began voided the ticket
             if not self.tracker.live or self._entries.get(ticket.key) is not ticket:
                 return
             del self._entries[ticket.key]
@@ -199,14 +199,14 @@ class NearCache:
 
     # -- under the tracker's lock ------------------------------------------------------
 
-    def keep(self, epochs: dict[str, Epoch]) -> None:
-        """An outage began: keep the copies (no longer current) and the epochs they were
-        servable by; a read on its way to Redis will fill nothing."""
+    def keep(self, epochs: dict[str, Epoch], now: float) -> None:
+        """An outage began (at `now`, monotonic s): keep the copies (no longer current) and
+        the epochs they were servable by; a read on its way to Redis will fill nothing."""
         if self.kept_since is not None:
             return
         for key in [key for key, found in self._entries.items() if type(found) is Ticket]:
             self._remove(key)
-        self.kept_since, self._kept_epochs, self._told = time.monotonic(), epochs, False
+        self.kept_since, self._kept_epochs, self._told = now, epochs, False
 
     def invalidate(self, keys: list[bytes] | None) -> None:
         if keys is None:

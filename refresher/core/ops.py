@@ -2,14 +2,15 @@
 
 A step is a generator: it yields an op, the driver performs it and sends back the
 result (or throws the exception it raised into the step, which decides what an error
-means). The sync driver performs ops with redis-py and threads, the async driver with
-redis.asyncio and tasks; neither decides anything.
+means: a Redis error arrives as the core's own, core/failures.py). The sync driver
+performs ops with redis-py and threads, the async driver with redis.asyncio and tasks;
+neither decides anything. The core reads no clock (it asks: Now) and no connection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from refresher.core.calls import Call
@@ -123,6 +124,12 @@ class Coalesce:
 
 
 @dataclass(frozen=True, slots=True)
+class CanPublish:
+    """Whether a refresh task can be handed over now: how long a publish may take (the
+    publisher's timeout, s), or None while the broker is known to be down."""
+
+
+@dataclass(frozen=True, slots=True)
 class Publish:
     """Hand a refresh task to the background publisher, which never makes a read wait
     on the broker: True if it was queued. If publishing fails later, the publisher's
@@ -138,4 +145,16 @@ class Publish:
     version: int | None = None  # the loader's `version`, when it has one
 
 
-Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | Publish
+class Clock(NamedTuple):
+    """The time as the core takes it (it reads no clock of its own)."""
+
+    ms: int  # the wall clock, ms since the Unix epoch: what envelopes record and policies compare
+    monotonic: float  # seconds, for durations and deadlines
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """What time it is: a Clock. Answered where steps are driven (io/drivers/stepping.py)."""
+
+
+Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | CanPublish | Publish | Now

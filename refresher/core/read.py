@@ -7,19 +7,16 @@ per-process memo, then a pending marker claimed in Redis.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable, Protocol, TypeVar
-
-from redis.exceptions import RedisError
 
 from refresher.core.calls import Call
 from refresher.core.lock import new_token, release
-from refresher.core.ops import MGet, Publish, Script, Steps
+from refresher.core.ops import CanPublish, Clock, MGet, Now, Publish, Script, Steps
 from refresher.core.protocol.scripts import CLAIM_PENDING, Claim
 from refresher.core.marks import verdict
-from refresher.core.failures import cache_down, is_cache_trouble, is_wrong_type
+from refresher.core.failures import CacheFailure, WrongType, cache_down, is_cache_trouble
 from refresher.core.miss import miss
-from refresher.core.state import SERVABLE, UNSHARED, Nothing, LoaderState, now_ms
+from refresher.core.state import SERVABLE, UNSHARED, Nothing, LoaderState
 from refresher.core.envelope import Envelope
 from refresher.core.logs import about
 from refresher.core.policy import Verdict, decide
@@ -58,32 +55,43 @@ def _read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket
         dropped = state.epochs.judge(state.epoch_key, envelope.marks)
         if dropped is None:  # an epoch this process has not heard yet
             return Then(_read_with_epochs(state, call, raw, envelope, ticket))
-        value = _decided(state, call, envelope, decide(envelope, now, state.policy, dropped=dropped), ticket)
+        value = _decided(state, call, envelope, decide(envelope, now, state.policy, dropped=dropped), now, ticket)
         if value is not None:
             return value
     return Then(miss(state, call, raw))
 
 
-def _decided(state: LoaderState[R], call: Call, envelope: Envelope, verdict: Verdict, ticket: Fill | None) -> R | Then | None:
-    """A value to serve (after asking for its refresh, in the window), or None."""
+def _decided(state: LoaderState[R], call: Call, envelope: Envelope, verdict: Verdict, now: int,
+             ticket: Fill | None) -> R | Then | None:
+    """A value to serve (in the window, after asking for its refresh if this process has
+    not yet: no step when it has), or None."""
     if verdict in SERVABLE and not isinstance(value := state.decode(envelope, key=call.keys.value), Nothing):
         if ticket is not None:
             ticket.fill(envelope, value)
-        if verdict is Verdict.REFRESH:
+        if verdict is Verdict.REFRESH and not _asked(state, call, envelope, now):
             return Then(_serve_after_asking(state, call, envelope, value))
         return value
     return None
+
+
+def _asked(state: LoaderState[Any], call: Call, envelope: Envelope, now: int) -> bool:
+    """This process has already asked for the refresh of this version (counted)."""
+    if not state.asked_already(call.keys.value, envelope.version, now):
+        return False
+    state.stats.incr("refresh_deduplicated")
+    return True
 
 
 def _read_with_epochs(state: LoaderState[R], call: Call, raw: bytes | None, envelope: Envelope, ticket: Fill | None) -> Steps[R]:
     """`_read`, once the epochs the value is judged by are fetched (one MGET)."""
     try:
         judged = yield from verdict(state, envelope)
-    except RedisError as exc:
+    except CacheFailure as exc:
         if not is_cache_trouble(exc):
             raise
         return (yield from cache_down(state, call, exc))
-    value = _decided(state, call, envelope, judged, ticket)
+    now: Clock = yield Now()
+    value = _decided(state, call, envelope, judged, now.ms, ticket)
     if value is None:
         return (yield from miss(state, call, raw))
     if type(value) is Then:
@@ -105,16 +113,15 @@ def read_near(state: LoaderState[R], call: Call, envelope: Envelope, shared: Any
     value = state.decode(envelope, key=call.keys.value) if shared is UNSHARED else shared
     if isinstance(value, Nothing):
         return None
-    if verdict is Verdict.REFRESH:
+    if verdict is Verdict.REFRESH and not _asked(state, call, envelope, now):
         return Then(_serve_after_asking(state, call, envelope, value, "near_hit"))
     state.stats.incr("near_hit")  # a read served from memory (`hit`: from Redis)
     return value
 
 
-def read_many(state: LoaderState[R], calls: list[Call], found: Iterable[bytes | None],
+def read_many(state: LoaderState[R], calls: list[Call], found: Iterable[bytes | None], now: int,
               tickets: list[Fill | None] | None = None) -> list[R | Then]:
     """`read` for each call of a batch, counting its hits once per batch."""
-    now = now_ms()
     out: list[R | Then] = []
     for i, (call, raw) in enumerate(zip(calls, found)):
         value = _read(state, call, raw, now, tickets[i] if tickets is not None else None)
@@ -139,23 +146,23 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
     ask for a second refresh of the value just written.
     """
     key = call.keys.value
-    asked = state.asked.get(key)
-    if asked is not None and asked[0] == envelope.version and asked[1] > time.monotonic():
-        state.stats.incr("refresh_deduplicated")
+    clock: Clock = yield Now()
+    if _asked(state, call, envelope, clock.ms):
         return False
-    if not state.publisher.available():
+    publish_timeout: float | None = yield CanPublish()
+    if publish_timeout is None:
         state.stats.incr("publish_skipped")
         return False
     # The marker outlives a slow publish; once a worker takes the key's lock it re-arms
     # the marker to the lock's TTL (see core/renew.py).
     token = new_token()
-    px = state.settings.lock_ttl_ms + int(state.publisher.timeout * 1000)
+    px = state.settings.lock_ttl_ms + int(publish_timeout * 1000)
     try:
         claim = Claim(int((yield Script(CLAIM_PENDING, (key, call.keys.pending), (envelope.version, token, px)))))
-    except RedisError as exc:
+    except CacheFailure as exc:
         about(state.name, key).warning("could not mark for refresh: %s", exc)
         return False
-    state.remember_asked(key, envelope.version)
+    state.remember_asked(key, envelope.version, clock.ms)
     if claim is not Claim.CLAIMED:
         state.stats.incr("refresh_deduplicated")
         return False
@@ -164,7 +171,7 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
         state.asked.pop(key, None)
         return (yield from release(call.keys.pending, token))
 
-    expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - now_ms()) / 1000)
+    expires_s = max(1.0, (envelope.expires_ms + envelope.stale_ms - clock.ms) / 1000)
     args, kwargs = call.wire
     if not (yield Publish(state.name, key, args, kwargs, envelope.version, expires_s, undo, state.settings.version)):
         yield from undo()
@@ -172,15 +179,16 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
     return True
 
 
-def after_get(state: LoaderState[R], call: Call, raw: bytes | None | Exception, ticket: Fill | None = None) -> R | Then:
-    """What a driver's GET brought back (or the Redis error it met), as the value to
-    serve or the steps still to run. A key of another Redis type is foreign bytes: a
-    corrupt value, reloaded and overwritten."""
-    if isinstance(raw, Exception):
-        if not is_wrong_type(raw):
+def after_get(state: LoaderState[R], call: Call, raw: bytes | None | CacheFailure, now: int,
+              ticket: Fill | None = None) -> R | Then:
+    """What a driver's GET brought back (or the failure it met) at `now` (ms), as the
+    value to serve or the steps still to run. A key of another Redis type is foreign
+    bytes: a corrupt value, reloaded and overwritten."""
+    if isinstance(raw, CacheFailure):
+        if not isinstance(raw, WrongType):
             return Then(cache_down(state, call, raw))
         raw = FOREIGN
-    return read(state, call, raw, now_ms(), ticket)
+    return read(state, call, raw, now, ticket)
 
 
 def fetch_many(state: LoaderState[R], calls: list[Call], served: dict[int, Any] | None = None,
@@ -195,13 +203,14 @@ def fetch_many(state: LoaderState[R], calls: list[Call], served: dict[int, Any] 
         asked = [calls[i] for i in ask]
         try:
             found = yield MGet(tuple(call.keys.value for call in asked))
-        except RedisError as exc:
+        except CacheFailure as exc:
             found = None
             for i, call in zip(ask, asked):
                 results[i] = Then(cache_down(state, call, exc))
         if found is not None:
             fills = [tickets.get(i) for i in ask] if tickets else None
-            decided: list[R | Then] = read_many(state, asked, found, fills)
+            clock: Clock = yield Now()
+            decided: list[R | Then] = read_many(state, asked, found, clock.ms, fills)
             results.update(zip(ask, decided))
     values: list[R] = []
     for i in range(len(calls)):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from refresher.core.calls import Call
-from refresher.core.failures import cache_error
+from refresher.core.failures import CacheFailure, cache_error
 from refresher.core.lock import new_token, release
 from refresher.core.commit import load_and_commit
 from refresher.core.ops import Held, Keep, Script, Steps
@@ -48,7 +46,7 @@ def refresh(state: LoaderState[Any], call: Call, enqueued_at: float, seen: int |
     held = Held(keys.lock, new_token(), settings.lock_ttl_ms, settings.max_load_ms, companions=(keys.pending,))
     try:
         claim = yield Script(TAKE_REFRESH_LOCK, (held.key, keys.value, keys.pending), (held.token, held.ttl_ms, BACKOFF))
-    except RedisError as exc:  # nothing taken: the task fails with the library's error, naming the fix
+    except CacheFailure as exc:  # nothing taken: the task fails with the library's error, naming the fix
         raise cache_error(exc, f"refreshing {keys.value}") from exc
     if claim[0] == HELD:
         stats.incr("refresh_deduplicated")

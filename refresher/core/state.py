@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
-import time
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar, cast
+from typing import Any, Callable, Generic, TypeVar, cast
 
 from refresher.core.calls import Call, Calls
 from refresher.core.epochs import Epochs, check_tag
@@ -15,9 +14,6 @@ from refresher.core.options import Settings
 from refresher.core.policy import Verdict
 from refresher.core.stats import LoaderStats, Stats
 from refresher.core.values import codec_for
-
-if TYPE_CHECKING:
-    from refresher.io.publish import Publisher
 
 R = TypeVar("R")
 ASKED_SIZE = 4096
@@ -32,13 +28,9 @@ NOTHING = Nothing()
 UNSHARED = object()  # a near cache entry whose value must be decoded for every hit
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class LoaderState(Generic[R]):
     def __init__(self, name: str, fn: Callable[..., Any], settings: Settings, calls: Calls,
-                 stats: Stats, publisher: Publisher, epochs: Epochs) -> None:
+                 stats: Stats, epochs: Epochs) -> None:
         self.name = name
         self.fn = fn
         self.is_async = inspect.iscoroutinefunction(fn)
@@ -47,19 +39,23 @@ class LoaderState(Generic[R]):
         self.codec: Codec = settings.codec or codec_for(fn)
         self.calls = calls
         self.stats: LoaderStats = stats.loader(name)  # adds up into the process's `stats`
-        self.publisher = publisher
         self.epochs = epochs
         self.epoch_key = epochs.loader_key(name)
         # Refreshes this process has already asked for: value key -> (the version of the
-        # value it was asked for, until when). Saves in-window readers a claim each.
-        self.asked: dict[str, tuple[int, float]] = {}
+        # value it was asked for, until when, ms). Saves in-window readers a claim each,
+        # and a step: on the read's own clock, as the rest of its decision.
+        self.asked: dict[str, tuple[int, int]] = {}
 
-    def remember_asked(self, key: str, version: int) -> None:
+    def asked_already(self, key: str, version: int, now_ms: int) -> bool:
+        asked = self.asked.get(key)
+        return asked is not None and asked[0] == version and asked[1] > now_ms
+
+    def remember_asked(self, key: str, version: int, now_ms: int) -> None:
         if len(self.asked) >= ASKED_SIZE:
             self.asked.clear()
         # Remembered for lock_ttl, never longer than the marker can live once a worker
         # holds it: after a crash the next read here asks again within lock_ttl.
-        self.asked[key] = (version, time.monotonic() + self.settings.lock_ttl_ms / 1000)
+        self.asked[key] = (version, now_ms + self.settings.lock_ttl_ms)
 
     def encode(self, value: Any) -> tuple[bytes, R]:
         """The payload, and the value every later read will return: the decoded payload,
@@ -73,11 +69,11 @@ class LoaderState(Generic[R]):
         except (TypeError, ValueError) as exc:
             raise TypeError(f"loader {self.name!r}: the value cannot be cached: {exc}") from None
 
-    def envelope(self, payload: bytes, delta_ms: int, marks: Marks | None = None) -> Envelope:
+    def envelope(self, payload: bytes, delta_ms: int, written_ms: int, marks: Marks | None = None) -> Envelope:
         ttl_ms = self.settings.ttl_ms
         if self.settings.ttl_jitter:
             ttl_ms -= int(ttl_ms * self.settings.ttl_jitter * random.random())
-        return Envelope(new_version(), now_ms(), ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload, False, marks)
+        return Envelope(new_version(), written_ms, ttl_ms, self.settings.stale_ms, max(0, delta_ms), payload, False, marks)
 
     def tags_of(self, call: Call) -> list[str]:
         """The call's tags (`tags=` of the loader), checked."""

@@ -12,11 +12,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-import time
 import weakref
 from collections import Counter
-from contextlib import contextmanager
-from typing import Iterator, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 # Upper bounds, in seconds, of the duration buckets (Prometheus' default buckets).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -118,15 +116,6 @@ class LoaderStats:
         if self.listener is not None:
             self.listener.timed(self.name, event, seconds)
 
-    @contextmanager
-    def timer(self, event: str) -> Iterator[None]:
-        """Record how long the body took, however it ends (a generator step closed included)."""
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.time(event, time.monotonic() - started)
-
     def snapshot(self) -> dict[str, int]:
         return dict(self._counts.snapshot())
 
@@ -203,12 +192,11 @@ class Stats:
     def __getitem__(self, event: str) -> int:
         return self.snapshot().get(event, 0)
 
-    def breaker_opened(self, seconds: float) -> None:
-        """The publisher's circuit breaker opened for `seconds`."""
-        self._open_until = time.monotonic() + seconds
+    def breaker_opened(self, seconds: float, now: float) -> None:
+        """The publisher's circuit breaker opened for `seconds`, at `now` (monotonic s)."""
+        self._open_until = now + seconds
         if self.listener is not None:
             self.listener.breaker_opened(seconds)
 
-    @property
-    def breaker_open(self) -> bool:
-        return time.monotonic() < self._open_until
+    def breaker_open(self, now: float) -> bool:
+        return now < self._open_until

@@ -9,12 +9,11 @@ sends the waiter to read the key.
 from __future__ import annotations
 
 import json
-import time
 from typing import TypeVar
 
 from refresher.core.calls import Call
 from refresher.core.marks import servable, verdict
-from refresher.core.ops import Batch, Command, Listen, Script, Steps, Subscribe
+from refresher.core.ops import Batch, Clock, Command, Listen, Now, Script, Steps, Subscribe
 from refresher.core.protocol.scripts import DROP_FOREIGN_LOCK
 from refresher.core.protocol.signals import FAILED, FILLED, RETRY, WRITTEN
 from refresher.core.state import SERVABLE, Nothing, LoaderState
@@ -47,8 +46,9 @@ def await_holder(state: LoaderState[R], call: Call) -> Steps[R]:
         about(state.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
     if lock_pttl <= 0:
         raise Retry
-    deadline = time.monotonic() + lock_pttl / 1000
-    while (left := deadline - time.monotonic()) > 0:
+    started: Clock = yield Now()
+    deadline = started.monotonic + lock_pttl / 1000
+    while (left := deadline - (yield Now()).monotonic) > 0:
         data = yield Listen(subscription, left)
         if data is not None and not isinstance(value := (yield from _heard(state, call, data)), Nothing):
             return value

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from refresher.core.calls import Call
-from refresher.core.failures import cache_error, count, reply_text
+from refresher.core.failures import CacheFailure, cache_error, count, reply_text
 from refresher.core.marks import current_marks
-from refresher.core.ops import Script, Steps
+from refresher.core.ops import Clock, Now, Script, Steps
 from refresher.core.protocol.scripts import BUMP_EPOCH, REPLACE_VALUE
 from refresher.core.protocol.signals import filled
-from refresher.core.state import LoaderState, now_ms
+from refresher.core.state import LoaderState
 from refresher.core.envelope import Envelope, new_version
 from refresher.errors import RefresherError
 
@@ -34,14 +32,14 @@ def _replace(state: LoaderState[Any], call: Call, envelope: Envelope) -> Steps[N
     data = envelope.to_bytes()
     try:
         unsent = yield Script(REPLACE_VALUE, (keys.value,), (data, px, keys.signal, filled(data)[:1]))
-    except RedisError as exc:
+    except CacheFailure as exc:
         raise _not_written(state, keys.value, exc) from exc
     if unsent:
         log.warning("%s: written, but waiters could not be told (%s): they read the key when their wait ends",
                     keys.value, reply_text(unsent))
 
 
-def _not_written(state: LoaderState[Any], key: str, exc: RedisError) -> RefresherError:
+def _not_written(state: LoaderState[Any], key: str, exc: CacheFailure) -> RefresherError:
     count(state, exc)
     return cache_error(exc, f"writing {key}")
 
@@ -50,13 +48,15 @@ def set_value(state: LoaderState[Any], call: Call, value: Any) -> Steps[None]:
     payload, _ = state.encode(value)
     try:
         marks = yield from current_marks(state, call)
-    except RedisError as exc:
+    except CacheFailure as exc:
         raise _not_written(state, call.keys.value, exc) from exc
-    yield from _replace(state, call, state.envelope(payload, 0, marks))
+    now: Clock = yield Now()
+    yield from _replace(state, call, state.envelope(payload, 0, now.ms, marks))
 
 
 def invalidate(state: LoaderState[Any], call: Call) -> Steps[None]:
-    yield from _replace(state, call, Envelope(new_version(), now_ms(), 0, 0, 0, b"", tombstone=True))
+    now: Clock = yield Now()
+    yield from _replace(state, call, Envelope(new_version(), now.ms, 0, 0, 0, b"", tombstone=True))
 
 
 def bump_epoch(key: str, hard: bool) -> Steps[int]:
@@ -64,5 +64,5 @@ def bump_epoch(key: str, hard: bool) -> Steps[int]:
     its floor with it, if hard). One write, whatever the number of values (epochs.py)."""
     try:
         return int((yield Script(BUMP_EPOCH, (key,), ("hard" if hard else "soft",))))
-    except RedisError as exc:
+    except CacheFailure as exc:
         raise cache_error(exc, f"writing {key}") from exc

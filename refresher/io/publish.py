@@ -189,7 +189,7 @@ class Publisher:
         except Exception as exc:  # any broker failure: reads go on, the marker is freed
             self.link.drop()  # the next publish, after the cool-down, opens a new one
             self.breaker.trip()
-            self.stats.breaker_opened(self.breaker.cooldown)
+            self.stats.breaker_opened(self.breaker.cooldown, time.monotonic())
             about(job.loader, job.key).warning(
                 "publishing a refresh failed (%s: %s); not publishing for %.1fs",
                 type(exc).__name__, exc, self.breaker.cooldown, extra={"error_type": type(exc).__name__},

@@ -12,7 +12,9 @@ from refresher.core import wire
 from refresher.core.calls import Call, call_repr
 from refresher.core.protocol.outcomes import Outcome
 from refresher.core.renew import refresh
+from refresher.core.failures import CacheFailure
 from refresher.core.together import together
+from refresher.io.failures import escaped
 from refresher.errors import RefreshFailed, TaskRejected, UnknownLoader
 from refresher.core.logs import about
 
@@ -114,6 +116,7 @@ def refresh_keys(items: list[Any]) -> str:
             refresh(entry.state, call, enqueued_at, seen) for _, entry, call, enqueued_at, seen in group
         ]))
         for (i, entry, call, _, _), result in zip(group, results):
+            result = escaped(result) if isinstance(result, CacheFailure) else result  # named as a lone refresh's
             outcomes[i] = _report(entry, call, result, started)
             if isinstance(result, Exception):  # the error beside its key, as the task's exception shows it
                 failed = True

@@ -12,9 +12,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from refresher.core.failures import CacheFailure
 from refresher.core.lock import keep_alive
 from refresher.core.ops import (
-    Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
+    Batch, CanPublish, Coalesce, Command, Keep, Listen, Load, MGet, Pause, Pipeline, Publish, Script, Steps, Subscribe,
 )
 from refresher.io.drivers.asubscriber import Subscriber, Subscription
 from refresher.io.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
@@ -34,16 +35,17 @@ class AsyncDriver(Driver):
         super().__init__(sync.flights, sync.publisher, sync.socket_timeout, sync.breaker)
         self.redis = redis
         self.sync = sync  # undoes a failed publish from the publisher's thread
+        self.tracker = sync.tracker
         self._scripts: dict[str, AsyncScript] = {}
-        self._reading: dict[str, asyncio.Future[bytes | None | Exception | _ReadAgain]] = {}
+        self._reading: dict[str, asyncio.Future[bytes | None | CacheFailure | _ReadAgain]] = {}
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Awaitable[Any]]] = {
             Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
             Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load, Pause: self._pause,
-            Coalesce: self._coalesce, Publish: self._publish,
+            Coalesce: self._coalesce, Publish: self._publish, CanPublish: self._can_publish,
         }
         self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
 
-    async def get(self, key: str) -> bytes | None | Exception:
+    async def get(self, key: str) -> bytes | None | CacheFailure:
         """A hit's one GET, outside any step. Concurrent reads of one key on this loop
         share the GET in flight (as cashews' early mode does): a hot key costs Redis one
         GET per round trip, not one per reader, and the loop one reply to parse. An
@@ -51,12 +53,12 @@ class AsyncDriver(Driver):
         while (shared := self._reading.get(key)) is not None:
             raw = await asyncio.shield(shared)
             if not isinstance(raw, _ReadAgain):
-                return raw
-        future: asyncio.Future[bytes | None | Exception | _ReadAgain] = asyncio.get_running_loop().create_future()
+                return self.read(raw)
+        future: asyncio.Future[bytes | None | CacheFailure | _ReadAgain] = asyncio.get_running_loop().create_future()
         self._reading[key] = future
         try:
             raw = cast(bytes | None, await self.redis.get(key))  # bytes: the client does not decode
-        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
+        except RedisError as exc:  # as the core's failure (io/failures.py)
             raw = self.failed(exc, key)
         except BaseException:  # this reader was cancelled: the others read again themselves
             raw = _ReadAgain()
@@ -66,10 +68,10 @@ class AsyncDriver(Driver):
             future.set_result(raw)
         if self.breaker.open and not isinstance(raw, Exception):  # this GET was the probe
             self.breaker.of(key).succeeded()
-        return raw
+        return self.read(raw)
 
     async def run(self, steps: Steps[T]) -> T:
-        stepper = Stepper(steps)
+        stepper = Stepper(steps, self.tracker)
         try:
             for op in stepper:
                 try:
@@ -196,6 +198,9 @@ class AsyncDriver(Driver):
 
     async def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
         return await self.flights.ado(op.key, lambda: self.run(op.steps()))
+
+    async def _can_publish(self, op: CanPublish, _: Stepper[Any]) -> float | None:
+        return self.can_publish()
 
     async def _publish(self, op: Publish, _: Stepper[Any]) -> bool:
         return self.publish(op, self.sync)

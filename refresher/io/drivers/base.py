@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from refresher.core.failures import CacheFailure
 from refresher.io.breaker import Breakers
 from refresher.core.ops import Command, Publish, Script, Steps
 from refresher.errors import RefresherError
+from refresher.io.failures import failure_of
 from refresher.io.singleflight import Group
+from refresher.io.tracking import Tracker
 
 if TYPE_CHECKING:
     from refresher.io.publish import Publisher
 
 
 log = logging.getLogger("refresher")
+R = TypeVar("R")
 
 SHARDED_SINCE = (7, 0)  # SPUBLISH and SSUBSCRIBE
 _SPUBLISH = re.compile(r"""(['"])SPUBLISH\1""")
@@ -61,13 +65,28 @@ class Driver:
         self.socket_timeout = socket_timeout
         self.breaker = breaker  # the cache Redis's: a GET that finds it unreachable opens it
         self.sharded: bool | None = None  # sharded pub/sub, known from the first script or wait
+        # Drained before the core decides on anything read (Stepper, `read`): set by the client.
+        self.tracker: Tracker | None = None
 
-    def failed(self, exc: Exception, key: str) -> Exception:
-        """A GET's error, told to the breaker of the key's master: a cache that let it wait
-        a timeout opens it (a refused connection costs no wait: reads go on finding out)."""
+    def failed(self, exc: RedisError, key: str) -> CacheFailure:
+        """A GET's error, told to the breaker of the key's master (a cache that let it wait a
+        timeout opens it; a refused connection costs no wait: reads go on finding out for
+        themselves), as the core's failure."""
         if isinstance(exc, RedisTimeoutError):
             self.breaker.of(key).trip()
-        return exc
+        return failure_of(exc)
+
+    def read(self, raw: R) -> R:
+        """A GET's outcome, once the invalidations received by then are applied: the core
+        decides on it next."""
+        tracker = self.tracker
+        if tracker is not None and tracker.live:
+            tracker.sync()  # drain(), one call less: this is every hit's
+        return raw
+
+    def can_publish(self) -> float | None:
+        """CanPublish's reply."""
+        return self.publisher.timeout if self.publisher.available() else None
 
     def publish(self, op: Publish, undo_with: Runs) -> bool:
         """Hand the task over; a failed publish is undone from the publisher's thread."""

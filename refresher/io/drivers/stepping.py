@@ -1,10 +1,18 @@
-"""Feeding a step the outcome of each op: the one piece of driving both drivers share."""
+"""Feeding a step the outcome of each op: the one piece of driving both drivers share,
+and the edge where the core's inputs are made the core's own. Before a step is resumed
+the tracker's invalidations received so far are applied (the core decides on current
+epochs and copies), redis-py's errors become the core's failures (io/failures.py), and
+the core's Now is answered with the clock."""
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from refresher.core.ops import Op, Steps
+from refresher.core.failures import CacheFailure
+from refresher.core.ops import Now, Op, Pipeline, Steps
+from refresher.io.clock import clock
+from refresher.io.failures import as_failure, escaped
+from refresher.io.tracking import Tracker
 
 T = TypeVar("T")
 
@@ -12,12 +20,14 @@ T = TypeVar("T")
 class Stepper(Generic[T]):
     """Iterate to get the step's next op; set `reply` (or `error`) before the next one.
     When the step returns, iteration stops and `value` holds what it returned; when it
-    raises, the exception comes out of the iteration."""
+    raises, the exception comes out of the iteration (a cache failure as redis-py's error)."""
 
-    __slots__ = ("_steps", "reply", "error", "value", "opened", "kept")
+    __slots__ = ("_steps", "_tracker", "_pipeline", "reply", "error", "value", "opened", "kept")
 
-    def __init__(self, steps: Steps[T]) -> None:
+    def __init__(self, steps: Steps[T], tracker: Tracker | None = None) -> None:
         self._steps = steps
+        self._tracker = tracker  # drained before each resume
+        self._pipeline = False  # the op performed was a Pipeline: its replies may be errors
         self.reply: Any = None
         self.error: BaseException | None = None
         self.value: T
@@ -30,8 +40,21 @@ class Stepper(Generic[T]):
     def __next__(self) -> Op:
         error, self.error = self.error, None
         reply, self.reply = self.reply, None
+        if self._tracker is not None:
+            self._tracker.drain()
         try:
-            return self._steps.throw(error) if error is not None else self._steps.send(reply)
+            if error is not None:
+                op = self._steps.throw(as_failure(error))
+            else:
+                op = self._steps.send([as_failure(one) for one in reply] if self._pipeline else reply)
+            while type(op) is Now:  # no round trip: the clock is read here
+                op = self._steps.send(clock())
         except StopIteration as done:
             self.value = done.value
             raise StopIteration from None
+        except CacheFailure as failure:
+            unhandled = escaped(failure)
+        else:
+            self._pipeline = type(op) is Pipeline
+            return op
+        raise unhandled  # outside the handler: redis-py's error, not chained to the core's

@@ -11,8 +11,9 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script as RedisScript
 from redis.exceptions import RedisError
 
+from refresher.core.failures import CacheFailure
 from refresher.core.ops import (
-    Batch, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
+    Batch, CanPublish, Coalesce, Command, Keep, Listen, Load, MGet, Pipeline, Publish, Script, Steps, Subscribe,
 )
 from refresher.io.drivers.base import Driver, for_server, lost_scripts, sharded_pubsub
 from refresher.io.drivers.board import pubsub_kwargs
@@ -35,28 +36,28 @@ class SyncDriver(Driver):
         self._perform: dict[type, Callable[[Any, Stepper[Any]], Any]] = {
             Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
             Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load,
-            Coalesce: self._coalesce, Publish: self._publish,
+            Coalesce: self._coalesce, Publish: self._publish, CanPublish: lambda op, _: self.can_publish(),
         }
         self.watchdog = Watchdog(lambda op, stepper: self._perform[type(op)](op, stepper))
         self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
         self._subscribers_lock = threading.Lock()
         self._pid = os.getpid()
 
-    def get(self, key: str) -> bytes | None | Exception:
+    def get(self, key: str) -> bytes | None | CacheFailure:
         """A hit's one GET, outside any step (a generator per hit would cost more than
         the read decision itself); an unreachable cache comes back as its error."""
         if not self.publisher.started:
             self.publisher.start()
         try:
             raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # redis-py types a reply as sync | Awaitable
-        except RedisError as exc:  # the core turns it into the library's own (core/failures.py)
-            return self.failed(exc, key)
+        except RedisError as exc:  # as the core's failure (io/failures.py)
+            return self.read(self.failed(exc, key))
         if self.breaker.open:  # this GET was the probe: the cache answers again
             self.breaker.of(key).succeeded()
-        return raw
+        return self.read(raw)
 
     def run(self, steps: Steps[T]) -> T:
-        stepper = Stepper(steps)
+        stepper = Stepper(steps, self.tracker)
         try:
             for op in stepper:
                 try:

@@ -13,7 +13,8 @@ from refresher.core.calls import Call
 from refresher.ops.cli.common import redis_call
 from refresher.io.connect import SyncClient
 from refresher.core.protocol.layout import BACKOFF
-from refresher.core.state import Nothing, now_ms
+from refresher.core.state import Nothing
+from refresher.io.clock import now_ms
 from refresher.api.loader import Loader
 from refresher.core.policy import Verdict, Window, decide
 

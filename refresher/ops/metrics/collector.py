@@ -6,6 +6,7 @@ become metric families at scrape time.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Iterator
 
@@ -49,7 +50,7 @@ class StatsCollector(Collector):
                     cumulative = [sum(buckets[: i + 1]) for i in range(len(buckets))]
                     histogram.add_metric([loader_name], list(zip(bounds, map(float, cumulative))), total)
             yield histogram
-        yield GaugeMetricFamily(BREAKER, BREAKER_HELP, value=float(any(stats.breaker_open for stats in every)))
+        yield GaugeMetricFamily(BREAKER, BREAKER_HELP, value=float(any(stats.breaker_open(time.monotonic()) for stats in every)))
         near = near_figures()
         for gauge in NEAR_GAUGES:
             yield GaugeMetricFamily(gauge.name, gauge.help, value=near[gauge.name])
