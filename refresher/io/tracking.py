@@ -27,13 +27,11 @@ import time
 from typing import Callable
 
 from redis.connection import ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from refresher.io.breaker import Breaker, Breakers
 from refresher.io.tracking_link import (
-    AT_EXIT, CLIENT_NAME, DEAD_AFTER, PING_EVERY, Frozen, Link, arrivals, master_name, names, not_on, turns,
+    AT_EXIT, CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names, not_on, turns,
 )
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
@@ -44,8 +42,6 @@ RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tra
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
-OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
-FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
 
 
 class Tracker:
@@ -149,9 +145,7 @@ class Tracker:
         with self.lock:
             self._down(None)
 
-    # -- under the lock --------------------------------------------------------------
-
-    def _drain(self) -> None:
+    def _drain(self) -> None:  # under the lock, as _down is
         self._draining = True
         try:
             for link in self._links:
@@ -187,8 +181,6 @@ class Tracker:
             link.close()
         self._links = []
 
-    # -- the background thread -------------------------------------------------------
-
     def _step(self) -> float:
         """One turn of the thread, and the wait before the next: whatever fails takes the
         tracker down (near cache flushed and bypassed, epochs fetched) until it is on again."""
@@ -212,16 +204,8 @@ class Tracker:
             return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
 
     def _connect(self) -> None:
-        links: list[Link] = []
         self._connecting = ""  # until a master's link is being made
-        try:
-            for pool in self._pools():
-                self._connecting = master_name(pool)
-                links.append(Link(pool, self._prefixes))
-        except Exception:
-            for link in links:
-                link.close()
-            raise
+        links = connect(self._pools(), self._prefixes, lambda name: setattr(self, "_connecting", name))
         poll, close_poll = arrivals(links)
         with self.lock:
             self._links = links

@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterable, Protocol
 
 import hiredis
 from redis.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("refresher")
 CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
@@ -26,6 +28,10 @@ INVALIDATIONS = b"__redis__:invalidate"
 
 class Frozen(ConnectionError):
     """A PING went unanswered for DEAD_AFTER: the server is frozen or unreachable."""
+
+
+OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
+FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
 
 
 def socket_of(connection: Any) -> socket.socket | None:
@@ -123,6 +129,21 @@ class Link:
     def close(self) -> None:
         self.connection.disconnect()
         self.pinger.disconnect()
+
+
+def connect(pools: list[ConnectionPool], prefixes: list[str], trying: Callable[[str], None]) -> list[Link]:
+    """A link per master (`trying` told which is being made), or none: a failure closes
+    the links made so far and is raised."""
+    links: list[Link] = []
+    try:
+        for pool in pools:
+            trying(master_name(pool))
+            links.append(Link(pool, prefixes))
+    except Exception:
+        for link in links:
+            link.close()
+        raise
+    return links
 
 
 def master_name(pool: ConnectionPool) -> str:
