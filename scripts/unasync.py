@@ -21,6 +21,7 @@ from pathlib import Path
 
 FILES = {  # async source -> generated sync file
     "refresher/io/drivers/aio.py": "refresher/io/drivers/sync.py",
+    "refresher/io/drivers/asubscriber.py": "refresher/io/drivers/subscriber.py",
     "refresher/api/areads.py": "refresher/api/reads.py",
 }
 
@@ -28,6 +29,8 @@ SUBS = [  # (async, sync), applied in order, each as a whole token
     ("redis.asyncio.cluster", "redis.cluster"),
     ("refresher.io.drivers.asubscriber", "refresher.io.drivers.subscriber"),
     ("refresher.io.drivers.tasks", "refresher.io.drivers.threads"),
+    ("refresher.io.drivers.task_links", "refresher.io.drivers.thread_links"),
+    ("TaskLinks", "ThreadLinks"),
     ("Tasks", "Threads"),
     ("AsyncScript", "Script"),
     ("AsyncDriver", "SyncDriver"),

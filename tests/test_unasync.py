@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "unasync.py"
 PAIRS = {"refresher/io/drivers/aio.py": "refresher/io/drivers/sync.py",
+         "refresher/io/drivers/asubscriber.py": "refresher/io/drivers/subscriber.py",
          "refresher/api/areads.py": "refresher/api/reads.py"}
 
 
