@@ -9,6 +9,8 @@ tokens substituted (`async def` -> `def`, `await ` -> nothing, `AsyncDriver` -> 
 
 `--root DIR` works on another checkout (the test of the check runs it on a tampered copy).
 A substitution that matches nothing fails the run too: it is dead, or a source lost a name.
+mypy (strict) checks each generated file against its own flavour's helpers, so a helper that
+one flavour lacks, or types differently, fails `make typecheck`.
 """
 
 from __future__ import annotations
