@@ -13,7 +13,7 @@ OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml ci/oldest.txt | 
 WHEEL_STAMP  := $(WHEEL)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py tests/test_async.py tests/test_lean.py
 
-.PHONY: install redis rabbitmq prometheus test docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
+.PHONY: install redis rabbitmq prometheus test check-generated unasync docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml ci/main.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ prometheus:  # promtool checks ops/prometheus/prometheus.yml (tests/test_dashboa
 typecheck: install
 	$(BIN)/python -m mypy
 
-test: typecheck docs redis rabbitmq prometheus
+# The sync code is generated from its async source (scripts/unasync.py): a stale copy fails here.
+check-generated:
+	$(PYTHON) scripts/unasync.py --check
+
+unasync:
+	$(PYTHON) scripts/unasync.py
+
+test: check-generated typecheck docs redis rabbitmq prometheus
 	$(BIN)/python -m pytest -q -m "not bench"
 	# The core and fault tests again with the cache on a real Redis Cluster (3 masters, 3
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the

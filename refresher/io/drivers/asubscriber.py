@@ -1,28 +1,22 @@
-"""The asyncio driver's waits: one pub/sub connection per node and event loop, shared by
-every task of that loop that waits there, and read by a task of its own (see board.py)."""
+"""The driver's waits, written once for asyncio (scripts/unasync.py generates the sync
+subscriber.py from this file): one pub/sub connection per node, shared by every waiting
+read of the process (of the event loop, with asyncio), read by a thread or task of its own
+(see board.py). How a link is opened and read differs: task_links.py, thread_links.py."""
 
 from __future__ import annotations
 
 import contextlib
-import asyncio
 from typing import Any
 
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from refresher.io.drivers.board import SUBSCRIBED, Link, Subscribers, last_unsubscribe
-from refresher.io.drivers.subscriber import IDLE_CHECK
-
-Inbox = asyncio.Queue[Any]
-
-
-class _Link(Link[Inbox]):
-    def __init__(self, connection: Any) -> None:
-        super().__init__(connection)
-        self.opening: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # done once connected
-        self.task: asyncio.Task[None] | None = None  # connects, then reads
+from refresher.io.drivers.board import SUBSCRIBED, Link
+from refresher.io.drivers.task_links import Inbox, TaskLinks, next_item
 
 
 class Subscription:
+    """One waiting read's handle on its channel, for as long as its step runs."""
+
     __slots__ = ("_subscriber", "_link", "_channel", "_inbox")
 
     def __init__(self, subscriber: Subscriber, link: Link[Inbox], channel: bytes, inbox: Inbox) -> None:
@@ -30,10 +24,7 @@ class Subscription:
 
     async def listen(self, timeout: float) -> bytes | None:
         """The next message's data, or None when `timeout` passes first."""
-        try:
-            item = await asyncio.wait_for(self._inbox.get(), timeout) if timeout > 0 else self._inbox.get_nowait()
-        except (asyncio.TimeoutError, asyncio.QueueEmpty):
-            return None
+        item = await next_item(self._inbox, timeout)
         if isinstance(item, BaseException):
             raise item
         return None if item is SUBSCRIBED else item
@@ -42,81 +33,44 @@ class Subscription:
         await self._subscriber.leave(self._link, self._channel, self._inbox)
 
 
-class Subscriber(Subscribers[Inbox]):
+class Subscriber(TaskLinks):
     async def subscribe(self, channel: str) -> Subscription:
         """A subscription to `channel`, confirmed by the server (within the socket timeout)."""
         name, inbox = channel.encode(), Inbox()
-        link = await self._open()
-        send, wait = link.board.join(name, inbox)
-        subscription = Subscription(self, link, name, inbox)
+        subscription = None
         try:
-            if send:
-                await self._send(link, self._subscribe, name)
+            async with self._locked():
+                link = await self._open()
+                send, wait = link.board.join(name, inbox)
+                subscription = Subscription(self, link, name, inbox)
+                if send:
+                    await self._send(link, self._subscribe, name)
             if wait:
-                try:
-                    item = await asyncio.wait_for(inbox.get(), self._timeout)
-                except asyncio.TimeoutError:
+                item = await next_item(inbox, self._timeout)
+                if item is None:
                     item = RedisTimeoutError(f"{self._subscribe} {channel} was not confirmed within {self._timeout:g} s")
                 if item is not SUBSCRIBED:
                     raise item
+            return subscription
         except BaseException:  # cancelled too: the channel must not stay subscribed for nobody
-            await subscription.close()
+            if subscription is not None:
+                await subscription.close()
             raise
-        return subscription
-
-    async def _open(self) -> Link[Inbox]:
-        """The current link, connected (a new one if there is none)."""
-        while True:
-            link = self._link
-            if link is None:
-                link = self._link = _Link(self._make())
-                link.task = asyncio.create_task(self._run(link))
-            assert isinstance(link, _Link)
-            try:
-                await asyncio.shield(link.opening)
-            except BaseException:
-                if self._link is link:
-                    self._link = None
-                raise
-            if link is self._link:
-                return link
 
     async def leave(self, link: Link[Inbox], channel: bytes, inbox: Inbox) -> None:
-        if not link.board.leave(channel, inbox) or link is not self._link:
-            return
-        if link.board.empty:
-            link.board.closing, self._link = True, None
-        with contextlib.suppress(Exception):  # a link that broke has told its waiters already
-            await self._send(link, self._unsubscribe, channel)
+        async with self._locked():
+            if not link.board.leave(channel, inbox) or link is not self._link:
+                return
+            if link.board.empty:  # before the send: a new waiter opens a new link, not this closing one
+                link.board.closing, self._link = True, None
+            with contextlib.suppress(Exception):  # a link that broke has told its waiters already
+                await self._send(link, self._unsubscribe, channel)
 
     async def _send(self, link: Link[Inbox], *args: Any) -> None:
+        """(Under the lock, with threads.) A failed send is the link's failure: every
+        waiter hears it, and the link is never used again."""
         try:
             await link.connection.send_command(*args, check_health=False)
         except Exception as exc:
             self._fail(link, exc)
             raise
-
-    async def _run(self, link: _Link) -> None:
-        connection = link.connection
-        try:
-            await connection.connect()
-        except Exception as exc:
-            link.opening.set_exception(exc)
-            return
-        link.opening.set_result(None)
-        try:
-            while True:
-                reply = await connection.read_response(timeout=IDLE_CHECK)
-                if reply is None:
-                    if link.board.closing:
-                        return
-                    continue
-                waiters, item = link.board.heard(reply)
-                for inbox in waiters:
-                    inbox.put_nowait(item)
-                if link.board.closing and link.board.empty and last_unsubscribe(reply):
-                    return
-        except Exception as exc:
-            self._fail(link, exc)
-        finally:
-            await connection.disconnect()

@@ -20,6 +20,7 @@ class Inbox(Protocol):
 
 W = TypeVar("W", bound=Inbox)
 
+IDLE_CHECK = 1.0  # how often a link's reader with nothing to read looks whether the link was closed
 SUBSCRIBED = "subscribed"  # put in a waiter's queue when its channel's SSUBSCRIBE is confirmed
 
 
@@ -114,7 +115,7 @@ class Subscribers(Generic[W]):
         self._subscribe, self._unsubscribe = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
 
     def _fail(self, link: Link[W], exc: BaseException) -> None:
-        """(Under the sync subscriber's lock.)"""
+        """(Under the lock, with threads.)"""
         if self._link is link:
             self._link = None
         for inbox in link.board.fail():

@@ -1,0 +1,99 @@
+"""What only the sync driver does, beside the body it shares with the asyncio one (aio.py,
+from which scripts/unasync.py generates sync.py; tasks.py is this module's asyncio twin):
+the first read starts the publisher, one watchdog thread keeps every held lock alive, and
+a forked child drops the subscribers its parent's threads read."""
+
+from __future__ import annotations
+
+import os
+import threading
+from abc import abstractmethod
+from typing import Any, Callable, ContextManager, TypeVar
+
+from redis import Redis
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import RedisError
+
+from refresher.core.failures import CacheFailure
+from refresher.core.ops import Held, Load, Op, Steps
+from refresher.io.breaker import Breakers
+from refresher.io.drivers.base import Driver
+from refresher.io.drivers.stepping import Stepper
+from refresher.io.drivers.subscriber import Subscriber
+from refresher.io.drivers.watchdog import Lease, Watchdog
+from refresher.io.publish import Publisher
+from refresher.io.singleflight import Group
+
+T = TypeVar("T")
+
+BLOCKING = True  # a read may wait, in its thread, for another thread's read of the same key (near cache)
+
+Keeper = Lease  # what keeps a lock alive until it is let go
+
+
+class Threads(Driver):
+    def __init__(self, redis: Redis | RedisCluster, flights: Group[Any], publisher: Publisher, socket_timeout: float,
+                 breaker: Breakers) -> None:
+        super().__init__(flights, publisher, socket_timeout, breaker)
+        self.redis = redis
+        self._scripts: dict[str, Script] = {}
+        self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
+        self._subscribers_lock = threading.Lock()
+        self._pid = os.getpid()
+        self.watchdog = Watchdog(self.perform)
+
+    def get(self, key: str) -> bytes | None | CacheFailure:
+        """A hit's one GET, outside any step (a generator per hit would cost more than
+        the read decision itself); an unreachable cache comes back as its error."""
+        if not self.publisher.started:
+            self.publisher.start()
+        try:
+            raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # redis-py types a reply as sync | Awaitable
+        except RedisError as exc:  # as the core's failure (io/failures.py)
+            return self.read(self.failed(exc, key))
+        if self.breaker.open:  # this GET was the probe: the cache answers again
+            self.breaker.of(key).succeeded()
+        return self.read(raw)
+
+    @abstractmethod
+    def run(self, steps: Steps[T]) -> T:
+        """(The shared body's, generated from aio.py.)"""
+
+    @abstractmethod
+    def perform(self, op: Op, stepper: Stepper[Any]) -> Any:
+        """(The shared body's, generated from aio.py.)"""
+
+    def _hold(self, held: Held) -> Keeper:
+        return self.watchdog.hold(held)
+
+    def _let_go(self, keeper: Keeper) -> None:
+        self.watchdog.drop(keeper)
+
+    def _holding(self, held: Held) -> ContextManager[None]:
+        return self.watchdog.holding(held)
+
+    def _call(self, op: Load) -> Any:
+        return op.fn(*op.call.args, **op.call.kwargs)
+
+    def _info(self) -> Any:
+        """The server's INFO server section (a Cluster's default node's)."""
+        client = self.redis
+        node = client.get_default_node().redis_connection if isinstance(client, RedisCluster) else client
+        return node.info("server")
+
+    def _node(self, channel: str) -> tuple[str, Callable[..., Any], dict[str, Any]]:
+        """The name of the node that owns the channel's slot, and how the client connects to it."""
+        client = self.redis
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(channel)
+            pool = client.get_redis_connection(node).connection_pool
+            return node.name, pool.connection_class, pool.connection_kwargs
+        return "", client.connection_pool.connection_class, client.connection_pool.connection_kwargs
+
+    def _looking_up(self) -> ContextManager[Any]:
+        """The process's threads look subscribers up one at a time. A forked child starts
+        afresh: no reader threads, and maybe a lock held by one that is gone."""
+        if self._pid != os.getpid():
+            self._subscribers, self._subscribers_lock, self._pid = {}, threading.Lock(), os.getpid()
+        return self._subscribers_lock
