@@ -200,7 +200,7 @@ def worker_process(redis_url: str) -> Iterator[WorkerProcess]:
     """`celery -A workers worker` as a subprocess with the test loaders registered."""
     proc = WorkerProcess(redis_url).start()
     yield proc
-    proc.stop()
+    proc.discard()
 
 
 @pytest.fixture(params=os.environ.get("REFRESHER_TEST_MODES", ",".join(MODES)).split(","))
