@@ -44,4 +44,4 @@ def worker_process(redis_url: str, broker: Broker, broker_url: str) -> Iterator[
     assert proc.log is not None
     proc.log.wait_for(connected(broker), timeout=1)  # consuming from this layout's broker
     yield proc
-    proc.stop()
+    proc.discard()
