@@ -82,7 +82,7 @@ def worker(redis_url: str, broker: Broker) -> Iterator[WorkerProcess]:
     w = WorkerProcess(redis_url, loaders="tests.support.fault_loaders", pool="prefork", concurrency=2,
                       flags=(), extra_env={"REFRESHER_BROKER_URL": broker.url}).start()
     yield w
-    w.stop()
+    w.discard()
 
 
 def test_the_worker_survives_ten_broker_restarts_and_keeps_refreshing(
