@@ -136,4 +136,4 @@ def test_reads_are_served_through_an_amqp_outage_and_refreshes_resume_after_it(
         assert stats["refresh_enqueued"] == 2
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
-        worker.discard()
+        worker.stop()
