@@ -18,6 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.support.cluster import RedisClusterServers
+from tests.support.inprocess import in_process_worker
 from tests.support.reading import MODES, Reading
 from tests.support.servers import RedisServer, WorkerProcess, free_port
 
@@ -141,22 +142,9 @@ def worker(broker_url: str) -> Iterator[object]:
     """A real Celery worker in this process (threads pool), consuming the refresher queue.
 
     It shares this process's loader registry, so loaders defined in a test are refreshable.
-    Its broker reads (BRPOP) return every 0.1 s instead of kombu's 1 s: stopping it waits
-    for the read in progress, which made every test using it a full second longer.
     """
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.app import app
-
-    app.conf.broker_url = broker_url
-    options = app.conf.broker_transport_options
-    app.conf.broker_transport_options = {**options, "polling_interval": 0.1}
-    try:
-        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
-                          loglevel="WARNING", shutdown_timeout=10) as running:
-            yield running
-    finally:
-        app.conf.broker_transport_options = options
+    with in_process_worker(broker_url) as running:
+        yield running
 
 
 class TaskLog:
