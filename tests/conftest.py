@@ -18,6 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.support.cluster import RedisClusterServers
+from tests.support.inprocess import in_process_worker
 from tests.support.reading import MODES, Reading
 from tests.support.servers import RedisServer, WorkerProcess, free_port
 
@@ -142,13 +143,7 @@ def worker(broker_url: str) -> Iterator[object]:
 
     It shares this process's loader registry, so loaders defined in a test are refreshable.
     """
-    from celery.contrib.testing.worker import start_worker
-
-    from workers.app import app
-
-    app.conf.broker_url = broker_url
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
-                      loglevel="WARNING", shutdown_timeout=10) as running:
+    with in_process_worker(broker_url) as running:
         yield running
 
 
@@ -193,7 +188,7 @@ def worker_process(redis_url: str) -> Iterator[WorkerProcess]:
     """`celery -A workers worker` as a subprocess with the test loaders registered."""
     proc = WorkerProcess(redis_url).start()
     yield proc
-    proc.stop()
+    proc.discard()
 
 
 @pytest.fixture(params=os.environ.get("REFRESHER_TEST_MODES", ",".join(MODES)).split(","))

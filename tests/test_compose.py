@@ -136,7 +136,7 @@ def test_the_worker_service_refreshes_the_example_loaders(compose: dict[str, Any
         assert loaders.origin_calls() == {"refresher": 2}
         assert loaders.user_profile.get(7)["loaded_at"] > first["loaded_at"]
     finally:
-        worker.stop()
+        worker.discard()
 
 
 def flower_args(service: dict[str, Any], port: int) -> list[str]:

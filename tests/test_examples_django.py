@@ -115,7 +115,7 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
         assert site.get("/products/5")[1]["price_cents"] == 450  # what the worker loaded
         assert site.origin_calls() - origin == 2
     finally:
-        worker.stop()
+        worker.discard()
 
 
 def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Site) -> None:

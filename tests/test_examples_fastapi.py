@@ -54,7 +54,7 @@ def apps(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
         try:
             yield Apps(cold.wait_ready(), hot.wait_ready(), worker, r)
         finally:
-            worker.stop()
+            worker.discard()
     finally:
         cold.stop()
         hot.stop()

@@ -49,7 +49,7 @@ def site(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
         try:
             yield Site(server.wait_ready(), worker, r, f"http://127.0.0.1:{port}/metrics")
         finally:
-            worker.stop()
+            worker.discard()
     finally:
         server.stop()
         r.close()

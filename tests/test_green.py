@@ -110,4 +110,4 @@ def test_a_green_worker_refreshes(library: str, redis_url: str, r: redis.Redis) 
         worker.log.wait_for(r"refresher\.refresh\[\S+\] succeeded in \S+ 'written'", timeout=30)
         assert loaders.calls("windowed") == before + 2  # the miss here, the refresh there
     finally:
-        worker.stop()
+        worker.discard()

@@ -30,7 +30,7 @@ def epoch_worker(redis_server: RedisServer) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(os.environ["REFRESHER_REDIS_URL"], loaders="tests.support.epoch_loaders", concurrency=2,
                          extra_env={"REFRESHER_QUEUE": "epochs"}).start()
     yield proc
-    proc.stop()
+    proc.discard()
 
 
 def warm_up() -> None:

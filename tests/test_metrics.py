@@ -35,7 +35,7 @@ def prefork_worker(redis_url: str, tmp_path: Path) -> Iterator[tuple[WorkerProce
         "REFRESHER_METRICS_PORT": str(port), "REFRESHER_METRICS_ADDR": "127.0.0.1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).start()
     yield worker, f"http://127.0.0.1:{port}/metrics"
-    worker.stop()
+    worker.discard()
 
 
 def test_a_prefork_worker_exports_what_its_children_refreshed(

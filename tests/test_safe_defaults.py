@@ -58,7 +58,7 @@ def metrics_worker(redis_url: str, request: pytest.FixtureRequest) -> Iterator[i
     port = free_port()
     worker = WorkerProcess(redis_url, extra_env={"REFRESHER_METRICS_PORT": str(port), **request.param}).start()
     yield port
-    worker.stop()
+    worker.discard()
 
 
 @pytest.mark.parametrize("metrics_worker, address", [({}, "127.0.0.1"), ({"REFRESHER_METRICS_ADDR": "127.0.0.2"}, "127.0.0.2")],

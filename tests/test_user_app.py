@@ -63,7 +63,7 @@ def project_worker(project: Project, redis_server: RedisServer) -> Iterator[Work
     worker = WorkerProcess(redis_server.url, loaders="", extra_env=project.env, app="tests.support.userproj",
                            queues="celery,refresher").start()
     yield worker
-    worker.stop()
+    worker.discard()
 
 
 def reading_side(project: Project, control: redis.Redis) -> tuple[Refresher, Loader[..., dict[str, int]]]:
@@ -109,7 +109,7 @@ def test_the_ready_made_worker_reads_the_same_celery_settings_module(project: Pr
     try:
         refreshed_ahead_by(worker, project, control)
     finally:
-        worker.stop()
+        worker.discard()
 
 
 def refreshed_ahead_by(worker: WorkerProcess, project: Project, control: redis.Redis) -> None:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support.brokers import Broker, connected
+from tests.support.brokers import Broker, connected, end
 from tests.support.reading import Reading
 from tests.support.servers import WorkerProcess
 from tests.test_stampede import test_cold_stampede_calls_the_origin_once as test_cold_stampede
@@ -44,4 +44,4 @@ def worker_process(redis_url: str, broker: Broker, broker_url: str) -> Iterator[
     assert proc.log is not None
     proc.log.wait_for(connected(broker), timeout=1)  # consuming from this layout's broker
     yield proc
-    proc.stop()
+    end(proc, broker)

@@ -30,7 +30,7 @@ from refresher.io.publish import Publisher
 from refresher.core.stats import Stats
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
-from tests.support.brokers import Broker, connected, read_until
+from tests.support.brokers import Broker, connected, end, read_until
 from tests.support.rabbitmq import RabbitServer
 from tests.support.servers import WorkerProcess
 
@@ -82,7 +82,7 @@ def worker(redis_url: str, broker: Broker) -> Iterator[WorkerProcess]:
     w = WorkerProcess(redis_url, loaders="tests.support.fault_loaders", pool="prefork", concurrency=2,
                       flags=(), extra_env={"REFRESHER_BROKER_URL": broker.url}).start()
     yield w
-    w.stop()
+    end(w, broker)
 
 
 def test_the_worker_survives_ten_broker_restarts_and_keeps_refreshing(

@@ -24,7 +24,7 @@ def key() -> str:
 @pytest.fixture
 def spawn_worker(redis_url: str) -> Iterator[Callable[..., WorkerProcess]]:
     """Start `celery -A workers worker` subprocesses with the fault loaders registered;
-    every one still running is stopped after the test."""
+    every one still running is discarded after the test."""
     started: list[WorkerProcess] = []
 
     def spawn(url: str | None = None, **options: Any) -> WorkerProcess:
@@ -35,7 +35,7 @@ def spawn_worker(redis_url: str) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield spawn
     for worker in started:
-        worker.stop()
+        worker.discard()
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def test_a_refresh_task_arriving_during_the_back_off_leaves_the_origin_alone(
 def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
     reading: Reading, r: redis.Redis, key: str, state: str, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
-    """3 reader processes x 2 threads read one key in a loop for 4 s, the origin down.
+    """3 reader processes x 2 threads read one key in a loop for 3 s, the origin down.
     in_window: the value is due for a refresh, so every attempt is a worker's refresh.
     stale: the value is past its TTL (within stale_ttl), so the readers retry inline."""
     loader = fl.lenient  # window 30 s, stale_ttl 30 s, back-off 1 s
@@ -126,7 +126,7 @@ def test_the_fleet_tries_a_down_origin_once_per_key_per_backoff_period(
         reading.set(loader, key, old)
         expire_in(r, keys, 20_000 if state == "in_window" else -1_000)
 
-    seconds = 4.0
+    seconds = 3.0  # three back-off periods: at least 2 attempts, at most 4
     reports = run_readers(f"{fl.__name__}.lenient", [key], processes=3, threads=2, seconds=seconds,
                           before_go=write_old_value, mode=reading.mode)
     assert [e for rep in reports for e in rep.errors] == []

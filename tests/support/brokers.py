@@ -9,6 +9,9 @@ from typing import Any, Callable, Protocol
 
 from kombu.connection import Connection
 
+from tests.support.rabbitmq import RabbitServer
+from tests.support.servers import WorkerProcess
+
 
 class Broker(Protocol):
     port: int
@@ -56,3 +59,14 @@ def read_until(read: Callable[[], Any], done: Callable[[Any], bool], timeout: fl
         threading.Event().wait(0.01)
         values.append(read())
     return values
+
+
+def end(worker: WorkerProcess, broker: Broker) -> None:
+    """After a test: a worker on RabbitMQ stops warmly, one on Redis is discarded. RabbitMQ
+    requeues what a killed consumer held once it notices the closed socket, which may come
+    after the next test purged the queue; Redis keeps a killed consumer's unacknowledged
+    messages out of the queue for the visibility timeout, an hour."""
+    if isinstance(broker, RabbitServer):
+        worker.stop()
+    else:
+        worker.discard()
