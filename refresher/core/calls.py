@@ -51,6 +51,10 @@ class Calls:
     def __call__(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
         # Remembered only for int and str arguments: tuples of those are equal exactly
         # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
+        if len(args) == 1 and not kwargs and type(args) is tuple:  # f(id), remembered: no loop (~0.03 us a hit)
+            only = args[0]
+            if (type(only) is str or type(only) is int) and (recent := self._recent.get(args)) is not None:
+                return recent
         for a in args:  # _rememberable(args), inline: this runs on every hit
             if type(a) is not int and type(a) is not str:
                 return self._bound(args, kwargs)
