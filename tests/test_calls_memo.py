@@ -1,5 +1,6 @@
-"""The memo's shortcut for a call with one argument (core/calls.py, the common `f(id)`):
-a remembered call is found again, and no equal value of another type finds it."""
+"""The memo of recent calls (core/calls.py): its shortcut for a call with one argument (the
+common `f(id)`) finds a remembered call again and no equal value of another type finds it;
+when full, the oldest go and the newest stay."""
 
 from __future__ import annotations
 
@@ -32,3 +33,12 @@ def test_one_remembered_argument_is_found_again_and_never_by_an_equal_alias(firs
     assert aliased is not remembered and aliased.args == [alias] and type(aliased.args[0]) is type(alias)
     if type(alias) is not Name:  # a str subclass is canonically the same string: the same key, rebuilt
         assert aliased.keys != remembered.keys
+
+
+def test_a_full_memo_forgets_its_oldest_and_keeps_its_newest() -> None:
+    calls = Calls(one, "ns", "t.one", remember=8)
+    made = [calls((n,), {}) for n in range(8)]
+    newest = calls((8,), {})  # past the bound: the oldest quarter and one more go
+    assert calls((8,), {}) is newest
+    assert all(calls((n,), {}) is made[n] for n in range(7, 2, -1))  # hits: the memo unchanged
+    assert calls((2,), {}) is not made[2]  # forgotten: built again
