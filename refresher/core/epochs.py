@@ -84,6 +84,7 @@ class Epochs:
     def __init__(self, namespace: str) -> None:
         self.prefix = f"{namespace}:epoch:"
         self._known: dict[str, Epoch] = {}
+        self.changes = 0  # bumped after each change to what is known: a near entry's judgement holds until then
         self._expected: dict[str, object] = {}  # epoch key -> the fetch that may learn it
         self._tag_keys: dict[str, str] = {}  # tag -> its epoch key, built once per tag
         self.tracker: Tracking | None = None
@@ -167,6 +168,7 @@ class Epochs:
                             if len(self._known) >= KNOWN_EPOCHS:
                                 del self._known[next(iter(self._known))]
                             self._known[key] = epoch
+                self.changes += 1
         return fetched
 
     def snapshot(self) -> dict[str, Epoch]:
@@ -178,8 +180,11 @@ class Epochs:
         if keys is None:
             self._known.clear()
             self._expected.clear()
+            self.changes += 1
             return
         for key in keys:
             name = key.decode()
             self._known.pop(name, None)
             self._expected.pop(name, None)
+        if keys:  # after the change: a judgement begun before it is not kept (near.py)
+            self.changes += 1

@@ -1,16 +1,15 @@
 """The near cache: recent envelopes in this process's memory, dropped the moment Redis
-says their key was written (see tracking.py).
-
-The tracker is the core's Tracking (epochs.py): whoever reads has applied what it
-received first (Tracker.sync or drain, on the I/O side), and passes the time in.
+says their key was written (see tracking.py). The tracker is the core's Tracking
+(epochs.py): whoever reads has applied what it received first (Tracker.sync or drain, on
+the I/O side), and passes the time in.
 
 An entry keeps the envelope, so a near hit makes the very decision a Redis hit makes
 (serve, serve and ask for a refresh, or go to Redis once the TTL has passed). Values that
 cannot be changed in place (see values.frozen) are handed out as one shared object; the
 others get a copy of their own for every hit (copies.py), so no caller can alter what the
-next one gets. What can be decided once is decided when the entry is kept: how a hit gets
-its value, and until when the clock alone says it is fresh (`fresh_until`), so a hit that
-is plainly fresh is a few comparisons (`NearCache.hit`).
+next one gets. What can be decided once is decided when the entry is kept (how a hit gets
+its value, until when the clock alone says it is fresh) or once per change to the epochs
+known, so a hit that is plainly fresh is a few comparisons (`NearCache.hit`).
 
 While the cache Redis cannot be reached (the tracker's `keep`), the copies are kept but
 no longer current: a loader with stale_if_down may still serve them (`kept`) for that long
@@ -27,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from refresher.core.copies import Copy, copier
 from refresher.core.state import NOTHING, UNSHARED, Nothing, LoaderState
@@ -43,12 +42,17 @@ SERVABLE_KEPT = (Dropped.NO, Dropped.SOFT)  # what was servable when the outage 
 log = logging.getLogger("refresher")
 
 
-class Entry(NamedTuple):
-    envelope: Envelope
-    value: Any  # the decoded value, handed out shared or copied per hit; or UNSHARED
-    size: int
-    copy: Copy | None  # how a hit gets a copy of `value` of its own; None: `value` as it is
-    fresh_until: float  # ms: a hit before it is FRESH by the loader's policy (-inf: ask decide)
+class Entry:
+    """A kept envelope, and what its hits need decided once (or once per change to the
+    epochs known: `judged`, an Epochs.changes at which they did not drop it)."""
+
+    __slots__ = ("envelope", "value", "size", "copy", "fresh_until", "judged")
+
+    def __init__(self, envelope: Envelope, value: Any, size: int, copy: Copy | None, fresh_until: float) -> None:
+        self.envelope, self.value, self.size = envelope, value, size  # value: shared, copied per hit, or UNSHARED
+        self.copy = copy  # how a hit gets a copy of `value` of its own; None: `value` as it is
+        self.fresh_until = fresh_until  # ms: a hit before it is FRESH by the loader's policy (-inf: ask decide)
+        self.judged = -1
 
     def served(self) -> Any:
         """What a hit hands out: the shared value, a copy of its own, or UNSHARED (decode it)."""
@@ -89,13 +93,11 @@ class NearCache:
             raise ValueError(f"near_cache must be a number of entries > 0, got {max_entries!r}")
         if max_bytes <= 0:
             raise ValueError(f"near_cache_bytes must be > 0, got {max_bytes!r}")
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
+        self.max_entries, self.max_bytes = max_entries, max_bytes
         self._entries: dict[str, Entry | Ticket] = {}
         self._bytes = 0
         self.tracker = tracker
-        self.invalidated = 0  # for the metrics (refresher/core/stats.py NearView), under the tracker's lock
-        self.flushed = 0
+        self.invalidated = self.flushed = 0  # for the metrics (core/stats.py NearView), under the tracker's lock
         self.kept_since: float | None = None  # when the outage began (monotonic s; copies kept)
         self._kept_epochs: dict[str, Epoch] = {}
         self._told = False  # the outage's serving was logged
@@ -113,14 +115,17 @@ class NearCache:
 
     def hit(self, key: str, state: LoaderState[R], now_ms: float) -> R | Nothing:
         """A near hit in a few comparisons, or NOTHING: the value of a copy that is plainly
-        fresh (before its refresh window by the clock, its epochs known and unmoved, so
-        read_near would find it FRESH), shared or copied, with no decode, generator or
-        ticket. Anything else (the window, an epoch to fetch, no copy) is read_near's.
-        Only once the caller has found the tracker current (Tracker.sync)."""
+        fresh (before its refresh window by the clock, its epochs known and unmoved: what
+        read_near would find FRESH), shared or copied. Anything else (the window, an epoch
+        to fetch, no copy) is read_near's. Only once the caller found the tracker current."""
         entry = self._entries.get(key)
-        if type(entry) is not Entry or now_ms >= entry.fresh_until \
-                or state.epochs.judge(state.epoch_key, entry.envelope.marks, synced=True) is not NOT_DROPPED:
+        if type(entry) is not Entry or now_ms >= entry.fresh_until:
             return NOTHING
+        epochs = state.epochs
+        if entry.judged != (changes := epochs.changes):  # read before judging: a change meanwhile is judged again
+            if epochs.judge(state.epoch_key, entry.envelope.marks, synced=True) is not NOT_DROPPED:
+                return NOTHING
+            entry.judged = changes
         state.stats.incr("near_hit")
         served: R = entry.value if entry.copy is None else entry.copy(entry.value)
         return served
@@ -240,7 +245,6 @@ def _entry(envelope: Envelope, value: Any, size: int, policy: Policy) -> Entry:
     private copy (the reader that filled it hands `value` itself out), else decoded."""
     if frozen(value):
         return Entry(envelope, value, size, None, fresh_until(policy, envelope))
-    copy = copier(value)
-    if copy is None:
+    if (copy := copier(value)) is None:
         return Entry(envelope, UNSHARED, size, None, -math.inf)  # read_near decodes it
     return Entry(envelope, copy(value), size, copy, fresh_until(policy, envelope))

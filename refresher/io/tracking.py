@@ -100,7 +100,7 @@ class Tracker:
             # Bytes not read yet, or a closed connection: one poll for every master, and
             # no lock. `_draining` is looked at after it: a drain reads the bytes
             # first and applies them after.
-            if self._poll(0) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
+            if self._poll(0, 1) or self._draining or (self._tls and any(link.sock.pending() for link in self._links)):
                 with self.lock:
                     self._drain()
         except (ValueError, OSError):  # the poll was closed under us: the tracker just went down
@@ -240,7 +240,7 @@ class Tracker:
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
         try:
-            waiting_pushes = self._poll(0)  # pushes that arrived while no reader read
+            waiting_pushes = self._poll(0, 1)  # pushes that arrived while no reader read
         except (ValueError, OSError):  # closed by a reader that found the link broken
             return
         if waiting_pushes:
