@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from refresher import Refresher
+from tests.support import readers
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
 control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates
@@ -19,6 +20,15 @@ control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or c
 def count_call(name: str) -> None:
     control.incr(f"test:calls:{name}")
     control.rpush(f"test:call_times:{name}", repr(time.time()))
+
+
+def subscribers(channel: str) -> int:
+    """How many connections (one per waiting process) are subscribed to a signal channel."""
+    client = cache.redis
+    if isinstance(client, redis.RedisCluster):
+        node = client.get_node_from_key(channel)
+        return int(client.execute_command("PUBSUB SHARDNUMSUB", channel, target_nodes=node)[1])
+    return int(client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
 
 
 def calls(name: str) -> int:
@@ -33,6 +43,7 @@ def call_times(name: str) -> list[float]:
 @cache.loader(ttl=30, name="tests.slow_user")
 def slow_user(user_id: int) -> dict[str, Any]:
     count_call("slow_user")
+    readers.waited_for(lambda: subscribers(slow_user.keys(user_id).signal), timeout=10)  # every reader process met it
     time.sleep(0.2)
     return {"id": user_id, "name": f"user {user_id}"}
 

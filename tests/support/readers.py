@@ -23,6 +23,21 @@ FROM_MEMORY = 0.0001
 PACE = 0.0005
 
 
+# In a reader process, how many reader processes there are (0 elsewhere): a stampede's
+# loader (loaders.slow_user) holds its load until the others wait for it (`waited_for`).
+_processes = 0
+
+
+def waited_for(subscribers: Callable[[], int], timeout: float) -> None:
+    """Return once every other reader process waits for this load (`subscribers()`, the
+    processes subscribed to the key's signal channel, counts them), or after `timeout`;
+    at once outside run_readers. A process the OS scheduled late would otherwise find the
+    value written and only hit, and a stampede test could not say every process met it."""
+    deadline = time.monotonic() + timeout
+    while _processes and subscribers() < _processes - 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 @dataclass
 class ReadReport:
     values: list[Any] = field(default_factory=list)
@@ -37,7 +52,9 @@ def _resolve(path: str) -> Any:
 
 
 def _reader(loader_path: str, args: list[Any], threads: int, seconds: float, mode: str, watch_loop: bool,
-            ready: Any, go: Any, out: Any) -> None:
+            ready: Any, go: Any, out: Any, processes: int) -> None:
+    global _processes
+    _processes = processes
     loader = _resolve(loader_path)
     report = ReadReport()
     if mode == "async":
@@ -130,7 +147,8 @@ def run_readers(loader_path: str, args: list[Any], processes: int, threads: int,
     ready = CTX.Barrier(processes + 1)
     go = CTX.Event()
     out = CTX.Queue()
-    procs = [CTX.Process(target=_reader, args=(loader_path, args, threads, seconds, modes[i], watch_loop, ready, go, out))
+    procs = [CTX.Process(target=_reader, args=(loader_path, args, threads, seconds, modes[i], watch_loop, ready, go, out,
+                                               processes))
              for i in range(processes)]
     for p in procs:
         p.start()
