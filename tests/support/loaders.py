@@ -25,10 +25,11 @@ def count_call(name: str) -> None:
 def subscribers(channel: str) -> int:
     """How many connections (one per waiting process) are subscribed to a signal channel."""
     client = cache.redis
-    if isinstance(client, redis.RedisCluster):
-        node = client.get_node_from_key(channel)
-        return int(client.execute_command("PUBSUB SHARDNUMSUB", channel, target_nodes=node)[1])
-    return int(client.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+    if isinstance(client, redis.RedisCluster):  # asked of the node that owns the channel's slot
+        replies = client.pubsub_shardnumsub(channel, target_nodes=client.get_node_from_key(channel))
+    else:
+        replies = client.pubsub_shardnumsub(channel)
+    return sum(int(count) for _, count in replies)
 
 
 def calls(name: str) -> int:
