@@ -2,15 +2,14 @@
 
 One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
 for the epoch keys (epochs.py) and, with a near cache, the values (`<ns>:{`), listening on
-`__redis__:invalidate` (tracking_link.py): the server names every such key written (a commit,
-a `set`, an expiry, a FLUSHALL) to this process. Readers apply what has arrived on the read
-itself (`sync`: one poll when nothing has), so a copy an invalidation already received made
-stale is never served, however busy the GIL is. A thread pings each master on a connection
-of its own: a lost link or a frozen master marks the tracker down (near cache bypassed,
+`__redis__:invalidate` (tracking_link.py): the server names every such key written to this
+process. Readers apply what has arrived on the read itself (`sync`: one poll when nothing
+has), so a copy an invalidation already received made stale is never served. A thread pings
+each master: a lost link or a frozen master marks the tracker down (near cache bypassed,
 epochs fetched on every read) until every master is tracked again. In an outage (frozen or
-unreachable, not refusing) copies are kept for stale_if_down and the cache's breaker is held
-open, so reads answer at once; the reconnect, tried every breaker cool-down, drops every
-kept copy before tracking is back on.
+unreachable, not refusing) copies are kept for stale_if_down and the breaker is held open,
+so reads answer at once; the reconnect drops every kept copy before tracking is back on.
+Started by a near cache's first read, or by epoch fetches that pay for it (tracking_start.py).
 
 BCAST, not the default mode: no tracking on the pooled data connections (any of which may
 have read a key), and its cost, a push for keys this process never read, is a dict miss.
@@ -33,6 +32,7 @@ from refresher.io.breaker import Breaker, Breakers
 from refresher.io.tracking_link import (
     AT_EXIT, CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names, not_on, turns,
 )
+from refresher.io.tracking_start import Demand
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -65,7 +65,8 @@ class Tracker:
         self.live = False
         self._on = threading.Event()  # set while live: what wait_live waits on
         self._closed = threading.Event()
-        self._thread: threading.Thread | None = None  # started by the first read
+        self._thread: threading.Thread | None = None  # started by a near read, or by epoch fetches
+        self._demand = Demand()
         self._failures = 0  # attempts to turn tracking on that failed in a row
         self._outage = False  # copies kept (Redis unreachable): the reconnect is tried every cool-down
         self._said = False  # a WARNING has said tracking is off since it was last on
@@ -119,12 +120,13 @@ class Tracker:
 
     def current(self) -> bool:
         """Whether what was applied is all there is to know (tracking, and answering): what
-        the core asks, reading no connection. The first read that asks starts the tracker."""
-        if not self.live:
-            if self._thread is None:
-                self._start()
-            return False
-        return time.monotonic() < self._answer_by
+        the core asks, reading no connection, starting nothing."""
+        return self.live and time.monotonic() < self._answer_by
+
+    def fetched(self) -> None:
+        """The core fetched epochs it would have kept were tracking on (tracking_start.py)."""
+        if self._thread is None and self._demand.due():
+            self._start()
 
     @property
     def down(self) -> bool:
