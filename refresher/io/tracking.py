@@ -29,10 +29,9 @@ from redis.connection import ConnectionPool
 from redis.exceptions import RedisError
 
 from refresher.io.breaker import Breaker, Breakers
-from refresher.io.tracking_link import (
-    AT_EXIT, CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names, not_on, turns,
-)
+from refresher.io.tracking_link import CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names
 from refresher.io.tracking_start import Demand
+from refresher.io.tracking_thread import AT_EXIT, not_on, turns
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -221,30 +220,31 @@ class Tracker:
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
     def _tend(self) -> None:
-        """Read what has arrived while no reader did, ping each link, and declare the
-        tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER. It
-        wakes on a clock, not on every push: readers apply those themselves, and a
-        thread woken per write would take the GIL from them each time."""
+        """Read what arrived while no reader did (PINGs' answers too), ping each link, and
+        declare the tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER.
+        On a clock, not per push: a thread woken per write would take readers' GIL each time."""
         links, now = self._links, time.monotonic()
         answered: list[tuple[str, float]] = []
-        for link in links:
+        with self.lock:
+            if self._links is not links or not self.live:
+                return  # closed, or gone down meanwhile
             try:
-                answered.append((link.name, link.beat(now)))  # the pingers are this thread's alone: no lock
-            except (OSError, ConnectionError, RedisError) as exc:
-                with self.lock:
-                    if self._links is links:
-                        self._down(exc, link.name)
+                arrived = self._poll(0, 1)
+            except (ValueError, OSError):  # closed by a reader that found the link broken
                 return
+            if arrived:
+                self._drain()
+                if not self.live:  # what it read took the tracker down
+                    return
+            for link in links:
+                try:
+                    answered.append((link.name, link.beat(now)))
+                except (OSError, ConnectionError, RedisError) as exc:
+                    self._down(exc, link.name)
+                    return
         if self.breaker.open:  # a read's failure is over where a PING sent after it was answered
             for name, at in answered:
                 if (breaker := self.breaker.node(name)) is not None and breaker.open and at > breaker.tripped:
                     breaker.succeeded()
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
-        try:
-            waiting_pushes = self._poll(0, 1)  # pushes that arrived while no reader read
-        except (ValueError, OSError):  # closed by a reader that found the link broken
-            return
-        if waiting_pushes:
-            with self.lock:
-                self._drain()
