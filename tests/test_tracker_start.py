@@ -86,6 +86,8 @@ def test_a_process_that_reads_often_starts_tracking_and_keeps_epochs(own_redis: 
     assert {reading.get(counted, 1) for _ in range(FETCHES_PER_SECOND * 2)} == {first}
     until(lambda: cache.tracker.live and trackers(admin) == 1, "reading often never started the tracker")
     until(lambda: pings(admin) > sent, "the tracker never pinged")
+    until(lambda: [c["cmd"] for c in admin.client_list() if c.get("name") == CLIENT_NAME] == ["ping"],
+          "the PINGs go on the tracking connection, its one connection to the master")
     assert reading.get(counted, 1) == first and cache.epochs.known([cache.epochs.loader_key("start.counted")])
     elsewhere.invalidate_all(hard=True)
     assert reading.get(counted, 1) == first + 1
