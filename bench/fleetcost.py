@@ -1,16 +1,17 @@
 """`python -m bench.fleetcost [--quick]`: what each process costs Redis whether it reads or
 not (issue 23, docs/scaling.md section 8), measured on one redis-server on a free loopback port.
 
-  connections: CLIENT LIST before and after a Refresher's first read, near cache on and off;
+  connections: CLIENT LIST after a Refresher's first read, near cache on and off, and after
+      reading often with it off (what starts the tracker then);
   PINGs a second: INFO commandstats' cmdstat_ping over an idle stretch, per Refresher;
   pushes: TRACKERS Refreshers with a near cache, reading nothing, while another Refresher
       loads KEYS keys (lock, commit, unlock each) and `set`s them once more; each tracker
       counts the invalidations it received (its near cache's `invalidated`);
   what tracking buys with the near cache off: a hit with the tracker on (epochs known in the
       process) against one with no tracker (the loader's epoch fetched by every read), in
-      alternating rounds.
+      alternating rounds: wall time, and redis-server CPU (INFO cpu) per hit.
 
-Each Refresher stands for one process: its tracker, pinger and pool are its own. The broker
+Each Refresher stands for one process: its tracker and pool are its own. The broker
 is a second redis-server, so the cache's connections are the cache client's alone.
 """
 
@@ -29,6 +30,7 @@ from refresher import Refresher
 from refresher.core.keys import Keys
 from refresher.core.near import NearCache
 from refresher.io.tracking import CLIENT_NAME, PING_EVERY
+from refresher.io.tracking_start import FETCHES_PER_SECOND
 from tests.support.servers import RedisServer
 
 TRACKERS, KEYS, NAME = 4, 100, "bench.fleetcost.square"
@@ -49,15 +51,23 @@ def _connections(raw: redis.Redis) -> tuple[int, int]:
 
 
 def connections(url: str, raw: redis.Redis) -> dict[str, tuple[int, int]]:
+    """After one read with the near cache off, after reading often with it off (epoch
+    fetches start the tracker: io/tracking_start.py), and after one read with it on."""
     found = {}
-    for label, near in (("near cache off", 0), ("near cache on", 100)):
+    for label, near, reads in (("near cache off, 1 read", 0, 1),
+                               (f"near cache off, {2 * FETCHES_PER_SECOND} reads in a second", 0, 2 * FETCHES_PER_SECOND),
+                               ("near cache on, 1 read", 100, 1)):
         deadline = time.monotonic() + 10
         while _connections(raw)[0] and time.monotonic() < deadline:  # the last one's are closing
             time.sleep(0.01)
         cache = Refresher(url, namespace="cost-" + uuid.uuid4().hex[:6], near_cache=near)
-        square = _loader(cache, f"{NAME}.{near}")
-        square.get(1)
-        assert cache.tracker.wait_live(5)
+        square = _loader(cache, f"{NAME}.{near}.{reads}")
+        for _ in range(reads):
+            square.get(1)
+        if reads > 1 or near:
+            assert cache.tracker.wait_live(5)
+        else:  # a tracker started would be connected by now
+            time.sleep(0.5)
         found[label] = _connections(raw)
         cache.close()
     return found
@@ -72,7 +82,7 @@ def pings(url: str, raw: redis.Redis, seconds: float) -> tuple[float, float]:
         for cache in caches:
             assert cache.tracker.wait_live(5)
         before, cpu = _ping_calls(raw), _cpu(raw)
-        time.sleep(seconds)  # idle on purpose: what the pinger threads send with no reads at all
+        time.sleep(seconds)  # idle on purpose: what the tracker threads send with no reads at all
         spent.append(_cpu(raw) - cpu)
         sent = _ping_calls(raw) - before
         for cache in caches:
@@ -155,24 +165,26 @@ def _info(raw: redis.Redis, section: str) -> dict[str, Any]:
     return raw.info(section)
 
 
-def hit_with_and_without_tracker(url: str, rounds: int, reads: int) -> tuple[float, float]:
-    """µs per near-off hit, median over rounds: tracker on, then none (epochs fetched per read)."""
+def hit_with_and_without_tracker(url: str, raw: redis.Redis, rounds: int, reads: int) -> list[tuple[float, float]]:
+    """Per near-off hit, median over alternating rounds, tracker on then none (the loader's
+    epoch fetched by every read): (µs of wall time, µs of redis-server CPU)."""
     tracked, untracked = (Refresher(url, namespace="cost-hits") for _ in range(2))
-    untracked.epochs.tracker = None  # what a Refresher that never starts its tracker would do
+    untracked.epochs.tracker = None  # what a process that reads too rarely to start it does, at any rate
     loaders = [_loader(tracked, NAME + ".tracked"), _loader(untracked, NAME + ".untracked")]
     for square in loaders:
         square.get(7)
     assert tracked.tracker.wait_live(5)
-    times: list[list[float]] = [[], []]
+    times: list[list[tuple[float, float]]] = [[], []]
     for _ in range(rounds):
         for i, square in enumerate(loaders):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu(raw)
             for _ in range(reads):
                 square.get(7)
-            times[i].append((time.perf_counter() - started) / reads * 1e6)
+            spent = _cpu(raw) - cpu
+            times[i].append(((time.perf_counter() - started) / reads * 1e6, spent / reads * 1e6))
     tracked.close()
     untracked.close()
-    return statistics.median(times[0]), statistics.median(times[1])
+    return [(statistics.median(t for t, _ in each), statistics.median(c for _, c in each)) for each in times]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     raw = redis.Redis.from_url(server.url)
     try:
         for label, (total, tracker) in connections(server.url, raw).items():
-            print(f"| connections after the first read, {label} | {total} ({tracker} the tracker's) |")
+            print(f"| connections, {label} | {total} ({tracker} the tracker's) |")
         rate, cost = pings(server.url, raw, 0.5 if args.quick else 5.0)
         print(f"| PINGs a second per Refresher, idle (PING_EVERY = {PING_EVERY} s) | {rate:.1f} |")
         print(f"| redis-server CPU per PING | {cost:.1f} µs |")
@@ -197,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             writes = (200 if args.quick else 10_000) * (10 if batch > 1 else 1)
             cost = redis_cpu_per_push(server.url, raw, trackers, writes, batch)
             print(f"| redis-server CPU per push, {trackers} trackers, {batch} SET(s) a round trip | {cost:.2f} µs |")
-        on, off = hit_with_and_without_tracker(server.url, 3 if args.quick else 15, 200 if args.quick else 2000)
+        (on, cpu_on), (off, cpu_off) = hit_with_and_without_tracker(server.url, raw, 3 if args.quick else 15,
+                                                                     200 if args.quick else 2000)
         print(f"| near-off hit, tracker on / no tracker (epoch fetched per read) | {on:.1f} / {off:.1f} µs "
               f"({off / on:.2f}x) |")
+        print(f"| redis-server CPU per near-off hit, tracker on / no tracker | {cpu_on:.1f} / {cpu_off:.1f} µs |")
     finally:
         raw.close()
         server.stop()

@@ -19,8 +19,9 @@ def test_quick_fleetcost_bench_counts_connections_and_one_push_per_write() -> No
                           text=True, timeout=110)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1].strip(" |") for line in done.stdout.splitlines()}
-    assert rows["connections after the first read, near cache off"] == "3 (2 the tracker's)"
-    assert rows["connections after the first read, near cache on"] == "3 (2 the tracker's)"
+    assert rows["connections, near cache off, 1 read"] == "1 (0 the tracker's)"
+    assert rows["connections, near cache off, 20 reads in a second"] == "2 (1 the tracker's)"
+    assert rows["connections, near cache on, 1 read"] == "2 (1 the tracker's)"
     assert rows["pushes per idle tracker for 100 loads + 100 sets elsewhere, each of 4"] == "200 / 200 / 200 / 200"
     assert "redis-server CPU per push, 32 trackers, 1 SET(s) a round trip" in rows
     assert rows["near-off hit, tracker on / no tracker (epoch fetched per read)"].endswith("x)")

@@ -12,8 +12,9 @@ invalidation writes a value already marked old. A read compares (pure: `judge`):
 Epochs are kept in this process and dropped the moment Redis reports a write to an epoch
 key (server-assisted invalidation on `<ns>:epoch:`, io/tracking.py, which the drivers
 drain before the core decides), so the hit path pays a dict lookup, not a round trip.
-When an epoch is not known here (first use, or while the tracker is down) the read
-fetches it first: one MGET.
+When an epoch is not known here (first use, while the tracker is down, or in a process
+with no near cache that has not read often enough to start it) the read fetches it first:
+one MGET.
 
 Epoch keys never expire: an eviction policy must not evict them (volatile-lru or
 volatile-lfu evict only keys with a TTL, which values have; docs/reliability.md section 3).
@@ -58,6 +59,9 @@ class Tracking(Protocol):
 
     def current(self) -> bool:
         """Live and answering: what was applied is all there is to know."""
+
+    def fetched(self) -> None:
+        """Epochs were fetched that tracking would have kept: it starts once that pays."""
 
 
 def check_tag(tag: object) -> str:
@@ -149,7 +153,9 @@ class Epochs:
         """A ticket for a fetch of these keys: `learn` keeps what it read unless an
         invalidation of a key arrived meanwhile."""
         ticket = object()
-        if self.tracker is not None and self.tracker.current():
+        if self.tracker is not None and not self.tracker.current():
+            self.tracker.fetched()
+        elif self.tracker is not None:
             with self.tracker.lock:
                 if len(self._expected) > 4096:  # fetches that failed never learnt
                     self._expected.clear()

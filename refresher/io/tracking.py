@@ -2,15 +2,14 @@
 
 One connection per Redis master runs `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`
 for the epoch keys (epochs.py) and, with a near cache, the values (`<ns>:{`), listening on
-`__redis__:invalidate` (tracking_link.py): the server names every such key written (a commit,
-a `set`, an expiry, a FLUSHALL) to this process. Readers apply what has arrived on the read
-itself (`sync`: one poll when nothing has), so a copy an invalidation already received made
-stale is never served, however busy the GIL is. A thread pings each master on a connection
-of its own: a lost link or a frozen master marks the tracker down (near cache bypassed,
+`__redis__:invalidate` (tracking_link.py): the server names every such key written to this
+process. Readers apply what has arrived on the read itself (`sync`: one poll when nothing
+has), so a copy an invalidation already received made stale is never served. A thread pings
+each master: a lost link or a frozen master marks the tracker down (near cache bypassed,
 epochs fetched on every read) until every master is tracked again. In an outage (frozen or
-unreachable, not refusing) copies are kept for stale_if_down and the cache's breaker is held
-open, so reads answer at once; the reconnect, tried every breaker cool-down, drops every
-kept copy before tracking is back on.
+unreachable, not refusing) copies are kept for stale_if_down and the breaker is held open,
+so reads answer at once; the reconnect drops every kept copy before tracking is back on.
+Started by a near cache's first read, or by epoch fetches that pay for it (tracking_start.py).
 
 BCAST, not the default mode: no tracking on the pooled data connections (any of which may
 have read a key), and its cost, a push for keys this process never read, is a dict miss.
@@ -30,9 +29,9 @@ from redis.connection import ConnectionPool
 from redis.exceptions import RedisError
 
 from refresher.io.breaker import Breaker, Breakers
-from refresher.io.tracking_link import (
-    AT_EXIT, CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names, not_on, turns,
-)
+from refresher.io.tracking_link import CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names
+from refresher.io.tracking_start import Demand
+from refresher.io.tracking_thread import AT_EXIT, not_on, turns
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
@@ -65,7 +64,8 @@ class Tracker:
         self.live = False
         self._on = threading.Event()  # set while live: what wait_live waits on
         self._closed = threading.Event()
-        self._thread: threading.Thread | None = None  # started by the first read
+        self._thread: threading.Thread | None = None  # started by a near read, or by epoch fetches
+        self._demand = Demand()
         self._failures = 0  # attempts to turn tracking on that failed in a row
         self._outage = False  # copies kept (Redis unreachable): the reconnect is tried every cool-down
         self._said = False  # a WARNING has said tracking is off since it was last on
@@ -119,12 +119,13 @@ class Tracker:
 
     def current(self) -> bool:
         """Whether what was applied is all there is to know (tracking, and answering): what
-        the core asks, reading no connection. The first read that asks starts the tracker."""
-        if not self.live:
-            if self._thread is None:
-                self._start()
-            return False
-        return time.monotonic() < self._answer_by
+        the core asks, reading no connection, starting nothing."""
+        return self.live and time.monotonic() < self._answer_by
+
+    def fetched(self) -> None:
+        """The core fetched epochs it would have kept were tracking on (tracking_start.py)."""
+        if self._thread is None and self._demand.due():
+            self._start()
 
     @property
     def down(self) -> bool:
@@ -219,30 +220,31 @@ class Tracker:
         log.info("refresher: tracking writes under %s on %d master(s)", ", ".join(self._prefixes), len(links))
 
     def _tend(self) -> None:
-        """Read what has arrived while no reader did, ping each link, and declare the
-        tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER. It
-        wakes on a clock, not on every push: readers apply those themselves, and a
-        thread woken per write would take the GIL from them each time."""
+        """Read what arrived while no reader did (PINGs' answers too), ping each link, and
+        declare the tracker down when a link breaks or a PING goes unanswered for DEAD_AFTER.
+        On a clock, not per push: a thread woken per write would take readers' GIL each time."""
         links, now = self._links, time.monotonic()
         answered: list[tuple[str, float]] = []
-        for link in links:
+        with self.lock:
+            if self._links is not links or not self.live:
+                return  # closed, or gone down meanwhile
             try:
-                answered.append((link.name, link.beat(now)))  # the pingers are this thread's alone: no lock
-            except (OSError, ConnectionError, RedisError) as exc:
-                with self.lock:
-                    if self._links is links:
-                        self._down(exc, link.name)
+                arrived = self._poll(0, 1)
+            except (ValueError, OSError):  # closed by a reader that found the link broken
                 return
+            if arrived:
+                self._drain()
+                if not self.live:  # what it read took the tracker down
+                    return
+            for link in links:
+                try:
+                    answered.append((link.name, link.beat(now)))
+                except (OSError, ConnectionError, RedisError) as exc:
+                    self._down(exc, link.name)
+                    return
         if self.breaker.open:  # a read's failure is over where a PING sent after it was answered
             for name, at in answered:
                 if (breaker := self.breaker.node(name)) is not None and breaker.open and at > breaker.tripped:
                     breaker.succeeded()
         waiting = [link.ping_sent for link in links if link.ping_sent is not None]
         self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
-        try:
-            waiting_pushes = self._poll(0, 1)  # pushes that arrived while no reader read
-        except (ValueError, OSError):  # closed by a reader that found the link broken
-            return
-        if waiting_pushes:
-            with self.lock:
-                self._drain()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import select
@@ -10,13 +9,11 @@ import selectors
 import socket
 import threading
 import time
-import weakref
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable
 
 import hiredis
 from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("refresher")
@@ -24,6 +21,8 @@ CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
 PING_EVERY = 0.1
 DEAD_AFTER = 0.5  # an unanswered PING this old: the server is gone or frozen
 INVALIDATIONS = b"__redis__:invalidate"
+PING = b"*1\r\n$4\r\nPING\r\n"
+PONG = [b"pong", b""]  # PING's answer on a RESP2 connection in subscribe mode
 
 
 class Frozen(ConnectionError):
@@ -47,9 +46,9 @@ def socket_of(connection: Any) -> socket.socket | None:
 
 class Link:
     """One master's tracking connection, which redis-py connects (TLS, auth, Sentinel's
-    master) and whose socket is then read directly, without blocking; and a second
-    connection that only the tracker's thread uses, to PING the master. Replies to PINGs
-    on the tracking connection would wake every reader that sees them to drain nothing."""
+    master) and whose socket is then read directly, without blocking. The tracker's thread
+    PINGs the master on it too, one connection per master, not two: the answer comes after
+    every push sent before it, and wakes readers to drain it 1 / PING_EVERY times a second."""
 
     def __init__(self, pool: ConnectionPool, prefixes: list[str], raw: bool = True) -> None:
         # Made like the pool's connections, outside its count: the user's max_connections
@@ -73,9 +72,8 @@ class Link:
             self.sock.settimeout(0)
         self.tls = hasattr(self.sock, "pending")
         self.reader: hiredis.Reader = hiredis.Reader()
-        self.pinger: Any = pool.connection_class(**{**pool.connection_kwargs, "client_name": CLIENT_NAME})
-        self.pinger.connect()
         self.ping_sent: float | None = None
+        self.answered = -math.inf  # when the PING last answered was sent (set by a drain)
         self.last_ping: float = time.monotonic()
 
     def waiting(self) -> bool:
@@ -89,6 +87,8 @@ class Link:
                 raise ConnectionError(f"tracking connection: {reply}")
             if isinstance(reply, list) and len(reply) == 3 and reply[:2] == [b"message", INVALIDATIONS]:
                 yield reply[2]
+            elif reply == PONG and self.ping_sent is not None:
+                self.answered, self.ping_sent = self.ping_sent, None
 
     def _replies(self) -> Iterable[Any]:
         if self.sock is None:
@@ -111,24 +111,22 @@ class Link:
             yield reply
 
     def beat(self, now: float) -> float:
-        """Take the answer to the last PING if it came, send the next when due, and raise
-        if one has gone unanswered for DEAD_AFTER (the tracker's thread only). Returns when
-        the PING answered now was sent (-inf: none answered now)."""
-        answered = -math.inf
-        if self.ping_sent is not None:
-            if self.pinger.can_read(timeout=0):
-                self.pinger.read_response()
-                answered, self.ping_sent = self.ping_sent, None
-            elif now - self.ping_sent > DEAD_AFTER:
-                raise Frozen(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
+        """Under the tracker's lock, after a drain (which takes the answers): send the next
+        PING when due, and raise if one has gone unanswered for DEAD_AFTER. Returns when
+        the PING answered since the last beat was sent (-inf: none)."""
+        answered, self.answered = self.answered, -math.inf
+        if self.ping_sent is not None and now - self.ping_sent > DEAD_AFTER:
+            raise Frozen(f"no answer to PING for {DEAD_AFTER:g} s: the server is frozen or gone")
         if self.ping_sent is None and now - self.last_ping >= PING_EVERY:
-            self.pinger.send_command("PING")
+            if self.sock is None:
+                self.connection.send_command("PING", check_health=False)
+            else:  # 14 bytes on a connection that sends nothing else: a full buffer is an outage
+                self.sock.sendall(PING)
             self.ping_sent = self.last_ping = now
         return answered
 
     def close(self) -> None:
         self.connection.disconnect()
-        self.pinger.disconnect()
 
 
 def connect(pools: list[ConnectionPool], prefixes: list[str], trying: Callable[[str], None]) -> list[Link]:
@@ -202,41 +200,3 @@ def arrivals(links: list[Link]) -> tuple[Callable[[float, int], Any], Callable[[
             polling.release()
 
     return anything, selector.close
-
-
-def not_on(exc: Exception, quiet: bool) -> None:
-    """Say why tracking is off: at WARNING once (the caller knows), then at DEBUG."""
-    if isinstance(exc, NoPermissionError) or "NOPERM" in str(exc):
-        message = ("refresher: near cache off: the Redis user may not turn on tracking (%s); grant it with "
-                   "`ACL SETUSER <user> +client|tracking +client|id +subscribe &__redis__:invalidate`. "
-                   "Until then every read fetches its loader's epochs.")
-    else:
-        message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
-    log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)
-
-
-class Turning(Protocol):
-    def _step(self) -> float: ...
-
-
-AT_EXIT: weakref.WeakSet[threading.Event] = weakref.WeakSet()  # trackers' `closed`, set when the process exits
-
-
-def turns(owner: weakref.ref[Turning], closed: threading.Event) -> None:
-    """A tracker's thread. It holds its tracker for a turn only, so a Refresher nobody
-    holds is collected (and its thread ends, quietly) rather than kept for the process's life."""
-    while not closed.is_set():
-        held = owner()
-        if held is None:
-            return
-        pause = held._step()
-        del held
-        closed.wait(pause)
-
-
-@atexit.register
-def _exiting() -> None:
-    """The process is ending (after its non-daemon threads): its servers may be stopped
-    with it, and that is no loss to warn of. atexit, not a daemon thread's luck."""
-    for closed in list(AT_EXIT):
-        closed.set()
