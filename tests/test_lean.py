@@ -5,6 +5,7 @@ command one socket timeout, and a connection with a stray reply is never reused.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Any, Iterator
@@ -35,6 +36,31 @@ def test_the_lean_connection_is_used_exactly_where_redis_py_has_the_internals_it
     assert lean.PARSER_SHAPE == ("look-ahead" if major < 8 else "reader")
     assert isinstance(cache.redis, redis.Redis)
     assert cache.redis.connection_pool.connection_class is lean.TimedConnection
+    assert type(cache.redis.connection_pool) is lean.ForkAwarePool  # no getpid() per command
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_reads_on_connections_of_its_own(cache: Refresher) -> None:
+    """The pool learns of a fork from the interpreter's fork hook, not from getpid(): a child
+    still drops the parent's connections (whose replies the parent reads) before its first command."""
+    client = cache.redis
+    assert isinstance(client, redis.Redis)
+    client.set("t", "v")
+    pool = client.connection_pool
+    parents = list(pool._available_connections)
+    assert parents
+    pid = os.fork()
+    if pid == 0:  # the child: whatever happens, it exits here with what it found
+        code = 1
+        try:
+            got = client.get("t")
+            mine = pool.pid == os.getpid() and not any(c in parents for c in pool._available_connections)
+            code = 0 if got == b"v" and mine else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.get("t") == b"v" and pool.pid == os.getpid()
 
 
 def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(own_redis: RedisServer, cache: Refresher) -> None:

@@ -19,6 +19,7 @@ hold, and redis-py's own classes (Python's socket timeouts) everywhere else:
 from __future__ import annotations
 
 import importlib
+import os
 import select
 import socket
 import struct
@@ -26,7 +27,7 @@ import sys
 from typing import Any
 
 import redis.sentinel
-from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
+from redis.connection import AbstractConnection, Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -152,3 +153,38 @@ def connection_class(kind: str, url: str, tls: bool) -> type[AbstractConnection]
     if kind == "sentinel":
         return TimedSentinelConnection
     return TimedUnixConnection if url.startswith("unix://") else TimedConnection
+
+
+def _pid_checked() -> bool:
+    """Whether redis-py's pool notices a fork by comparing its `pid` with os.getpid() in
+    `_checkpid`, and the interpreter can say when this process forks instead."""
+    check = getattr(ConnectionPool, "_checkpid", None)
+    return hasattr(os, "register_at_fork") and check is not None and "getpid" in check.__code__.co_names
+
+
+PID_CHECKED = _pid_checked()
+_pid = os.getpid()  # this process's, kept by the fork hook below
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if PID_CHECKED:
+    os.register_at_fork(after_in_child=_forked)
+
+
+class ForkAwarePool(ConnectionPool):
+    """redis-py's pool, which asks getpid() (a system call) as each command takes and returns
+    its connection, to notice a fork: here the fork hook keeps the process id, and redis-py's
+    own check (and reset) runs once the pool's is not this process's."""
+
+    def _checkpid(self) -> None:
+        if self.pid != _pid:
+            super()._checkpid()
+
+
+def pool_class(connection: type[AbstractConnection] | None) -> type[ConnectionPool]:
+    """The sync client's pool, for these connections (None: redis-py's own)."""
+    return ForkAwarePool if connection is not None and PID_CHECKED else ConnectionPool
