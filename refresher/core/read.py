@@ -17,7 +17,7 @@ from refresher.core.marks import verdict
 from refresher.core.failures import CacheFailure, WrongType, cache_down, is_cache_trouble
 from refresher.core.miss import miss
 from refresher.core.state import SERVABLE, UNSHARED, Nothing, LoaderState
-from refresher.core.envelope import Envelope
+from refresher.core.envelope import CorruptEnvelope, Envelope
 from refresher.core.logs import about
 from refresher.core.policy import Verdict, decide
 
@@ -42,7 +42,10 @@ class Then:
 
 def _read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
     """What one GET's bytes are worth (the hit not counted: the callers count a read or a batch)."""
-    envelope = state.parse(raw, key=call.keys.value)
+    try:  # state.parse's work, inline: this runs on every hit
+        envelope = None if raw is None else Envelope.from_bytes(raw)
+    except CorruptEnvelope:
+        envelope = state.parse(raw, key=call.keys.value)  # None, and counted and logged there
     if envelope is not None and not envelope.tombstone:
         dropped = state.epochs.judge(state.epoch_key, envelope.marks)
         if dropped is None:  # an epoch this process has not heard yet
