@@ -97,3 +97,26 @@ def test_a_pooled_connection_holding_a_stray_reply_is_replaced(cache: Refresher)
     assert connection.can_read() is True  # the second reply, in the parser's buffer
     pool.release(connection)
     assert client.get("t") == b"v"  # its own reply: the pool replaced the connection
+
+
+def test_a_hit_whose_pooled_connection_the_server_closed_is_served_on_a_new_one(
+        own_redis: RedisServer, cache: Refresher) -> None:
+    """A hit's GET takes a pooled connection itself (lean.getter): one the server has closed
+    since is replaced before the command, as redis-py's client would, and the hit is served."""
+    @cache.loader(ttl=60, name="lean.killed")
+    def load(n: int) -> int:
+        return n
+
+    assert load.get(1) == 1 and load.get(1) == 1
+    hits, loads = cache.stats["hit"], cache.stats["load"]
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        me = admin.client_id()
+        data = [c["id"] for c in admin.client_list() if not c["name"] and int(c["id"]) != me]
+        assert data
+        for client_id in data:
+            admin.client_kill_filter(_id=client_id)
+    finally:
+        admin.close()
+    assert load.get(1) == 1
+    assert (cache.stats["hit"], cache.stats["load"]) == (hits + 1, loads)  # from Redis, not loaded again
