@@ -29,7 +29,11 @@ class AsyncReads(LoaderBase[P, R]):
         state, near_cache = self.state, self.near  # each looked up once: this runs on every hit
         if state.is_async and BLOCKING:
             raise awaited_only(self.name, "get")
-        call = self.call(args, kwargs)
+        if len(args) == 1 and not kwargs and ((kind := type(args[0])) is int or kind is str) \
+                and (remembered := self.call.recent.get(args)) is not None:
+            call = remembered  # Calls' own first look, without a call of it: f(id) seen before
+        else:
+            call = self.call(args, kwargs)
         if near_cache is not None and self.tracker.sync() \
                 and not isinstance(hit := near_cache.hit(call.keys.value, state, time.time() * 1000), Nothing):
             return hit
