@@ -5,6 +5,7 @@ command one socket timeout, and a connection with a stray reply is never reused.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from typing import Any, Iterator
@@ -29,13 +30,37 @@ def cache(own_redis: RedisServer) -> Iterator[Refresher]:
 
 
 def test_the_lean_connection_is_used_exactly_where_redis_py_has_the_internals_it_reads(cache: Refresher) -> None:
-    """redis-py 5 to 7 look ahead in `_next_response`; 8 answers `can_read` with one poll() of
-    its own, so there the public classes lose nothing but the kernel's timeouts."""
+    """redis-py 5 to 7 look ahead in `_next_response`; 8 keeps what it read in the hiredis
+    reader alone: both shapes are known, so the cache's client makes 3 system calls a command."""
     major = int(redis.__version__.split(".")[0])
-    assert lean.PARSER_KNOWN is (major < 8)
+    assert lean.PARSER_SHAPE == ("look-ahead" if major < 8 else "reader")
     assert isinstance(cache.redis, redis.Redis)
-    expected = lean.TimedConnection if major < 8 else redis.Connection
-    assert cache.redis.connection_pool.connection_class is expected
+    assert cache.redis.connection_pool.connection_class is lean.TimedConnection
+    assert type(cache.redis.connection_pool) is lean.ForkAwarePool  # no getpid() per command
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_reads_on_connections_of_its_own(cache: Refresher) -> None:
+    """The pool learns of a fork from the interpreter's fork hook, not from getpid(): a child
+    still drops the parent's connections (whose replies the parent reads) before its first command."""
+    client = cache.redis
+    assert isinstance(client, redis.Redis)
+    client.set("t", "v")
+    pool = client.connection_pool
+    parents = list(pool._available_connections)
+    assert parents
+    pid = os.fork()
+    if pid == 0:  # the child: whatever happens, it exits here with what it found
+        code = 1
+        try:
+            got = client.get("t")
+            mine = pool.pid == os.getpid() and not any(c in parents for c in pool._available_connections)
+            code = 0 if got == b"v" and mine else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.get("t") == b"v" and pool.pid == os.getpid()
 
 
 def test_a_frozen_cache_fails_a_read_within_the_socket_timeout(own_redis: RedisServer, cache: Refresher) -> None:
@@ -72,3 +97,26 @@ def test_a_pooled_connection_holding_a_stray_reply_is_replaced(cache: Refresher)
     assert connection.can_read() is True  # the second reply, in the parser's buffer
     pool.release(connection)
     assert client.get("t") == b"v"  # its own reply: the pool replaced the connection
+
+
+def test_a_hit_whose_pooled_connection_the_server_closed_is_served_on_a_new_one(
+        own_redis: RedisServer, cache: Refresher) -> None:
+    """A hit's GET takes a pooled connection itself (lean.getter): one the server has closed
+    since is replaced before the command, as redis-py's client would, and the hit is served."""
+    @cache.loader(ttl=60, name="lean.killed")
+    def load(n: int) -> int:
+        return n
+
+    assert load.get(1) == 1 and load.get(1) == 1
+    hits, loads = cache.stats["hit"], cache.stats["load"]
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        me = admin.client_id()
+        data = [c["id"] for c in admin.client_list() if not c["name"] and int(c["id"]) != me]
+        assert data
+        for client_id in data:
+            admin.client_kill_filter(_id=client_id)
+    finally:
+        admin.close()
+    assert load.get(1) == 1
+    assert (cache.stats["hit"], cache.stats["load"]) == (hits + 1, loads)  # from Redis, not loaded again

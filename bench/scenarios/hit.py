@@ -55,7 +55,8 @@ SETTINGS_COLUMNS = ["client", "µs per raw read", "cost vs defaults (wall)", "co
 AGET_PARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("the GET in redis.asyncio (execute_command: pack, send, receive, parse)",
      (("redis/asyncio/client.py", "execute_command"),)),
-    ("the read decision (core/read.py `read`: envelope, policy, decode)", (("refresher/core/read.py", "read"),)),
+    ("the read decision (core/read.py `after_get`: envelope, policy, decode, count)",
+     (("refresher/core/read.py", "after_get"),)),
     ("arguments and keys (calls.py)", (("refresher/core/calls.py", "__call__"),)),
     ("the loop's driver (Refresher.aio)", (("refresher/api/client.py", "aio"),)),
 )

@@ -28,24 +28,29 @@ class Reads(LoaderBase[P, R]):
     def get(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Serve from the cache; refresh ahead in the window; load coalesced on a miss.
         Awaited, a sync loader's origin call runs in a thread: the loop never blocks."""
-        if self.state.is_async and BLOCKING:
+        state, near_cache = self.state, self.near  # each looked up once: this runs on every hit
+        if state.is_async and BLOCKING:
             raise awaited_only(self.name, "get")
-        call = self.call(args, kwargs)
-        if self.near is not None and self.tracker.sync() \
-                and not isinstance(hit := self.near.hit(call.keys.value, self.state, time.time() * 1000), Nothing):
+        if len(args) == 1 and not kwargs and ((kind := type(args[0])) is int or kind is str) \
+                and (remembered := self.call.recent.get(args)) is not None:
+            call = remembered  # Calls' own first look, without a call of it: f(id) seen before
+        else:
+            call = self.call(args, kwargs)
+        if near_cache is not None and self.tracker.sync() \
+                and not isinstance(hit := near_cache.hit(call.keys.value, state, time.time() * 1000), Nothing):
             return hit
         driver = self.cache.sync
         if self.breaker.open and (down := self._down(call)) is not NOTHING:
             return driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
-        near = self._near(call, wait=BLOCKING) if self.near is not None else NOTHING
+        near = NOTHING if near_cache is None else self._near(call, wait=BLOCKING)
         if near is NOTHING:
             raw = driver.get(call.keys.value)
             if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
                 return kept
-            value = after_get(self.state, call, raw, now_ms())
+            value = after_get(state, call, raw, now_ms())
         elif type(near) is Ticket:
             try:  # settled once every step ran: a fill may come after fetching epochs
-                value = after_get(self.state, call, driver.get(call.keys.value), now_ms(), near)
+                value = after_get(state, call, driver.get(call.keys.value), now_ms(), near)
                 return driver.run(value.steps) if type(value) is Then else value  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
             finally:
                 near.near.settle(near)

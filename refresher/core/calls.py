@@ -47,14 +47,14 @@ class Calls:
         simple = all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
         self._positional_arity = len(params) if simple else -1
         self._keyword_form = any(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
-        self._recent: dict[tuple[Any, ...], Call] = {}
+        self.recent: dict[tuple[Any, ...], Call] = {}  # by memo: an f(id)'s under (id,), for an int or str id
 
     def __call__(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Call:
         # Remembered only for int and str arguments: tuples of those are equal exactly
         # when their JSON is (True == 1 and 0.0 == -0.0 would alias otherwise).
         if len(args) == 1 and not kwargs and type(args) is tuple:  # f(id), remembered: no loop (~0.03 us a hit)
             only = args[0]
-            if (type(only) is str or type(only) is int) and (recent := self._recent.get(args)) is not None:
+            if (type(only) is str or type(only) is int) and (recent := self.recent.get(args)) is not None:
                 return recent
         for a in args:  # _rememberable(args), inline: this runs on every hit
             if type(a) is not int and type(a) is not str:
@@ -65,19 +65,19 @@ class Calls:
             memo = (tuple(args), tuple(kwargs.items()))
         else:
             return self._bound(args, kwargs)
-        recent = self._recent.get(memo)
+        recent = self.recent.get(memo)
         if recent is None:
-            if len(self._recent) >= self._remember:
+            if len(self.recent) >= self._remember:
                 self._forget_oldest()
-            recent = self._recent[memo] = self._bound(args, kwargs)
+            recent = self.recent[memo] = self._bound(args, kwargs)
         return recent
 
     def _forget_oldest(self) -> None:
         """The oldest quarter goes: with more keys in use than fit, 43% of calls still hit
         at twice as many (28% if all went at once), and a miss pays ~0.14 us more, not the
         ~1.5 us that dropping one at a time costs (a dict scans its deleted slots)."""
-        for memo in list(itertools.islice(self._recent, self._remember // 4 + 1)):  # one C call: no thread between
-            self._recent.pop(memo, None)  # None: another thread took that one
+        for memo in list(itertools.islice(self.recent, self._remember // 4 + 1)):  # one C call: no thread between
+            self.recent.pop(memo, None)  # None: another thread took that one
 
     def from_wire(self, wire: Any) -> Call:
         """The Call a refresh task carried, with its typed arguments rebuilt. Enums come

@@ -17,7 +17,7 @@ from refresher.core.marks import verdict
 from refresher.core.failures import CacheFailure, WrongType, cache_down, is_cache_trouble
 from refresher.core.miss import miss
 from refresher.core.state import SERVABLE, UNSHARED, Nothing, LoaderState
-from refresher.core.envelope import Envelope
+from refresher.core.envelope import CorruptEnvelope, Envelope
 from refresher.core.logs import about
 from refresher.core.policy import Verdict, decide
 
@@ -40,17 +40,12 @@ class Then:
         self.steps = steps
 
 
-def read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
-    """The value to serve from what one GET returned, or the steps still to run. A
-    servable value is also kept by the near cache's `ticket`, when there is one."""
-    value: R | Then = _read(state, call, raw, now, ticket)
-    if type(value) is not Then:
-        state.stats.incr("hit")
-    return value
-
-
 def _read(state: LoaderState[R], call: Call, raw: bytes | None, now: int, ticket: Fill | None = None) -> R | Then:
-    envelope = state.parse(raw, key=call.keys.value)
+    """What one GET's bytes are worth (the hit not counted: the callers count a read or a batch)."""
+    try:  # state.parse's work, inline: this runs on every hit
+        envelope = None if raw is None else Envelope.from_bytes(raw)
+    except CorruptEnvelope:
+        envelope = state.parse(raw, key=call.keys.value)  # None, and counted and logged there
     if envelope is not None and not envelope.tombstone:
         dropped = state.epochs.judge(state.epoch_key, envelope.marks)
         if dropped is None:  # an epoch this process has not heard yet
@@ -182,13 +177,17 @@ def ask_for_refresh(state: LoaderState[Any], call: Call, envelope: Envelope) -> 
 def after_get(state: LoaderState[R], call: Call, raw: bytes | None | CacheFailure, now: int,
               ticket: Fill | None = None) -> R | Then:
     """What a driver's GET brought back (or the failure it met) at `now` (ms), as the
-    value to serve or the steps still to run. A key of another Redis type is foreign
-    bytes: a corrupt value, reloaded and overwritten."""
+    value to serve or the steps still to run (a servable value is also kept by the near
+    cache's `ticket`, when there is one). A key of another Redis type is foreign bytes: a
+    corrupt value, reloaded and overwritten."""
     if isinstance(raw, CacheFailure):
         if not isinstance(raw, WrongType):
             return Then(cache_down(state, call, raw))
         raw = FOREIGN
-    return read(state, call, raw, now, ticket)
+    value: R | Then = _read(state, call, raw, now, ticket)
+    if type(value) is not Then:
+        state.stats.incr("hit")
+    return value
 
 
 def fetch_many(state: LoaderState[R], calls: list[Call], served: dict[int, Any] | None = None,

@@ -135,8 +135,10 @@ def sync_client(target: Target, timeout: float) -> SyncClient:
     connection_class = lean.connection_class(target.kind, target.url, target.tls)
     if connection_class is not None:
         options["connection_class"] = connection_class
-    if target.kind == "redis":
-        return redis.Redis.from_url(target.url, **options)
+    if target.kind == "redis":  # Redis.from_url, with the pool lean.py picks
+        client = redis.Redis(connection_pool=lean.pool_class(connection_class).from_url(target.url, **options))
+        client.auto_close_connection_pool = True
+        return client
     if target.kind == "cluster":
         nodes = [redis.cluster.ClusterNode(host, port) for host, port in target.nodes]
         return redis.cluster.RedisCluster(startup_nodes=nodes, **options)

@@ -1,30 +1,34 @@
 """The one place refresher leans on redis-py internals, to save system calls on the hit path,
 and the checks that fall back to redis-py's public connection classes when it cannot.
 
-A redis-py connection with a socket timeout makes 7 system calls per command: the pool's
-`can_read()` switches the socket to non-blocking and back around a recv that fails (3), and
-Python's timeout mode polls before each send and each recv (4). LeanSocket makes 3. It needs
-the connected socket (`_connect`, `_sock`) and, to know that nothing is buffered, redis-py's
-hiredis parser (`_next_response`, `_reader`): none of them public. So it is used only where it
-is known to hold, and redis-py's own classes (Python's socket timeouts) everywhere else:
+A redis-py connection with a socket timeout makes 7 system calls per command on redis-py 5
+to 7 and 5 on redis-py 8: the pool's `can_read()` (5 to 7: a recv that fails, between two
+ioctl switching the socket to non-blocking and back; 8: one poll), then the send and the recv,
+before each of which Python's timeout mode polls (4). LeanSocket makes 3. It needs the
+connected socket (`_connect`, `_sock`) and, to know that nothing is buffered, redis-py's
+hiredis parser (`_reader`, and on redis-py 5 to 7 its look-ahead `_next_response`): none of
+them public. So it is used only where it is known to
+hold, and redis-py's own classes (Python's socket timeouts) everywhere else:
 
 - the sockets are monkey-patched by gevent or eventlet: a green socket is non-blocking, so a
   kernel timeout (SO_RCVTIMEO) never fires and only Python's own timeout bounds a read;
-- the hiredis parser is not the one LeanSocket knows (redis-py 8 changed it, and its own
-  `can_read` now answers with one poll()); TLS; a Cluster's node clients.
+- the hiredis parser is not one of the two shapes LeanSocket knows; TLS; a Cluster's node
+  clients.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
 import select
 import socket
 import struct
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import redis.sentinel
-from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
+from redis.connection import AbstractConnection, Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -50,21 +54,29 @@ def green_sockets() -> bool:
     return eventlet_patcher is not None and bool(eventlet_patcher.is_monkey_patched("socket"))
 
 
-def _parser_known() -> bool:
-    """Whether redis-py's hiredis parser keeps its look-ahead where `_buffered` reads it
-    (`_next_response` and `_reader`, set on connect: redis-py 5 to 7), read from its code."""
+def _parser_shape() -> str | None:
+    """Which hiredis parser redis-py has, read from its code: "look-ahead" (redis-py 5 to 7:
+    `can_read` reads ahead into `_next_response`), "reader" (redis-py 8: nothing buffered
+    outside the hiredis `_reader`, which `can_read` asks `has_data()`), or None (unknown)."""
     if PARSERS is None or not hasattr(select, "poll") or not getattr(PARSERS, "HIREDIS_AVAILABLE", False):
-        return False
+        return None
     names = PARSERS._HiredisParser.can_read.__code__.co_names
-    return "_next_response" in names and "NOT_ENOUGH_DATA" in names and "_reader" in names
+    if "_next_response" in names and "NOT_ENOUGH_DATA" in names and "_reader" in names:
+        return "look-ahead"
+    reads = PARSERS._HiredisParser.read_from_socket.__code__.co_names
+    if "has_data" in names and "_reader" in names and "_next_response" not in names + reads:
+        return "reader"
+    return None
 
 
-PARSER_KNOWN = _parser_known()
+PARSER_SHAPE = _parser_shape()
+LOOK_AHEAD = PARSER_SHAPE == "look-ahead"
+PARSER_KNOWN = PARSER_SHAPE is not None
 
 
 class LeanSocket(AbstractConnection):
-    """A redis-py connection that makes 3 system calls per command, keeping what the other
-    4 protect.
+    """A redis-py connection that makes 3 system calls per command (a poll, the send, the
+    recv), keeping what the others protect.
 
     The socket timeout is kept by the kernel (SO_RCVTIMEO, SO_SNDTIMEO) on a blocking
     socket. A send or recv that times out fails with EAGAIN, which redis-py reports as a
@@ -113,11 +125,14 @@ class LeanSocket(AbstractConnection):
 
 
 def _buffered(parser: Any) -> bool:
-    """Whether the parser may hold bytes already read (anything but an empty hiredis reader)."""
+    """Whether the parser may hold bytes already read (anything but an empty hiredis reader,
+    and in redis-py 5 to 7 no reply read ahead)."""
     if PARSERS is None or not isinstance(parser, PARSERS._HiredisParser):
         return True
     reader = getattr(parser, "_reader", None)
-    return reader is None or getattr(parser, "_next_response", None) is not PARSERS.NOT_ENOUGH_DATA or reader.has_data()
+    if reader is None:
+        return True
+    return (LOOK_AHEAD and getattr(parser, "_next_response", None) is not PARSERS.NOT_ENOUGH_DATA) or reader.has_data()
 
 
 class TimedConnection(LeanSocket, Connection):
@@ -139,3 +154,67 @@ def connection_class(kind: str, url: str, tls: bool) -> type[AbstractConnection]
     if kind == "sentinel":
         return TimedSentinelConnection
     return TimedUnixConnection if url.startswith("unix://") else TimedConnection
+
+
+def _pid_checked() -> bool:
+    """Whether redis-py's pool notices a fork by comparing its `pid` with os.getpid() in
+    `_checkpid`, and the interpreter can say when this process forks instead."""
+    check = getattr(ConnectionPool, "_checkpid", None)
+    return hasattr(os, "register_at_fork") and check is not None and "getpid" in check.__code__.co_names
+
+
+PID_CHECKED = _pid_checked()
+_pid = os.getpid()  # this process's, kept by the fork hook below
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if PID_CHECKED:
+    os.register_at_fork(after_in_child=_forked)
+
+
+class ForkAwarePool(ConnectionPool):
+    """redis-py's pool, which asks getpid() (a system call) as each command takes and returns
+    its connection, to notice a fork: here the fork hook keeps the process id, and redis-py's
+    own check (and reset) runs once the pool's is not this process's."""
+
+    def _checkpid(self) -> None:
+        if self.pid != _pid:
+            super()._checkpid()
+
+
+def pool_class(connection: type[AbstractConnection] | None) -> type[ConnectionPool]:
+    """The sync client's pool, for these connections (None: redis-py's own)."""
+    return ForkAwarePool if connection is not None and PID_CHECKED else ConnectionPool
+
+
+# redis-py 5.0 names the command it takes a connection for; 5.3 on deprecate the name.
+_NAMED = inspect.signature(ConnectionPool.get_connection).parameters["command_name"].default is inspect.Parameter.empty
+
+
+def getter(client: Any) -> Callable[[str], Any]:
+    """The GET a hit sends. On a client with the lean pool: the command on a pooled connection,
+    retried as the client retries (its connections' Retry, disconnecting before each retry),
+    without the ~3 µs of redis-py's per-command dispatch (option handling, response callbacks,
+    its OpenTelemetry hooks, which therefore do not see these GETs); elsewhere the client's own."""
+    pool = getattr(client, "connection_pool", None)
+    if type(pool) is not ForkAwarePool or getattr(client, "connection", None) is not None:
+        return client.get
+    take, release = (lambda: pool.get_connection("GET")) if _NAMED else pool.get_connection, pool.release
+
+    def get(key: str) -> Any:
+        connection = take()
+        try:
+            return connection.retry.call_with_retry(lambda: _get(connection, key), lambda _: connection.disconnect())
+        finally:
+            release(connection)
+
+    return get
+
+
+def _get(connection: Any, key: str) -> Any:
+    connection.send_command("GET", key)
+    return connection.read_response()

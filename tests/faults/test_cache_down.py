@@ -113,9 +113,9 @@ def test_a_hung_cache_costs_a_read_one_socket_timeout_and_no_more(
 def test_the_kernel_keeps_the_socket_timeout_and_a_frozen_cache_still_times_out_once(
     cache_server: RedisServer, cache: Refresher
 ) -> None:
-    """Where refresher/io/lean.py applies (redis-py 5 to 7, real sockets), the sync client's
-    sockets are blocking (no poll() before each send and recv) with SO_RCVTIMEO/SO_SNDTIMEO
-    set; elsewhere (redis-py 8) they are redis-py's own, with Python's timeout. Either way a
+    """Where refresher/io/lean.py applies (a hiredis parser it knows, real sockets), the sync
+    client's sockets are blocking (no poll() before each send and recv) with SO_RCVTIMEO/SO_SNDTIMEO
+    set; elsewhere they are redis-py's own, with Python's timeout. Either way a
     frozen server fails a command within the socket timeout, as a timeout (not a connection
     error, which the client would retry)."""
     client = cache.redis

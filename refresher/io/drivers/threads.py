@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from refresher.core.failures import CacheFailure
 from refresher.core.ops import Held, Load, Op, Steps
 from refresher.io.breaker import Breakers
+from refresher.io.lean import getter
 from refresher.io.drivers.base import Driver
 from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.subscriber import Subscriber
@@ -37,6 +38,7 @@ class Threads(Driver):
                  breaker: Breakers) -> None:
         super().__init__(flights, publisher, socket_timeout, breaker)
         self.redis = redis
+        self._get = getter(redis)  # the hit's GET
         self._scripts: dict[str, Script] = {}
         self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
         self._subscribers_lock = threading.Lock()
@@ -49,12 +51,15 @@ class Threads(Driver):
         if not self.publisher.started:
             self.publisher.start()
         try:
-            raw: bytes | None = self.redis.get(key)  # type: ignore[assignment]  # redis-py types a reply as sync | Awaitable
+            raw: bytes | None = self._get(key)
         except RedisError as exc:  # as the core's failure (io/failures.py)
             return self.read(self.failed(exc, key))
         if self.breaker.open:  # this GET was the probe: the cache answers again
             self.breaker.of(key).succeeded()
-        return self.read(raw)
+        tracker = self.tracker  # self.read(raw), inline: one call less on every hit
+        if tracker is not None and tracker.live:
+            tracker.sync()
+        return raw
 
     @abstractmethod
     def run(self, steps: Steps[T]) -> T:
