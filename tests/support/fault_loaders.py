@@ -21,7 +21,8 @@ from refresher.core.protocol.layout import NOTHING_READ
 from refresher.io.publish import REFRESH_TASK
 
 cache = Refresher()  # REFRESHER_REDIS_URL, set by tests/conftest.py
-control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url)  # counters, gates
+# No socket timeout (redis-py 8 sets 5 s by default): its BLPOPs carry their own, up to 20 s.
+control = redis.Redis.from_url(os.environ.get("REFRESHER_TEST_CONTROL_URL") or cache.redis_url, socket_timeout=None)
 GATE_TIMEOUT = 20
 
 
