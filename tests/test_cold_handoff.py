@@ -21,38 +21,40 @@ from refresher.io.tracking import Tracker
 
 
 @pytest.fixture
-def cache(redis_url: str) -> Iterator[Refresher]:
-    c = Refresher(redis_url, queue="test-" + uuid.uuid4().hex[:8])  # a queue no worker reads
-    yield c
-    c.close()
+def performed(redis_url: str) -> Iterator[tuple[Refresher, list[Op]]]:
+    """A Refresher whose sync driver notes every op it performs, and what it noted."""
+    cache, noted = Refresher(redis_url, queue="test-" + uuid.uuid4().hex[:8]), []  # a queue no worker reads
+    table = cache.sync._perform
+    originals = dict(table)
+
+    def noting(perform: Callable[[Any, Stepper[Any]], Any]) -> Callable[[Any, Stepper[Any]], Any]:
+        def perform_and_note(op: Any, stepper: Stepper[Any]) -> Any:
+            noted.append(op)
+            return perform(op, stepper)
+        return perform_and_note
+
+    table.update({kind: noting(perform) for kind, perform in originals.items()})
+    yield cache, noted
+    table.update(originals)
+    cache.close()
 
 
-def test_the_lock_holder_reads_the_key_in_the_round_trip_that_takes_the_lock(cache: Refresher) -> None:
+def test_the_lock_holder_reads_the_key_in_the_round_trip_that_takes_the_lock(
+    performed: tuple[Refresher, list[Op]],
+) -> None:
+    cache, ops = performed
+
     @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
     def load(n: int) -> int:
         return n
 
     value_key = load.keys(7).value
-    performed: list[Op] = []
-    table = cache.sync._perform
-    originals = dict(table)
-
-    def recording(perform: Callable[[Any, Stepper[Any]], Any]) -> Callable[[Any, Stepper[Any]], Any]:
-        def perform_and_record(op: Any, stepper: Stepper[Any]) -> Any:
-            performed.append(op)
-            return perform(op, stepper)
-        return perform_and_record
-
-    table.update({kind: recording(perform) for kind, perform in originals.items()})
-    try:
-        assert load.get(7) == 7
-    finally:
-        table.update(originals)
-    taking = next(i for i, op in enumerate(performed) if isinstance(op, Batch) and op.commands[0][0] == "SET")
-    loading = next(i for i, op in enumerate(performed) if isinstance(op, Load))
-    taken = performed[taking]
+    assert load.get(7) == 7
+    taking = next(i for i, op in enumerate(ops) if isinstance(op, Batch) and op.commands[0][0] == "SET")
+    loading = next(i for i, op in enumerate(ops) if isinstance(op, Load))
+    taken = ops[taking]
     assert isinstance(taken, Batch) and taken.commands[1] == ("MGET", value_key, load.keys(7).pending)
-    between = performed[taking + 1 : loading]
+    between = ops[taking + 1 : loading]
     assert not [op for op in between if isinstance(op, Command) and value_key in op.args], between
 
 
