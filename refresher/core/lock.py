@@ -9,7 +9,7 @@ import logging
 import secrets
 
 from refresher.core.failures import reply_text
-from refresher.core.ops import Command, Held, Pause, Script, Steps
+from refresher.core.ops import Batch, Command, Held, Pause, Script, Steps
 from refresher.core.protocol.layout import BACKOFF
 from refresher.core.protocol.scripts import BACK_OFF_HUNG_LOAD, EXTEND_LOCK, RELEASE_LOCK
 
@@ -23,6 +23,13 @@ def new_token() -> str:
 
 def acquire(key: str, token: str, ttl_ms: int) -> Steps[bool]:
     return bool((yield Command(("SET", key, token, "NX", "PX", ttl_ms))))
+
+
+def acquire_reading(key: str, token: str, ttl_ms: int, *reading: str) -> Steps[tuple[bool, list[bytes | None]]]:
+    """`acquire`, and the keys `reading` read right after it in the same round trip:
+    what a new owner must look at again costs it no second wait."""
+    taken, values = yield Batch((("SET", key, token, "NX", "PX", ttl_ms), ("MGET", *reading)))
+    return bool(taken), values
 
 
 def release(key: str, token: str, channel: str | None = None, message: bytes = b"") -> Steps[bool]:

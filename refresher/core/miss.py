@@ -14,7 +14,7 @@ from refresher.core.calls import Call
 from refresher.core.commit import load_and_commit
 from refresher.core.failures import CacheFailure, cache_down, is_cache_trouble
 from refresher.core.marks import servable, verdict
-from refresher.core.lock import acquire, new_token, release
+from refresher.core.lock import acquire_reading, new_token, release
 from refresher.core.ops import Clock, Command, Held, Coalesce, Now, Steps
 from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
 from refresher.core.state import Nothing, LoaderState
@@ -53,8 +53,10 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
     while True:
         token = new_token()
         try:
-            if (yield from acquire(call.keys.lock, token, state.settings.lock_ttl_ms)):
-                return (yield from _fill_holding(state, call, token, stale))
+            taken, (raw, pending) = yield from acquire_reading(call.keys.lock, token, state.settings.lock_ttl_ms,
+                                                               call.keys.value, call.keys.pending)
+            if taken:
+                return (yield from _fill_holding(state, call, token, stale, raw, pending))
             return (yield from _timed_wait(state, call))
         except Retry:
             continue
@@ -81,12 +83,15 @@ def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
     return value
 
 
-def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None) -> Steps[R]:
+def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None,
+                  raw: bytes | None, pending: bytes | None) -> Steps[R]:
     """We own the lock. Since our read, somebody may have written the value, or failed
     to load it (the key is then backing off: serve the stale value, if any, rather than
-    be a second attempt on a failing origin)."""
+    be a second attempt on a failing origin). `raw` and `pending` were read just after
+    the lock was taken, in its round trip: the way to the load is contended (every
+    reader of the key in the process sends its GET then), and each round trip more is
+    one more wait for the interpreter's lock."""
     keys = call.keys
-    raw, pending = yield Command(("MGET", keys.value, keys.pending))
     if not isinstance(value := (yield from servable(state, raw)), Nothing):
         yield from release(keys.lock, token)
         return value

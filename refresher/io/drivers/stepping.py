@@ -2,14 +2,19 @@
 and the edge where the core's inputs are made the core's own. Before a step is resumed
 the tracker's invalidations received so far are applied (the core decides on current
 epochs and copies), redis-py's errors become the core's failures (io/failures.py), and
-the core's Now is answered with the clock."""
+the core's Now is answered with the clock.
+
+Not before a step is resumed with a Coalesce's value: the flight's leader judged it,
+draining before each of its own decisions, and the step that joined decides nothing
+more with it. A cold stampede wakes every coalesced caller at once, and a drain's poll
+lets go of the interpreter's lock: each would wait for it again, in turn."""
 
 from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
 from refresher.core.failures import CacheFailure
-from refresher.core.ops import Now, Op, Pipeline, Steps
+from refresher.core.ops import Coalesce, Now, Op, Pipeline, Steps
 from refresher.io.clock import clock
 from refresher.io.failures import as_failure, escaped
 from refresher.io.tracking import Tracker
@@ -22,12 +27,13 @@ class Stepper(Generic[T]):
     When the step returns, iteration stops and `value` holds what it returned; when it
     raises, the exception comes out of the iteration (a cache failure as redis-py's error)."""
 
-    __slots__ = ("_steps", "_tracker", "_pipeline", "reply", "error", "value", "opened", "kept")
+    __slots__ = ("_steps", "_tracker", "_pipeline", "_coalesced", "reply", "error", "value", "opened", "kept")
 
     def __init__(self, steps: Steps[T], tracker: Tracker | None = None) -> None:
         self._steps = steps
         self._tracker = tracker  # drained before each resume
         self._pipeline = False  # the op performed was a Pipeline: its replies may be errors
+        self._coalesced = False  # the op performed was a Coalesce: its value was judged by its flight's leader
         self.reply: Any = None
         self.error: BaseException | None = None
         self.value: T
@@ -40,7 +46,7 @@ class Stepper(Generic[T]):
     def __next__(self) -> Op:
         error, self.error = self.error, None
         reply, self.reply = self.reply, None
-        if self._tracker is not None:
+        if self._tracker is not None and (error is not None or not self._coalesced):
             self._tracker.drain()
         try:
             if error is not None:
@@ -56,5 +62,6 @@ class Stepper(Generic[T]):
             unhandled = escaped(failure)
         else:
             self._pipeline = type(op) is Pipeline
+            self._coalesced = type(op) is Coalesce
             return op
         raise unhandled  # outside the handler: redis-py's error, not chained to the core's

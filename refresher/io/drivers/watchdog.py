@@ -2,15 +2,19 @@
 alive, each through the core's keep_alive step.
 
 A thread started and joined per load cost a refresh with an instant loader about a sixth of
-its time. This thread runs only while some lock is held, and sleeps until the next
-extension is due; a lease ends when its holder lets go, or when keep_alive returns (the
-lock is someone else's, or has been held for max_hold_ms). Extensions run one after
-another, each due a third of its TTL ahead, so a slow one delays the others by at most
-its socket timeout.
+its time. This thread runs while some lock is held, and for LINGER seconds after, asleep
+until the next extension is due or a lock is held again. It is started without waiting
+for it to run (as threading's start does): on a cold stampede its starter is the one
+load every reader waits for, in a process busy with their GETs, and the first extension
+is due a third of a lock TTL later. A lease ends when its holder lets go, or when
+keep_alive returns (the lock is someone else's, or has been held for max_hold_ms).
+Extensions run one after another, each due a third of its TTL ahead, so a slow one
+delays the others by at most its socket timeout.
 """
 
 from __future__ import annotations
 
+import _thread
 import math
 import os
 import threading
@@ -24,6 +28,7 @@ from refresher.core.ops import Held, Op, Pause
 from refresher.io.drivers.stepping import Stepper
 
 Perform = Callable[[Op, Stepper[Any]], Any]
+LINGER = 30.0  # seconds the thread waits for a next lock once it keeps none, before it ends
 
 
 class Lease:
@@ -63,7 +68,7 @@ class Watchdog:
             self._leases.add(lease)
             if not self._running:
                 self._running = True
-                threading.Thread(target=self._run, name="refresher-lock-watchdog", daemon=True).start()
+                _thread.start_new_thread(self._run, ())  # threading's start would wait for it to run
             elif lease.due < self._wake_at:
                 self._cond.notify()
         return lease
@@ -86,12 +91,19 @@ class Watchdog:
             return len(self._leases)
 
     def _run(self) -> None:
+        idle_since: float | None = None
         while True:
             with self._cond:
-                if not self._leases:
-                    self._running, self._wake_at = False, math.inf
-                    return
                 now = time.monotonic()
+                if not self._leases:
+                    idle_since = now if idle_since is None else idle_since
+                    self._wake_at = math.inf  # a new lease wakes it
+                    if now - idle_since >= LINGER:
+                        self._running = False
+                        return
+                    self._cond.wait(idle_since + LINGER - now)
+                    continue
+                idle_since = None
                 due = [lease for lease in self._leases if lease.due <= now]
                 if not due:
                     self._wake_at = min(lease.due for lease in self._leases)
