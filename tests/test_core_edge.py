@@ -5,6 +5,7 @@ escape reaches the caller as redis-py raised it."""
 from __future__ import annotations
 
 import ast
+import time
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import redis
 
 from refresher import CacheUnavailable, Refresher
 from refresher.core.failures import Refused, Unreachable, WrongType
-from refresher.errors import CacheFull
+from refresher.core.renew import refresh
+from refresher.errors import CacheFull, RefreshFailed
 from refresher.io.failures import escaped, failure_of
 from tests.support.reading import Reading
 
@@ -91,6 +93,24 @@ def test_a_loaders_own_redis_error_reaches_the_caller_as_the_loader_raised_it(re
             reading.get(load, 1)
         assert raised.value is error
         assert cache.stats["error"] == 1 and cache.stats["cache_refused"] == 0
+    finally:
+        cache.close()
+
+
+def test_a_loaders_own_redis_timeout_on_a_worker_refresh_is_named_as_it_was_raised(redis_url: str) -> None:
+    """A loader whose origin is a Redis times out: the refresh fails with the loader's
+    error by its own name (what logs and Flower show), not as the cache being unreachable."""
+    cache = Refresher(redis_url, queue="q-" + uuid.uuid4().hex[:8])
+
+    @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
+    def load(n: int) -> int:
+        raise redis.exceptions.TimeoutError("Timeout reading from the origin's Redis")
+
+    try:
+        with pytest.raises(RefreshFailed) as raised:
+            load.run_steps(refresh(load.state, load.call((1,), {}), time.time(), None))
+        assert str(raised.value).startswith("TimeoutError: Timeout reading from the origin's Redis"), raised.value
+        assert cache.stats["load_failed"] == 1 and cache.stats["cache_unavailable"] == 0
     finally:
         cache.close()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from refresher.core.failures import CacheFailure
-from refresher.core.ops import Coalesce, Now, Op, Pipeline, Steps
+from refresher.core.ops import Coalesce, Load, Now, Op, Pipeline, Steps
 from refresher.io.clock import clock
 from refresher.io.failures import as_failure, escaped
 from refresher.io.tracking import Tracker
@@ -27,13 +27,14 @@ class Stepper(Generic[T]):
     When the step returns, iteration stops and `value` holds what it returned; when it
     raises, the exception comes out of the iteration (a cache failure as redis-py's error)."""
 
-    __slots__ = ("_steps", "_tracker", "_pipeline", "_coalesced", "reply", "error", "value", "opened", "kept")
+    __slots__ = ("_steps", "_tracker", "_pipeline", "_coalesced", "_loaded", "reply", "error", "value", "opened", "kept")
 
     def __init__(self, steps: Steps[T], tracker: Tracker | None = None) -> None:
         self._steps = steps
         self._tracker = tracker  # drained before each resume
         self._pipeline = False  # the op performed was a Pipeline: its replies may be errors
         self._coalesced = False  # the op performed was a Coalesce: its value was judged by its flight's leader
+        self._loaded = False  # it was a Load: an error is the loader's own (its origin may be a Redis), not the cache's
         self.reply: Any = None
         self.error: BaseException | None = None
         self.value: T
@@ -50,7 +51,7 @@ class Stepper(Generic[T]):
             self._tracker.drain()
         try:
             if error is not None:
-                op = self._steps.throw(as_failure(error))
+                op = self._steps.throw(error if self._loaded else as_failure(error))
             else:
                 op = self._steps.send([as_failure(one) for one in reply] if self._pipeline else reply)
             while type(op) is Now:  # no round trip: the clock is read here
@@ -62,6 +63,6 @@ class Stepper(Generic[T]):
             unhandled = escaped(failure)
         else:
             self._pipeline = type(op) is Pipeline
-            self._coalesced = type(op) is Coalesce
+            self._coalesced, self._loaded = type(op) is Coalesce, type(op) is Load
             return op
         raise unhandled  # outside the handler: redis-py's error, not chained to the core's
