@@ -1,0 +1,119 @@
+"""The data pool's bound, `Refresher(max_connections=N)`: at most N connections per master
+for reads, scripts and the lock watchdog (the waits' pub/sub and the tracking connections
+are made outside it, docs/connections.md).
+
+A command that finds all N busy waits for one, up to the socket timeout, then fails as
+redis-py's ConnectionError("No connection available."), which reaches callers as the cache
+being unavailable (CacheUnavailable, or with fail_open the loader). redis-py's bounded pools
+fail at once instead ("Too many connections"): under a burst of readers, ordinary
+concurrency would turn into errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from functools import partialmethod
+from typing import Any, AsyncIterator
+
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.sentinel
+from redis.connection import ConnectionPool, parse_url
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+ENVIRONMENT = "REFRESHER_MAX_CONNECTIONS"
+
+
+def checked(value: object, name: str = "max_connections") -> int | None:
+    """The bound, or a ValueError naming the option: None (unbounded) or an int >= 1."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{name} must be a whole number of connections >= 1 (or None: unbounded), got {value!r}")
+    return value
+
+
+def chosen(given: int | None, url: str, kind: str) -> int | None:
+    """The bound: `max_connections=`, else the URL's `?max_connections=` (one Redis only),
+    else REFRESHER_MAX_CONNECTIONS; given twice in code and URL it is refused."""
+    given = checked(given)
+    in_url = checked(parse_url(url).get("max_connections"), "the URL's ?max_connections=") if kind == "redis" else None
+    if given is not None and in_url is not None:
+        raise ValueError("pass max_connections= or ?max_connections= in the cache URL, not both")
+    return given or in_url or from_environment()
+
+
+def from_environment() -> int | None:
+    text = os.environ.get(ENVIRONMENT, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{ENVIRONMENT} must be a whole number of connections >= 1, got {text!r}")
+    return int(text)
+
+
+def waiting(pool_class: type[ConnectionPool], timeout: float) -> type[ConnectionPool]:
+    """A blocking pool class whose wait for a free connection is `timeout` by default: a
+    Cluster makes each node's pool from its own settings, which have no place for it."""
+    init = partialmethod(pool_class.__init__, timeout=timeout)
+    return type(pool_class.__name__, (pool_class,), {"__init__": init})
+
+
+class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
+    """Sentinel's master pool, waiting for a free connection like redis-py's blocking pool."""
+
+
+class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
+    """The same for redis.asyncio."""
+
+
+_holding: ContextVar[bool] = ContextVar("refresher_holding_a_permit", default=False)
+
+
+class BoundedCluster(redis.asyncio.cluster.RedisCluster):
+    """redis.asyncio's Cluster client, whose nodes cannot wait for a connection (past their
+    max_connections they fail at once): at most `max_connections` commands and pipelines
+    in flight on this client, each waiting for its turn up to `permit_timeout`, so no
+    node's pool is ever asked for more. A call made while holding a turn (a pipeline
+    retrying a redirected command) does not ask for another."""
+
+    def __init__(self, *args: Any, permit_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._permits = asyncio.Semaphore(kwargs["max_connections"])
+        self._permit_timeout = permit_timeout
+
+    @asynccontextmanager
+    async def permit(self) -> AsyncIterator[None]:
+        if _holding.get():
+            yield
+            return
+        try:
+            async with asyncio.timeout(self._permit_timeout):
+                await self._permits.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("No connection available.") from None
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            self._permits.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.permit():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> redis.asyncio.cluster.ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        async def bounded(*args: Any, **kwargs: Any) -> Any:
+            async with self.permit():
+                return await execute(*args, **kwargs)
+
+        pipe.execute = bounded  # type: ignore[method-assign]
+        return pipe
