@@ -29,14 +29,15 @@ class DataConnections:
     """Polls CLIENT LIST on every master until stopped: the most data connections opened
     since it was made that a master held at once. A connection is told apart by what it
     ends as (a tracking connection is named, a pub/sub one subscribed, the broker's on
-    database 1), read once the readers are done: in its first microseconds each is a
-    plain connection yet."""
+    database 1, a Cluster client's last asked for the slot map), read once the readers are
+    done: in its first microseconds each is a plain connection yet."""
 
     def __init__(self, nodes: list[redis.Redis]) -> None:
         self.nodes = nodes
         self.before = [{c["id"] for c in node.client_list()} for node in nodes]
         self.seen: list[list[set[str]]] = [[] for _ in nodes]  # per master, the new connections of each sample
         self.peak: list[int] = []
+        self.topology = 0  # a Cluster client's connection for the slot map (redis.asyncio keeps one)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch)
 
@@ -52,10 +53,13 @@ class DataConnections:
     def __exit__(self, *_: object) -> None:
         self.stop.set()
         self.thread.join()
-        for node, seen in zip(self.nodes, self.seen):
-            other = {c["id"] for c in node.client_list()
-                     if c.get("name") == "refresher-near-cache" or c.get("db", "0") != "0" or "P" in c["flags"]}
+        for node, before, seen in zip(self.nodes, self.before, self.seen):
+            clients = node.client_list()
+            topology = {c["id"] for c in clients if c["cmd"] in ("cluster|slots", "cluster|shards")}
+            other = topology | {c["id"] for c in clients
+                                if c.get("name") == "refresher-near-cache" or c.get("db", "0") != "0" or "P" in c["flags"]}
             self.peak.append(max(len(ids - other) for ids in seen))
+            self.topology += len(topology - before)
 
     @property
     def samples(self) -> int:
@@ -106,7 +110,7 @@ def test_16_readers_share_the_2_data_connections_of_each_master(
     took = time.monotonic() - started
     stats = cache.stats.snapshot()
     print(f"\n{reading.mode} max_connections={bound}: {READERS * KEYS * ROUNDS} reads in {took:.2f} s, "
-          f"data connections per master at most {seen.peak} ({seen.samples} samples), "
+          f"data connections per master at most {seen.peak} ({seen.samples} samples; slot-map connections {seen.topology}), "
           f"loads {len(loads)}, errors {stats.get('error', 0)}, cache_unavailable {stats.get('cache_unavailable', 0)}")
     cache.close()
     assert right == [KEYS * ROUNDS] * READERS  # every read right, none failed
