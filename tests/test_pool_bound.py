@@ -6,7 +6,6 @@ at construction."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 import uuid
@@ -17,8 +16,11 @@ import pytest
 import redis
 
 from refresher import CacheUnavailable, Refresher
+from refresher.io import lean, pools
 from refresher.io.drivers import loop
+from tests.support.holding import hold_async, hold_sync
 from tests.support.reading import Reading
+from tests.support.sentinel import SentinelServers
 from tests.support.servers import RedisServer
 from tests.test_connections import cache_nodes
 
@@ -79,7 +81,29 @@ def test_16_readers_share_the_2_data_connections_of_each_master(
     own order: misses coalesced onto one load per key, then hits. With max_connections=2
     no master ever sees more than 2 data connections and no read fails; unbounded (the
     control, proving the count sees them) the readers open more."""
-    cache = bounded_cache(redis_server, max_connections=bound)
+    peak = read_with_16(bounded_cache(redis_server, max_connections=bound), cache_nodes(r), reading)
+    if bound is None:
+        assert max(peak) > 2, peak
+    else:
+        assert max(peak) == 2 and all(one <= 2 for one in peak), peak
+
+
+@pytest.mark.standalone_only
+def test_a_sentinel_masters_pool_is_bounded_too(redis_server: RedisServer, reading: Reading) -> None:
+    sentinel = SentinelServers()
+    sentinel.start()
+    try:
+        master = redis.Redis(port=sentinel.master.port)
+        peak = read_with_16(bounded_cache(redis_server, max_connections=2, redis_url=sentinel.url), [master], reading)
+        master.close()
+    finally:
+        sentinel.stop()
+    assert peak == [2]
+
+
+def read_with_16(cache: Refresher, masters: list[redis.Redis], reading: Reading) -> list[int]:
+    """The readers' run: every read right, one load per key, no error; the most data
+    connections each master saw at once."""
     loads = []
 
     @cache.loader(ttl=60, name=f"tests.bound.{uuid.uuid4().hex}")
@@ -101,7 +125,7 @@ def test_16_readers_share_the_2_data_connections_of_each_master(
         return list(await asyncio.gather(*(aread(i) for i in range(READERS))))
 
     started = time.monotonic()
-    with DataConnections(cache_nodes(r)) as seen:
+    with DataConnections(masters) as seen:
         if reading.mode == "sync":
             with ThreadPoolExecutor(READERS) as pool:
                 right = list(pool.map(read, range(READERS)))
@@ -109,60 +133,44 @@ def test_16_readers_share_the_2_data_connections_of_each_master(
             right = loop.run(all_tasks)
     took = time.monotonic() - started
     stats = cache.stats.snapshot()
-    print(f"\n{reading.mode} max_connections={bound}: {READERS * KEYS * ROUNDS} reads in {took:.2f} s, "
-          f"data connections per master at most {seen.peak} ({seen.samples} samples; slot-map connections {seen.topology}), "
-          f"loads {len(loads)}, errors {stats.get('error', 0)}, cache_unavailable {stats.get('cache_unavailable', 0)}")
+    print(f"\n{reading.mode} {cache.target.kind} max_connections={cache.max_connections}: {READERS * KEYS * ROUNDS} "
+          f"reads in {took:.2f} s, data connections per master at most {seen.peak} ({seen.samples} samples; "
+          f"slot-map connections {seen.topology}), loads {len(loads)}, errors {stats.get('error', 0)}, "
+          f"cache_unavailable {stats.get('cache_unavailable', 0)}")
     cache.close()
     assert right == [KEYS * ROUNDS] * READERS  # every read right, none failed
     assert stats.get("error", 0) == 0 and stats.get("cache_unavailable", 0) == 0
     assert sorted(loads) == list(range(KEYS))  # one load per key
     assert seen.samples >= 3
-    if bound is None:
-        assert max(seen.peak) > 2, seen.peak
-    else:
-        assert max(seen.peak) == 2 and all(peak <= 2 for peak in seen.peak), seen.peak
+    return seen.peak
 
 
-def _taking(pool: Any) -> Any:
-    """The pool's get_connection, named as this redis-py wants it (5.x: a command name)."""
-    named = inspect.signature(pool.get_connection).parameters["command_name"].default is inspect.Parameter.empty
-    return (lambda: pool.get_connection("GET")) if named else pool.get_connection
-
-
-@pytest.mark.standalone_only
 @pytest.mark.parametrize("fail_open", [False, True])
 def test_an_exhausted_pool_is_refreshers_error_after_one_socket_timeout(
     redis_server: RedisServer, reading: Reading, fail_open: bool
 ) -> None:
-    """The pool's only connection is held elsewhere: a read waits socket_timeout (0.2 s)
-    for it, then raises CacheUnavailable, not redis-py's ConnectionError; with fail_open
-    the loader answers. Once the connection is back, reads go to Redis again."""
-    cache = bounded_cache(redis_server, max_connections=1, socket_timeout=0.2, fail_open=fail_open)
+    """The pool's only connection (each master's; on an asyncio Cluster client, its one
+    turn) is held elsewhere: a read waits socket_timeout (0.3 s), once, for it, then raises
+    CacheUnavailable, not redis-py's ConnectionError; with fail_open the loader answers.
+    Once the connection is back, reads go to Redis again."""
+    cache = bounded_cache(redis_server, max_connections=1, socket_timeout=0.3, fail_open=fail_open)
 
     @cache.loader(ttl=60, name=f"tests.bound.{uuid.uuid4().hex}")
     def value(n: int) -> int:
         return n * 10
 
-    async def pool_of_loop() -> Any:
-        return cache.aio().redis.connection_pool
-
-    pool = cache.redis.connection_pool if reading.mode == "sync" else loop.run(pool_of_loop)
-    take = _taking(pool)
-    held = take() if reading.mode == "sync" else loop.run(take)
+    give_back = hold_sync(cache) if reading.mode == "sync" else hold_async(cache)
     started = time.monotonic()
     if fail_open:
         assert reading.get(value, 1) == 10
     else:
-        with pytest.raises(CacheUnavailable, match="No connection available") as raised:
+        with pytest.raises(CacheUnavailable, match=r"all 1 stayed busy for 0.3 s \(max_connections\)") as raised:
             reading.get(value, 1)
         assert not isinstance(raised.value, redis.RedisError)
     waited = time.monotonic() - started
     print(f"\n{reading.mode} fail_open={fail_open}: an exhausted pool answered after {waited * 1000:.0f} ms")
-    assert 0.15 <= waited < 1.0
-    if reading.mode == "sync":
-        pool.release(held)
-    else:
-        loop.run(lambda: pool.release(held))
+    assert 0.25 <= waited < 0.55  # one wait: a second (a Cluster client retrying) would be 0.6 s
+    give_back()
     assert reading.get(value, 2) == 20
     assert cache.stats.snapshot()["cache_unavailable"] == 1
     cache.close()
@@ -193,3 +201,16 @@ def test_the_bound_from_the_environment_and_the_url(redis_server: RedisServer, m
         Refresher(url + "?max_connections=0")
     with pytest.raises(ValueError, match="max_connections or redis=, not both"):
         Refresher(url, redis=redis.Redis.from_url(url), max_connections=2)
+
+
+@pytest.mark.standalone_only
+def test_the_bounded_pool_keeps_the_lean_connections(redis_server: RedisServer) -> None:
+    """The bound changes the pool's class, not the connections': where lean.py's 3-syscall
+    connection and its fork hook apply, a bounded pool has them, and hits keep their own GET."""
+    cache = bounded_cache(redis_server, max_connections=2)
+    pool = cache.redis.connection_pool
+    assert isinstance(pool, pools.Waits) and (pool.max_connections, pool.timeout) == (2, 1.0)
+    if lean.PARSER_KNOWN and lean.PID_CHECKED:
+        assert isinstance(pool, lean.ForkAwareBlockingPool) and pool.connection_class is lean.TimedConnection
+        assert lean.getter(cache.redis) != cache.redis.get
+    cache.close()

@@ -165,7 +165,7 @@ def async_client(target: Target, timeout: float, max_connections: int | None = N
         options["max_connections"] = max_connections
     if target.kind == "redis":
         if bounded:
-            return redis.asyncio.Redis.from_pool(redis.asyncio.BlockingConnectionPool.from_url(target.url, timeout=timeout, **options))
+            return redis.asyncio.Redis.from_pool(pools.AsyncWaits.from_url(target.url, timeout=timeout, **options))
         return redis.asyncio.Redis.from_url(target.url, **options)
     if target.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.nodes]

@@ -3,7 +3,7 @@ for reads, scripts and the lock watchdog (the waits' pub/sub and the tracking co
 are made outside it, docs/connections.md).
 
 A command that finds all N busy waits for one, up to the socket timeout, then fails as
-redis-py's ConnectionError("No connection available."), which reaches callers as the cache
+redis-py's MaxConnectionsError (a ConnectionError), which reaches callers as the cache
 being unavailable (CacheUnavailable, or with fail_open the loader). redis-py's bounded pools
 fail at once instead ("Too many connections"): under a burst of readers, ordinary
 concurrency would turn into errors.
@@ -24,6 +24,7 @@ import redis.asyncio.sentinel
 import redis.sentinel
 from redis.connection import ConnectionPool, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
 ENVIRONMENT = "REFRESHER_MAX_CONNECTIONS"
 
@@ -56,18 +57,52 @@ def from_environment() -> int | None:
     return int(text)
 
 
+NO_CONNECTION = "No connection available."  # what redis-py's blocking pools raise when their wait ends
+
+
+def exhausted(max_connections: int, timeout: float | None) -> MaxConnectionsError:
+    """The error of a wait that ended with every connection still busy: MaxConnectionsError,
+    which redis-py's Cluster client (8.x) takes for the client's own limit, where a plain
+    ConnectionError would be a node failing (a topology refresh, a second wait)."""
+    return MaxConnectionsError(f"{NO_CONNECTION[:-1]}: all {max_connections} stayed busy for {timeout} s (max_connections)")
+
+
+class Waits(redis.BlockingConnectionPool):
+    """redis-py's blocking pool, whose ended wait is `exhausted`."""
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if str(exc) != NO_CONNECTION:
+                raise
+            raise exhausted(self.max_connections, self.timeout) from None
+
+
+class AsyncWaits(redis.asyncio.BlockingConnectionPool):
+    """The same for redis.asyncio."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if str(exc) != NO_CONNECTION:
+                raise
+            raise exhausted(self.max_connections, self.timeout) from None
+
+
 def waiting(pool_class: type[ConnectionPool], timeout: float) -> type[ConnectionPool]:
-    """A blocking pool class whose wait for a free connection is `timeout` by default: a
-    Cluster makes each node's pool from its own settings, which have no place for it."""
+    """`pool_class` (a blocking one) as Waits, waiting `timeout` by default for a free
+    connection: a Cluster makes each node's pool from its own settings, which have no place for it."""
     init = partialmethod(pool_class.__init__, timeout=timeout)
-    return type(pool_class.__name__, (pool_class,), {"__init__": init})
+    return type(pool_class.__name__, (Waits, pool_class), {"__init__": init})
 
 
-class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, redis.BlockingConnectionPool):
-    """Sentinel's master pool, waiting for a free connection like redis-py's blocking pool."""
+class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, Waits):
+    """Sentinel's master pool, waiting for a free connection like the others."""
 
 
-class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
+class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, AsyncWaits):
     """The same for redis.asyncio."""
 
 
@@ -83,7 +118,8 @@ class BoundedCluster(redis.asyncio.cluster.RedisCluster):
 
     def __init__(self, *args: Any, permit_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._permits = asyncio.Semaphore(kwargs["max_connections"])
+        self._permits_total = kwargs["max_connections"]
+        self._permits = asyncio.Semaphore(self._permits_total)
         self._permit_timeout = permit_timeout
 
     @asynccontextmanager
@@ -95,7 +131,7 @@ class BoundedCluster(redis.asyncio.cluster.RedisCluster):
             async with asyncio.timeout(self._permit_timeout):
                 await self._permits.acquire()
         except TimeoutError:
-            raise RedisConnectionError("No connection available.") from None
+            raise exhausted(self._permits_total, self._permit_timeout) from None
         token = _holding.set(True)
         try:
             yield
