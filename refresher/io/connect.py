@@ -148,8 +148,9 @@ def sync_client(target: Target, timeout: float, max_connections: int | None = No
         return client
     if target.kind == "cluster":
         nodes = [redis.cluster.ClusterNode(host, port) for host, port in target.nodes]
-        if bounded:
-            options["connection_pool_class"] = pools.waiting(redis.BlockingConnectionPool, timeout)
+        if bounded:  # redis-py before 8 makes the nodes' pools of connection_pool_class for a client made from a URL only
+            options.update(connection_pool_class=pools.waiting(redis.BlockingConnectionPool, timeout), url=pools.seed_url(target))
+            del options["ssl"]  # the URL's scheme says it
         return redis.cluster.RedisCluster(startup_nodes=nodes, **options)
     sentinel = redis.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options)
     if bounded:

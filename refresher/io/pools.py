@@ -12,6 +12,7 @@ concurrency would turn into errors.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -91,15 +92,36 @@ class AsyncWaits(redis.asyncio.BlockingConnectionPool):
             raise exhausted(self.max_connections, self.timeout) from None
 
 
+def seed_url(target: Any) -> str:
+    """A Cluster's first seed node as a URL (TLS in the scheme, credentials kept apart)."""
+    host, port = target.nodes[0]
+    return f"{'rediss' if target.tls else 'redis'}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def waiting(pool_class: type[ConnectionPool], timeout: float) -> type[ConnectionPool]:
     """`pool_class` (a blocking one) as Waits, waiting `timeout` by default for a free
     connection: a Cluster makes each node's pool from its own settings, which have no place for it."""
     init = partialmethod(pool_class.__init__, timeout=timeout)
-    return type(pool_class.__name__, (Waits, pool_class), {"__init__": init})
+    return type(f"Waiting{pool_class.__name__}", (Waits, pool_class), {"__init__": init, "__module__": __name__})
+
+
+# redis-py 5's blocking pool disconnects all its connections, taking no `inuse_connections`.
+_DISCONNECTS_ALL = "inuse_connections" not in inspect.signature(redis.BlockingConnectionPool.disconnect).parameters
 
 
 class BlockingSentinelPool(redis.sentinel.SentinelConnectionPool, Waits):
     """Sentinel's master pool, waiting for a free connection like the others."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """Sentinel's pool drops its idle connections when the master moves (at the first
+        connection too); on redis-py 5 the idle ones are those in the blocking pool's queue."""
+        if not _DISCONNECTS_ALL:
+            super().disconnect(inuse_connections)
+        elif inuse_connections:
+            super().disconnect()
+        else:
+            for connection in [idle for idle in list(self.pool.queue) if idle is not None]:
+                connection.disconnect()
 
 
 class AsyncBlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, AsyncWaits):
