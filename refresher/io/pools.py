@@ -173,5 +173,5 @@ class BoundedCluster(redis.asyncio.cluster.RedisCluster):
             async with self.permit():
                 return await execute(*args, **kwargs)
 
-        pipe.execute = bounded  # type: ignore[method-assign]
+        pipe.execute = bounded  # type: ignore[method-assign]  # no subclass: ClusterPipeline is made differently by redis-py 5 and 8
         return pipe
