@@ -53,7 +53,7 @@ def from_environment() -> int | None:
     text = os.environ.get(ENVIRONMENT, "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise ValueError(f"{ENVIRONMENT} must be a whole number of connections >= 1, got {text!r}")
     return int(text)
 
@@ -63,8 +63,8 @@ NO_CONNECTION = "No connection available."  # what redis-py's blocking pools rai
 
 def exhausted(max_connections: int, timeout: float | None) -> MaxConnectionsError:
     """The error of a wait that ended with every connection still busy: MaxConnectionsError,
-    which redis-py's Cluster client (8.x) takes for the client's own limit, where a plain
-    ConnectionError would be a node failing (a topology refresh, a second wait)."""
+    which redis-py's Cluster client (6.4 on) takes for the client's own limit, where a plain
+    ConnectionError would be a node failing (a slot-map refresh, a wait per retry)."""
     return MaxConnectionsError(f"{NO_CONNECTION[:-1]}: all {max_connections} stayed busy for {timeout} s (max_connections)")
 
 
