@@ -193,7 +193,8 @@ def test_the_bound_from_the_environment_and_the_url(redis_server: RedisServer, m
     monkeypatch.setenv("REFRESHER_MAX_CONNECTIONS", "3")
     assert Refresher(url).max_connections == 3
     assert Refresher(url, max_connections=5).max_connections == 5
-    assert Refresher(url + "?max_connections=4").max_connections == 4
+    from_url = Refresher(url + "?max_connections=4")
+    assert isinstance(from_url.redis.connection_pool, pools.Waits) and from_url.redis.connection_pool.max_connections == 4
     assert Refresher(url, redis=redis.Redis.from_url(url)).max_connections == 3  # for the asyncio pools it builds
     monkeypatch.setenv("REFRESHER_MAX_CONNECTIONS", "zero")
     with pytest.raises(ValueError, match="REFRESHER_MAX_CONNECTIONS must be a whole number"):
