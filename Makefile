@@ -11,7 +11,7 @@ WHEEL  := .venv-wheel
 NEWEST_STAMP := $(NEWEST)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml ci/oldest.txt | cksum | cut -d' ' -f1)
 WHEEL_STAMP  := $(WHEEL)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py tests/test_async.py tests/test_lean.py
+LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py tests/test_async.py tests/test_lean.py tests/test_pool_bound.py
 
 .PHONY: install redis rabbitmq prometheus test check-generated unasync docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
@@ -48,7 +48,7 @@ test: check-generated typecheck docs redis rabbitmq prometheus
 	# replicas, started by tests/conftest.py; the broker stays a plain redis-server) and the
 	# near cache on in every process, readers and workers alike (REFRESHER_NEAR_CACHE).
 	REFRESHER_TEST_CACHE=cluster REFRESHER_NEAR_CACHE=10000 REFRESHER_TEST_MODES=sync $(BIN)/python -m pytest -q \
-		tests/test_stampede.py tests/test_worker.py tests/faults tests/test_connections.py tests/test_tracking.py
+		tests/test_stampede.py tests/test_worker.py tests/faults tests/test_connections.py tests/test_tracking.py tests/test_pool_bound.py
 	# One leg after another: their stampede tests run 2-4 reader processes each, which a 2-core
 	# machine runs at once only when a leg runs alone (three at once starved the readers' event
 	# loops of CPU: slow-callback failures). Measured: 131 s in turn, 71 s with -j3. --keep-going:

@@ -20,6 +20,7 @@ from refresher.api.loader import Loader
 from refresher.core.keys import check_namespace
 from refresher.core.near import NearCache
 from refresher.core.options import Options
+from refresher.io import pools
 from refresher.io.jobs import Route
 from refresher.io.publish import Publisher
 from refresher.io.singleflight import Group
@@ -62,7 +63,9 @@ class Refresher:
     may name a Redis Cluster or a Sentinel-managed master (see connect.py); `redis=` hands
     over a ready-made redis-py client for the sync path (the async path still connects to
     the URL). `near_cache=N` keeps up to N values (and `near_cache_bytes` of them) in this
-    process, dropped as soon as Redis reports a write (near.py). `loader_defaults` are Options
+    process, dropped as soon as Redis reports a write (near.py). `max_connections=N` bounds the
+    data pools it builds (per master; asyncio's per event loop): a command waits up to
+    `socket_timeout` for a free connection (io/pools.py). `loader_defaults` are Options
     fields (refresh_window, stale_ttl, fail_open, ...) applied to every loader.
 
     `celery_app=` publishes through a Celery app the user configured (its broker URL, TLS,
@@ -85,6 +88,7 @@ class Refresher:
         breaker_cooldown: float = 5.0,
         near_cache: int | None = None,
         near_cache_bytes: int = 64 * 1024 * 1024,
+        max_connections: int | None = None,
         **loader_defaults: Any,
     ) -> None:
         self.redis_url = redis_url or os.environ.get("REFRESHER_REDIS_URL") or DEFAULT_REDIS_URL
@@ -96,10 +100,13 @@ class Refresher:
         self.namespace = check_namespace(namespace or os.environ.get("REFRESHER_NAMESPACE") or "refresher")
         self.queue = queue or os.environ.get("REFRESHER_QUEUE") or "refresher"
         self.socket_timeout = socket_timeout
+        self.max_connections = pools.chosen(max_connections, self.redis_url, self.target.kind)
+        if redis is not None and max_connections is not None:
+            raise ValueError("pass max_connections or redis=, not both: the client you built keeps its own pool's limit")
         Options(ttl=1, **loader_defaults)  # a misspelt default fails here, not at the first loader
         self.loader_defaults = loader_defaults
         self.stats = Stats()
-        self.redis = redis if redis is not None else sync_client(self.target, socket_timeout)
+        self.redis = redis if redis is not None else sync_client(self.target, socket_timeout, self.max_connections)
         self.publisher = Publisher(self.broker_url, self.queue, publish_timeout, breaker_cooldown, self.stats, celery_app)
         near_cache = near_cache if near_cache is not None else _near_cache_from_env()
         self.epochs = Epochs(self.namespace)
@@ -131,7 +138,7 @@ class Refresher:
             with self._aio_lock:
                 driver = self._aio.get(loop)
                 if driver is None:
-                    client = async_client(self.target, self.socket_timeout)
+                    client = async_client(self.target, self.socket_timeout, self.max_connections)
                     driver = self._aio[loop] = AsyncDriver(client, self.sync)
             if not self.publisher.started:
                 self.publisher.start()

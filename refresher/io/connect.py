@@ -28,7 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from refresher.io import lean
+from refresher.io import lean, pools
 from refresher.io.breaker import Breaker, Breakers, Masters
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
@@ -130,36 +130,58 @@ def _options(target: Target, timeout: float, retry: type[Any]) -> dict[str, Any]
     return options
 
 
-def sync_client(target: Target, timeout: float) -> SyncClient:
+def sync_client(target: Target, timeout: float, max_connections: int | None = None) -> SyncClient:
+    """`max_connections`: the data pool's bound per master, a wait of `timeout` for a free
+    connection past it (io/pools.py); None: redis-py's unbounded pools."""
     options = _options(target, timeout, Retry)
+    bounded = max_connections is not None
     connection_class = lean.connection_class(target.kind, target.url, target.tls)
     if connection_class is not None:
         options["connection_class"] = connection_class
+    if bounded:
+        options["max_connections"] = max_connections
     if target.kind == "redis":  # Redis.from_url, with the pool lean.py picks
-        client = redis.Redis(connection_pool=lean.pool_class(connection_class).from_url(target.url, **options))
+        pool = lean.pool_class(connection_class, bounded)
+        pool = pools.waiting(pool, timeout) if bounded else pool
+        client = redis.Redis(connection_pool=pool.from_url(target.url, **options))
         client.auto_close_connection_pool = True
         return client
     if target.kind == "cluster":
         nodes = [redis.cluster.ClusterNode(host, port) for host, port in target.nodes]
+        if bounded:  # redis-py before 8 makes the nodes' pools of connection_pool_class for a client made from a URL only
+            options.update(connection_pool_class=pools.waiting(redis.BlockingConnectionPool, timeout), url=pools.seed_url(target))
+            del options["ssl"]  # the URL's scheme says it
         return redis.cluster.RedisCluster(startup_nodes=nodes, **options)
     sentinel = redis.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options)
+    if bounded:
+        return sentinel.master_for(target.service, db=target.db, connection_pool_class=pools.BlockingSentinelPool, timeout=timeout)
     return sentinel.master_for(target.service, db=target.db)
 
 
-def async_client(target: Target, timeout: float) -> AsyncClient:
+def async_client(target: Target, timeout: float, max_connections: int | None = None) -> AsyncClient:
+    """As sync_client, for redis.asyncio (whose Cluster nodes cannot wait: pools.BoundedCluster)."""
     options = _options(target, timeout, AsyncRetry)
+    bounded = max_connections is not None
+    if bounded:
+        options["max_connections"] = max_connections
     if target.kind == "redis":
+        if bounded:
+            return redis.asyncio.Redis.from_pool(pools.AsyncWaits.from_url(target.url, timeout=timeout, **options))
         return redis.asyncio.Redis.from_url(target.url, **options)
     if target.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in target.nodes]
+        if bounded:
+            return pools.BoundedCluster(startup_nodes=nodes, permit_timeout=timeout, **options)
         return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **options)
     sentinel = redis.asyncio.sentinel.Sentinel(list(target.nodes), sentinel_kwargs=_sentinel_options(options), **options)
+    if bounded:
+        return sentinel.master_for(target.service, db=target.db, connection_pool_class=pools.AsyncBlockingSentinelPool, timeout=timeout)
     return sentinel.master_for(target.service, db=target.db)
 
 
 def _sentinel_options(options: dict[str, Any]) -> dict[str, Any]:
     """Sentinels take the timeouts and TLS, not the data nodes' credentials or connections."""
-    return {k: v for k, v in options.items() if k not in ("username", "password", "connection_class")}
+    return {k: v for k, v in options.items() if k not in ("username", "password", "connection_class", "max_connections")}
 
 
 def tracking_pools(client: SyncClient) -> list[ConnectionPool]:

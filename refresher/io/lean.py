@@ -28,7 +28,7 @@ import sys
 from typing import Any, Callable
 
 import redis.sentinel
-from redis.connection import AbstractConnection, Connection, ConnectionPool, UnixDomainSocketConnection
+from redis.connection import AbstractConnection, BlockingConnectionPool, Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -186,9 +186,16 @@ class ForkAwarePool(ConnectionPool):
             super()._checkpid()
 
 
-def pool_class(connection: type[AbstractConnection] | None) -> type[ConnectionPool]:
-    """The sync client's pool, for these connections (None: redis-py's own)."""
-    return ForkAwarePool if connection is not None and PID_CHECKED else ConnectionPool
+class ForkAwareBlockingPool(ForkAwarePool, BlockingConnectionPool):
+    """The same for a bounded pool (`max_connections=`), which waits for a free connection."""
+
+
+def pool_class(connection: type[AbstractConnection] | None, bounded: bool = False) -> type[ConnectionPool]:
+    """The sync client's pool, for these connections (None: redis-py's own); `bounded`: one
+    that waits for a free connection once it holds its max_connections (io/pools.py)."""
+    if connection is not None and PID_CHECKED:
+        return ForkAwareBlockingPool if bounded else ForkAwarePool
+    return BlockingConnectionPool if bounded else ConnectionPool
 
 
 # redis-py 5.0 names the command it takes a connection for; 5.3 on deprecate the name.
@@ -201,7 +208,7 @@ def getter(client: Any) -> Callable[[str], Any]:
     without the ~3 µs of redis-py's per-command dispatch (option handling, response callbacks,
     its OpenTelemetry hooks, which therefore do not see these GETs); elsewhere the client's own."""
     pool = getattr(client, "connection_pool", None)
-    if type(pool) is not ForkAwarePool or getattr(client, "connection", None) is not None:
+    if not isinstance(pool, ForkAwarePool) or getattr(client, "connection", None) is not None:
         return client.get
     take, release = (lambda: pool.get_connection("GET")) if _NAMED else pool.get_connection, pool.release
 
