@@ -12,8 +12,14 @@ NEWEST_STAMP := $(NEWEST)/.installed-$(shell cat pyproject.toml | cksum | cut -d
 OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml ci/oldest.txt | cksum | cut -d' ' -f1)
 WHEEL_STAMP  := $(WHEEL)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 LEG_TESTS := tests/test_stampede.py tests/test_worker.py tests/test_near.py tests/test_async.py tests/test_lean.py tests/test_pool_bound.py
+# redis-py's middle majors (6, 7; the legs above have 8 and 5), one venv reinstalling redis-py:
+# the tests of the modules that lean on its internals (io/lean.py, io/tracking_link.py) and of
+# the green sockets that must keep its own connections.
+MAJORS := .venv-majors
+MAJORS_STAMP := $(MAJORS)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+MAJORS_TESTS := tests/test_lean.py tests/test_pool_bound.py tests/test_portable_io.py tests/test_tracking.py tests/test_green.py
 
-.PHONY: install redis rabbitmq prometheus test check-generated unasync docs test-newest test-oldest test-wheel dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
+.PHONY: install redis rabbitmq prometheus test check-generated unasync docs test-newest test-oldest test-wheel test-majors dist demo bench bench-quick bench-smoke typecheck worker flower flower-screenshot clean
 
 $(STAMP): pyproject.toml ci/main.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +59,7 @@ test: check-generated typecheck docs redis rabbitmq prometheus
 	# machine runs at once only when a leg runs alone (three at once starved the readers' event
 	# loops of CPU: slow-callback failures). Measured: 131 s in turn, 71 s with -j3. --keep-going:
 	# a failing leg does not hide the others' results.
-	$(MAKE) --no-print-directory --keep-going test-newest test-oldest test-wheel
+	$(MAKE) --no-print-directory --keep-going test-newest test-oldest test-wheel test-majors
 
 # The legs install the built wheel with its test extra (not `pip install -e .`: two legs
 # building in the source tree at once would race on refresher.egg-info); the tests import
@@ -72,11 +78,27 @@ $(OLDEST_STAMP): pyproject.toml ci/oldest.txt | dist
 
 test-newest: $(NEWEST_STAMP) dist redis rabbitmq
 	$(NEWEST)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
+	# A requirements file asking for redis-py 8 resolves with refresher (it once got ResolutionImpossible).
+	$(NEWEST)/bin/pip install -q --dry-run dist/*.whl 'redis[hiredis]>=8'
 	$(NEWEST)/bin/python -m pytest -q -p no:cacheprovider $(LEG_TESTS)
 
 test-oldest: $(OLDEST_STAMP) dist redis rabbitmq
 	$(OLDEST)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
 	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(LEG_TESTS)
+
+$(MAJORS_STAMP): pyproject.toml | dist
+	test -x $(MAJORS)/bin/python || $(PYTHON) -m venv $(MAJORS)
+	$(MAJORS)/bin/pip install -q --upgrade pip
+	$(MAJORS)/bin/pip install -q "$$(ls dist/*.whl)[test]"
+	rm -f $(MAJORS)/.installed-* && touch $@
+
+test-majors: $(MAJORS_STAMP) dist redis
+	$(MAJORS)/bin/pip install -q --no-deps --force-reinstall dist/*.whl
+	set -e; for major in 6 7; do \
+		$(MAJORS)/bin/pip install -q "redis[hiredis]>=$$major,<$$((major + 1))"; \
+		$(MAJORS)/bin/python -c "import redis; print('redis-py', redis.__version__)"; \
+		$(MAJORS)/bin/python -m pytest -q -p no:cacheprovider $(MAJORS_TESTS); \
+	done
 
 # The distribution as a package index sees it: both archives build and pass twine's checks.
 dist: install
@@ -122,4 +144,4 @@ flower-screenshot: install redis
 	$(BIN)/python -m docs.flower_screenshot
 
 clean:
-	rm -rf $(VENV) $(NEWEST) $(OLDEST) $(WHEEL) dist .pytest_cache .mypy_cache build *.egg-info
+	rm -rf $(VENV) $(NEWEST) $(OLDEST) $(WHEEL) $(MAJORS) dist .pytest_cache .mypy_cache build *.egg-info

@@ -1,13 +1,16 @@
-"""refresher/io/lean.py on whichever redis-py this venv holds (make test runs this file on the
-newest releases and on the oldest pins too): the lean connection where redis-py's internals
-are the ones it knows, redis-py's own elsewhere, and either way a frozen cache costs a
-command one socket timeout, and a connection with a stray reply is never reused."""
+"""refresher/io/lean.py on whichever redis-py this venv holds (make test runs this file on
+redis-py 5 (oldest pins), 6 and 7 (test-majors) and 8): the lean connection where redis-py's
+internals are the ones it knows, redis-py's own elsewhere, and either way a frozen cache costs
+a command one socket timeout, and a connection with a stray reply is never reused; and no
+other module reads redis-py's internals."""
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -19,6 +22,8 @@ from tests.support.servers import RedisServer
 from tests.support.waiting import until
 
 SOCKET_TIMEOUT = 0.5
+SOURCE = Path(lean.__file__).parent.parent
+OTHER_LIBRARIES_PRIVATES = {"_fields": "NamedTuple's, documented", "_create_waker": "kombu's Hub, asked with hasattr"}
 pytestmark = pytest.mark.standalone_only  # it freezes its own server
 
 
@@ -129,3 +134,46 @@ def test_a_hit_whose_pooled_connection_the_server_closed_is_served_on_a_new_one(
         admin.close()
     assert load.get(1) == 1
     assert (cache.stats["hit"], cache.stats["load"]) == (hits + 1, loads)  # from Redis, not loaded again
+
+
+def test_redis_pys_internals_are_read_in_lean_py_only() -> None:
+    """Issue 20: one module isolates them, so a new redis-py major breaks (or falls back) in
+    one place. A private name read elsewhere (an attribute, getattr or hasattr, a module
+    under `redis._`) that refresher does not define itself is another library's."""
+    defined: set[str] = set()
+    read: list[tuple[str, str]] = []
+    for path in SOURCE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            defined |= _defines(node)
+            read += [(path.name, name) for name in _reads(node) if _private(name)]
+    foreign = {(module, name) for module, name in read if name not in defined}
+    assert {name for module, name in foreign if module != "lean.py"} == set(OTHER_LIBRARIES_PRIVATES)
+    assert {"redis._parsers.hiredis", "_sock", "_reader"} <= {name for module, name in foreign if module == "lean.py"}
+
+
+def _defines(node: ast.AST) -> set[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        return {node.id}
+    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+        return {node.attr}
+    if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets):
+        return {elt.value for elt in getattr(node.value, "elts", []) if isinstance(elt, ast.Constant) and isinstance(elt.value, str)}
+    return set()
+
+
+def _reads(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+        return [node.attr]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+        return [arg.value for arg in node.args[1:2] if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("redis."):
+        return [node.value]  # a module imported by name
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return [node.module]
+    return []
+
+
+def _private(name: str) -> bool:
+    return any(part.startswith("_") and not part.startswith("__") for part in name.split("."))

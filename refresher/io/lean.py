@@ -1,5 +1,6 @@
-"""The one place refresher leans on redis-py internals, to save system calls on the hit path,
-and the checks that fall back to redis-py's public connection classes when it cannot.
+"""The one place refresher leans on redis-py internals, to save system calls on the hit path
+and to poll the tracker's sockets, and the checks that fall back to redis-py's public
+connection classes and calls when it cannot.
 
 A redis-py connection with a socket timeout makes 7 system calls per command on redis-py 5
 to 7 and 5 on redis-py 8: the pool's `can_read()` (5 to 7: a recv that fails, between two
@@ -122,6 +123,18 @@ class LeanSocket(AbstractConnection):
             if isinstance(exc.__context__, BlockingIOError):
                 raise RedisTimeoutError(f"Timeout reading from {self._host_error()}") from None
             raise
+
+
+def socket_of(connection: Any) -> socket.socket | None:
+    """The connected socket of a redis-py connection, or None.
+
+    For the tracker, which reads its links' sockets itself: no public API hands out a
+    connection's socket, and redis-py 5.x to 8.x all keep it in `_sock`. Should a release
+    stop doing so, a link falls back to the connection's public `can_read` and
+    `read_response` (slower: a parser call per link on every read, where the socket gives
+    one poll for every master)."""
+    sock = getattr(connection, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None  # an SSLSocket is one too
 
 
 def _buffered(parser: Any) -> bool:

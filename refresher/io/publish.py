@@ -68,7 +68,8 @@ class Publisher:
             if publisher is not None:
                 publisher._forked()
 
-        os.register_at_fork(after_in_child=after_fork)
+        if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork either
+            os.register_at_fork(after_in_child=after_fork)
 
     @property
     def app(self) -> Celery:

@@ -6,7 +6,6 @@ import logging
 import math
 import select
 import selectors
-import socket
 import threading
 import time
 from typing import Any, Callable, Iterable
@@ -15,6 +14,8 @@ import hiredis
 from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from refresher.io.lean import socket_of
 
 log = logging.getLogger("refresher")
 CLIENT_NAME = "refresher-near-cache"  # as CLIENT LIST shows it
@@ -31,17 +32,6 @@ class Frozen(ConnectionError):
 
 OUTAGE = (OSError, RedisConnectionError, RedisTimeoutError)  # unreachable (not refusing): copies kept
 FROZEN = (Frozen, RedisTimeoutError)  # and each read would wait a timeout: the breaker held open
-
-
-def socket_of(connection: Any) -> socket.socket | None:
-    """The connected socket of a redis-py connection, or None.
-
-    The one use of a redis-py private: no public API hands out a connection's socket, and
-    redis-py 5.x to 8.x all keep it in `_sock`. Should a release stop doing so, a link
-    falls back to the connection's public `can_read` and `read_response` (slower: a parser
-    call per link on every read, where the socket gives one poll for every master)."""
-    sock = getattr(connection, "_sock", None)
-    return sock if isinstance(sock, socket.socket) else None  # an SSLSocket is one too
 
 
 class Link:

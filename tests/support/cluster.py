@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -15,16 +16,19 @@ from tests.support.servers import RedisServer, free_port
 
 
 class RedisClusterServers:
-    def __init__(self, masters: int = 3, replicas: int = 1) -> None:
+    def __init__(self, masters: int = 3, replicas: int = 1, binary: str = "redis-server", bus_option: bool = True) -> None:
+        """`bus_option`: the server has --cluster-port (Redis 7.0), which puts each node's bus
+        on a free port of its own; before 7.0 the bus is the port + 10000."""
         self.dir = tempfile.mkdtemp(prefix="refresher-cluster-")
         self.nodes = [
-            RedisServer(None, "--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--dir", self.dir,
-                        "--repl-diskless-sync-delay", "0")
+            RedisServer(None if bus_option else _port_and_bus(), "--cluster-enabled", "yes", "--cluster-node-timeout",
+                        "1000", "--dir", self.dir, "--repl-diskless-sync-delay", "0", binary=binary)
             for _ in range(masters * (1 + replicas))
         ]
         self.replicas = replicas
-        for node in self.nodes:  # the bus on a free port of its own, not port + 10000
-            node.extra += ["--cluster-config-file", f"nodes-{node.port}.conf", "--cluster-port", str(free_port())]
+        for node in self.nodes:
+            node.extra += ["--cluster-config-file", f"nodes-{node.port}.conf"]
+            node.extra += ["--cluster-port", str(free_port())] if bus_option else []
 
     @property
     def url(self) -> str:
@@ -96,3 +100,18 @@ class RedisClusterServers:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _port_and_bus() -> int:
+    """A free port whose bus port (+ 10000, at most 65535) is free too, for a Redis before 7.0."""
+    while True:
+        with socket.socket() as server, socket.socket() as bus:
+            server.bind(("127.0.0.1", 0))
+            port = int(server.getsockname()[1])
+            if port + 10000 > 65535:
+                continue
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+            return port
