@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
+from refresher import TaskRejected
 from refresher.io.broker import REFRESH_TASK
 from refresher.core.calls import call_repr
 from refresher.ops.cli.warm import enqueue
@@ -98,18 +99,20 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
         enqueue(loaders.windowed, loaders.windowed.call((4,), {}))  # `refresher warm`
         loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["nobody.here", [1], {}, time.time()],
                                               queue=loaders.cache.queue, argsrepr="nobody.here(1)")
+        loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["tests.windowed", [6], {}, time.time(), None, 9],
+                                              queue=loaders.cache.queue, argsrepr="tests.windowed(6)")  # a v9 reader's
         tasks = poll(lambda: api(flower, "/api/tasks")[1],
-                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 2 + ["SUCCESS"] * 2,
-                     "four finished refresh tasks, two of them failed")
+                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 3 + ["SUCCESS"] * 2,
+                     "five finished refresh tasks, three of them failed")
         by_state = {state: api(flower, f"/api/tasks?state={state}")[1] for state in ("SUCCESS", "FAILURE")}
     finally:
         worker.stop()
     assert worker.log is not None  # each failure logged briefly: refresher's line, Celery's one line, no traceback
     assert worker.log.count(r"refresh failed: RuntimeError: origin down for 5; serving the old value") == 1
-    assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 2
+    assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 3
     assert worker.log.count("Traceback") == 0
     shown = {task["args"]: task for task in tasks.values()}
-    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)", "nobody.here(1)"}
+    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)", "nobody.here(1)", "tests.windowed(6)"}
     assert {task["name"] for task in tasks.values()} == {"refresher.refresh"}
     assert {task["kwargs"] for task in tasks.values()} == {"{}"}
     for written in ("tests.windowed(3)", "tests.windowed(4)"):
@@ -126,8 +129,14 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
     refused = shown["nobody.here(1)"]
     assert refused["state"] == "FAILURE" and refused["exception"] == \
         'TaskRejected("rejected: no loader named \'nobody.here\' is registered in this process (check REFRESHER_LOADERS)")'
+    # So is one for another version of the loader (a reader of a newer deploy): nothing written.
+    mismatched = shown["tests.windowed(6)"]
+    assert mismatched["state"] == "FAILURE" and mismatched["exception"] == \
+        repr(TaskRejected("version_mismatch: the task is for version 9, this worker's loader is version None"))
+    assert r.exists(loaders.windowed.keys(6).value) == 0
     # Flower's state filter (its Failed button and `state:FAILURE` search) finds exactly those.
-    assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)"}
+    assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)",
+                                                                       "tests.windowed(6)"}
     assert {task["args"] for task in by_state["SUCCESS"].values()} == {"tests.windowed(3)", "tests.windowed(4)"}
 
 
