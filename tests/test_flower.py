@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
+import refresher
 from refresher import TaskRejected
 from refresher.io.broker import REFRESH_TASK
 from refresher.core.calls import call_repr
@@ -209,3 +210,27 @@ def test_the_insecure_local_opt_out_serves_loopback_only(redis_url: str) -> None
         assert get(flower, "/", auth=None)[0] == 200  # no password, as asked: local only
     finally:
         flower.stop()
+
+
+def test_a_users_own_app_gets_the_readable_columns_from_the_documented_conf(redis_url: str, tmp_path: Path) -> None:
+    """Flower for a user's own Celery app (tests/support/userproj, which never loads the
+    `workers` app), started from an empty directory: with the documented
+    `--conf="$(python -m refresher.ops.flower)"` its tasks page has the args and result
+    columns; with no config file (FLOWER_CONF at Flower's default name), only Flower's own."""
+    conf = subprocess.run([sys.executable, "-m", "refresher.ops.flower"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
+    assert Path(conf).is_file() and Path(conf).is_relative_to(Path(refresher.__file__).parent)
+    pages = {}
+    for options in ((), (f"--conf={conf}",)):
+        port = free_port()
+        command = [sys.executable, "-m", "celery", "-A", "tests.support.userproj", "flower", f"--port={port}",
+                   "--address=127.0.0.1", *options]
+        env = {"USERPROJ_BROKER": redis_url, "FLOWER_BASIC_AUTH": AUTH, "FLOWER_CONF": "flowerconfig.py"}
+        flower = AppServer(command, env, port, rf"Visit me at http://127\.0\.0\.1:{port}", cwd=tmp_path)
+        try:
+            pages[options != ()] = get(flower.launch().wait_ready(30), "/tasks")
+        finally:
+            flower.stop()
+    assert pages[False][0] == pages[True][0] == 200
+    assert b">args<" not in pages[False][1] and b">Result<" not in pages[False][1]  # Flower's defaults
+    assert b">args<" in pages[True][1] and b">Result<" in pages[True][1], pages[True][1]
