@@ -9,6 +9,8 @@ hold for the markdown read as it is on a forge.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from pymdownx.slugs import slugify
 
 import refresher
+from refresher.core.options import Options
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -81,5 +84,18 @@ def test_api_reference_documents_every_public_name() -> None:
     reference = "\n".join(page.read_text() for page in sorted((DOCS / "reference").glob("*.md")))
     documented = set(re.findall(r"^:::\s+refresher\.(\w+)\s*$", reference, re.MULTILINE))
     names = {name for name in refresher.__all__ if not name.startswith("__")}  # __version__ is no API object
+    public = {name for name, value in vars(refresher).items() if not name.startswith("_") and not inspect.ismodule(value)}
+    assert public <= names, f"public in refresher but not in __all__: {sorted(public - names)}"
     missing = sorted(names - documented)
     assert not missing, f"add `::: refresher.NAME` to docs/reference/api.md for: {', '.join(missing)}"
+
+
+def test_the_options_page_lists_every_keyword_of_refresher_and_of_a_loader() -> None:
+    """docs/reference/options.md is where a newcomer looks up what `stale_ttl` does: a
+    keyword added to `Refresher(...)` or a loader option added to `Options` must get a row."""
+    rows = set(re.findall(r"^\|\s*`(\*{0,2}\w+)`\s*\|", (DOCS / "reference" / "options.md").read_text(), re.MULTILINE))
+    keywords = {f"**{p.name}" if p.kind is p.VAR_KEYWORD else p.name
+                for p in inspect.signature(refresher.Refresher.__init__).parameters.values() if p.name != "self"}
+    options = {field.name for field in dataclasses.fields(Options)}
+    missing = sorted((keywords | options) - rows)
+    assert not missing, f"docs/reference/options.md has no row for: {', '.join(missing)}"
