@@ -194,10 +194,8 @@ def test_every_uvicorn_worker_counts_in_every_scrape(redis_server: RedisServer, 
             if set(counts) == readers:
                 break
             answer = httpx.get(f"{server.url}/metrics", timeout=10)
-            scrape = Scrape(text=answer.text)
-            counts[answer.headers["X-Served-By"]] = sum(
-                value for (name, labels), value in scrape.samples.items()
-                if name == "refresher_reads_total" and ("loader", load_user.name) in labels)
+            counts[answer.headers["X-Served-By"]] = Scrape(text=answer.text).total("refresher_reads_total",
+                                                                                   loader=load_user.name)
     finally:
         server.stop()
     assert counts == dict.fromkeys(readers, reads), counts
