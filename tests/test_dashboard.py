@@ -195,3 +195,25 @@ def test_prometheus_scrapes_the_ports_the_web_and_worker_services_serve(merged: 
         web = merged["services"]["web"]["command"]
         args = shlex.split(web) if isinstance(web, str) else web
         assert args[args.index("--port") + 1] == "8000"
+
+
+@pytest.mark.parametrize("page", ["docs/reference/metrics.md", "docs/howto/compose.md"])
+def test_the_documented_compose_commands_resolve_with_the_variables_they_set(page: str) -> None:
+    """Each `VAR=... docker-compose ... up` line of the page, run as `config` with those
+    variables alone (each `...` a long enough value): a variable the files require and the
+    line forgets makes compose refuse the files."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (CI installs it)")
+    lines = [line.split("#")[0] for line in (ROOT / page).read_text().splitlines()
+             if re.match(r"^[A-Z_]+=.* docker-compose\b.* up\b", line)]
+    assert lines, f"{page} shows no compose command"
+    for line in lines:
+        words = shlex.split(line)
+        env = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
+        env = {name: "a-long-enough-value" if value == "..." else value for name, value in env.items()}
+        args = [word for word in words if not re.match(r"^[A-Z_]+=", word)]
+        args = args[:args.index("up")] + ["config", "-q"]
+        done = subprocess.run([tool, *args[1:]], cwd=ROOT, env={"PATH": os.environ["PATH"], **env},
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, f"{line.strip()}: {done.stderr}"
