@@ -99,3 +99,14 @@ def test_the_options_page_lists_every_keyword_of_refresher_and_of_a_loader() -> 
     options = {field.name for field in dataclasses.fields(Options)}
     missing = sorted((keywords | options) - rows)
     assert not missing, f"docs/reference/options.md has no row for: {', '.join(missing)}"
+
+
+def test_the_environment_page_lists_every_variable_refresher_reads() -> None:
+    """Every `REFRESHER_*` name the package spells out as a string has a row in
+    docs/reference/environment.md, the one place a newcomer looks them up."""
+    read = {name for source in (ROOT / "refresher").rglob("*.py")
+            for name in re.findall(r"[\"'](REFRESHER_[A-Z0-9_]+)[\"']", source.read_text())}
+    rows = set(re.findall(r"^\|\s*`(REFRESHER_[A-Z0-9_]+)`", (DOCS / "reference" / "environment.md").read_text(),
+                          re.MULTILINE))
+    assert "REFRESHER_REDIS_URL" in read and "REFRESHER_REDIS_URL" in rows  # the patterns see names
+    assert not read - rows, f"docs/reference/environment.md has no row for: {', '.join(sorted(read - rows))}"
