@@ -88,6 +88,12 @@ def test_a_web_process_serves_every_family_the_exporters_declare(served: set[str
     assert served == set(vocabulary())
 
 
+def test_the_metrics_reference_has_a_row_for_every_family() -> None:
+    rows = set(re.findall(r"^\|\s*`(refresher_\w+)`", (ROOT / "docs/reference/metrics.md").read_text(), re.MULTILINE))
+    families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in vocabulary()}
+    assert not families - rows, f"docs/reference/metrics.md has no row for: {', '.join(sorted(families - rows))}"
+
+
 def test_every_dashboard_query_asks_for_exported_series_and_labels(served: set[str]) -> None:
     known = vocabulary()
     for expr in queries():
