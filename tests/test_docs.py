@@ -19,6 +19,7 @@ from pymdownx.slugs import slugify
 
 import refresher
 from refresher.core.options import Options
+from refresher.core.protocol.outcomes import Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -110,3 +111,10 @@ def test_the_environment_page_lists_every_variable_refresher_reads() -> None:
                           re.MULTILINE))
     assert "REFRESHER_REDIS_URL" in read and "REFRESHER_REDIS_URL" in rows  # the patterns see names
     assert not read - rows, f"docs/reference/environment.md has no row for: {', '.join(sorted(read - rows))}"
+
+
+def test_the_task_outcomes_page_has_a_row_for_every_outcome() -> None:
+    """Flower's results, the log lines' `outcome` and the metrics' label take these values."""
+    page = (DOCS / "reference" / "task-outcomes.md").read_text()
+    missing = [outcome.value for outcome in Outcome if f"| `{outcome.value}` |" not in page]
+    assert not missing, f"docs/reference/task-outcomes.md has no row for: {', '.join(missing)}"
