@@ -1,7 +1,8 @@
 """Flower, as an operator sees it: a real `celery -A workers flower` with basic auth next to
 a real worker started with -E. Refresh tasks show as the loader call they refresh, such as
-`tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`), or
-FAILURE with the exception of a failed load or a rejected task; the API refuses anyone without
+`tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`,
+`fresh`, `deduplicated`), or FAILURE with the exception of a failed load, a rejected task or
+a version mismatch; the API refuses anyone without
 the password.
 Started without good credentials it refuses to start (refresher/ops/flower.py)."""
 
@@ -98,14 +99,25 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
         assert loaders.failing.get(5) == 10  # served, and its refresh will fail at the origin
         assert loaders.cache.publisher.flush()
         enqueue(loaders.windowed, loaders.windowed.call((4,), {}))  # `refresher warm`
-        loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["nobody.here", [1], {}, time.time()],
-                                              queue=loaders.cache.queue, argsrepr="nobody.here(1)")
-        loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["tests.windowed", [6], {}, time.time(), None, 9],
-                                              queue=loaders.cache.queue, argsrepr="tests.windowed(6)")  # a v9 reader's
+
+        def send(name: str, n: int, *fields: Any) -> None:  # a refresh task sent by hand, shown as its call
+            loaders.cache.publisher.app.send_task(REFRESH_TASK, args=[name, [n], {}, *fields],
+                                                  queue=loaders.cache.queue, argsrepr=f"{name}({n})")
+
+        send("nobody.here", 1, time.time())
+        send("tests.windowed", 6, time.time(), None, 9)  # from a reader of the loader's version 9
+        asked = time.time()
+        loaders.windowed.invalidate(8)
+        loaders.windowed.get(8)  # written after the task below was asked for: the task finds it fresh
+        send("tests.windowed", 8, asked, None)
+        lock = loaders.windowed.keys(7).lock
+        r.set(lock, "another-load", px=30_000)  # a load of the key under way: the task finds its lock held
+        send("tests.windowed", 7, time.time(), None)
         tasks = poll(lambda: api(flower, "/api/tasks")[1],
-                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 3 + ["SUCCESS"] * 2,
-                     "five finished refresh tasks, three of them failed")
+                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 3 + ["SUCCESS"] * 4,
+                     "seven finished refresh tasks, three of them failed")
         by_state = {state: api(flower, f"/api/tasks?state={state}")[1] for state in ("SUCCESS", "FAILURE")}
+        r.delete(lock)
     finally:
         worker.stop()
     assert worker.log is not None  # each failure logged briefly: refresher's line, Celery's one line, no traceback
@@ -113,12 +125,12 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
     assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 3
     assert worker.log.count("Traceback") == 0
     shown = {task["args"]: task for task in tasks.values()}
-    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)", "nobody.here(1)", "tests.windowed(6)"}
+    assert set(shown) == {"tests.failing(5)", "nobody.here(1)", *(f"tests.windowed({n})" for n in (3, 4, 6, 7, 8))}
     assert {task["name"] for task in tasks.values()} == {"refresher.refresh"}
     assert {task["kwargs"] for task in tasks.values()} == {"{}"}
-    for written in ("tests.windowed(3)", "tests.windowed(4)"):
-        assert (shown[written]["state"], shown[written]["result"], shown[written]["exception"]) == \
-            ("SUCCESS", "'written'", None)
+    for n, outcome in ((3, "written"), (4, "written"), (8, "fresh"), (7, "deduplicated")):
+        done = shown[f"tests.windowed({n})"]
+        assert (done["state"], done["result"], done["exception"]) == ("SUCCESS", repr(outcome), None), n
     # A failing loader fails its task, naming the loader's exception, once: no Celery retry
     # (the key backs off instead, its old value still served).
     failed = shown["tests.failing(5)"]
@@ -138,7 +150,7 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
     # Flower's state filter (its Failed button and `state:FAILURE` search) finds exactly those.
     assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)",
                                                                        "tests.windowed(6)"}
-    assert {task["args"] for task in by_state["SUCCESS"].values()} == {"tests.windowed(3)", "tests.windowed(4)"}
+    assert {task["args"] for task in by_state["SUCCESS"].values()} == {f"tests.windowed({n})" for n in (3, 4, 7, 8)}
 
 
 def test_a_call_reads_as_python_whatever_its_arguments() -> None:
