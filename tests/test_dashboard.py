@@ -19,7 +19,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from refresher.ops.metrics.families import BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, label_names
+from refresher.ops.metrics.families import (BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, QUEUE_MESSAGES,
+                                            label_names)
 from tests.support.servers import ROOT, RedisServer
 from tests.support.webapps import example_env, uvicorn
 
@@ -64,7 +65,10 @@ def vocabulary() -> dict[str, set[str]]:
     names[BREAKER] = set()
     names.update({near.name: set() for near in NEAR_GAUGES})
     names.update({f"{near.name}_total": set() for near in NEAR_COUNTERS})
-    return names
+    return names | WORKER_ONLY
+
+
+WORKER_ONLY = {QUEUE_MESSAGES: {"queue"}}  # a worker's own series (tests/brokers/test_backlog.py scrapes it)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +89,13 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_a_web_process_serves_every_family_the_exporters_declare(served: set[str]) -> None:
-    assert served == set(vocabulary())
+    assert served == set(vocabulary()) - set(WORKER_ONLY)
+
+
+def test_the_metrics_reference_has_a_row_for_every_family() -> None:
+    rows = set(re.findall(r"^\|\s*`(refresher_\w+)`", (ROOT / "docs/reference/metrics.md").read_text(), re.MULTILINE))
+    families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in vocabulary()}
+    assert not families - rows, f"docs/reference/metrics.md has no row for: {', '.join(sorted(families - rows))}"
 
 
 def test_every_dashboard_query_asks_for_exported_series_and_labels(served: set[str]) -> None:
@@ -94,14 +104,14 @@ def test_every_dashboard_query_asks_for_exported_series_and_labels(served: set[s
         found = list(selectors(expr))
         assert found, f"no metric in {expr}"
         for name, labels in found:
-            assert name in served, f"{name} is not exported (in {expr})"
+            assert name in served | set(WORKER_ONLY), f"{name} is not exported (in {expr})"
             assert labels <= known[name] | SCRAPE_LABELS, f"{name} has no label {labels - known[name]} (in {expr})"
 
 
 def test_the_dashboard_shows_what_an_operator_looks_for() -> None:
     titles = {panel["title"] for panel in json.loads(DASHBOARD.read_text())["panels"]}
-    for wanted in ("Hit ratio by loader", "Reads and origin calls", "Refresh latency (origin calls)", "Failures",
-                   "Refresh tasks: sent and run", "Lock waits", "Near cache size"):
+    for wanted in ("Hit ratio by loader", "Origin calls avoided (5m)", "Refresh latency (origin calls)", "Failures",
+                   "Queue backlog", "Refresh tasks: sent and run", "Lock waits", "Near cache size"):
         assert wanted in titles
 
 
@@ -195,3 +205,25 @@ def test_prometheus_scrapes_the_ports_the_web_and_worker_services_serve(merged: 
         web = merged["services"]["web"]["command"]
         args = shlex.split(web) if isinstance(web, str) else web
         assert args[args.index("--port") + 1] == "8000"
+
+
+@pytest.mark.parametrize("page", ["docs/reference/metrics.md", "docs/howto/compose.md"])
+def test_the_documented_compose_commands_resolve_with_the_variables_they_set(page: str) -> None:
+    """Each `VAR=... docker-compose ... up` line of the page, run as `config` with those
+    variables alone (each `...` a long enough value): a variable the files require and the
+    line forgets makes compose refuse the files."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (CI installs it)")
+    lines = [line.split("#")[0] for line in (ROOT / page).read_text().splitlines()
+             if re.match(r"^[A-Z_]+=.* docker-compose\b.* up\b", line)]
+    assert lines, f"{page} shows no compose command"
+    for line in lines:
+        words = shlex.split(line)
+        env = dict(word.split("=", 1) for word in words if re.match(r"^[A-Z_]+=", word))
+        env = {name: "a-long-enough-value" if value == "..." else value for name, value in env.items()}
+        args = [word for word in words if not re.match(r"^[A-Z_]+=", word)]
+        args = args[:args.index("up")] + ["config", "-q"]
+        done = subprocess.run([tool, *args[1:]], cwd=ROOT, env={"PATH": os.environ["PATH"], **env},
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, f"{line.strip()}: {done.stderr}"

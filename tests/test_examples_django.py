@@ -6,18 +6,25 @@ REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Iterator
+
+import httpx
 
 import pytest
 import redis
 
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape
-from tests.support.servers import RedisServer, WorkerProcess
-from tests.support.webapps import WRITTEN, example_env
+from tests.support.servers import ROOT, RedisServer, WorkerProcess
+from tests.support.webapps import WRITTEN, example_env, gunicorn, stampede
 
 SETTINGS = "examples.django_app.proj.settings"
 SUCCEEDED = r"catalog\.reprice\[\S+\] succeeded"
+LOADER = "examples.django_app.catalog.loaders.product"
 
 
 class Site:
@@ -166,3 +173,41 @@ def test_tags_are_invalidated_on_save_and_an_update_needs_invalidate_after_commi
     saved.price_cents = 903
     saved.save()  # autocommit: invalidated at once
     assert price.get(9) == 903
+
+
+def test_under_gunicorn_every_scrape_counts_the_reads_of_every_worker(redis_server: RedisServer, tmp_path: Path) -> None:
+    """`gunicorn -w 2 examples.django_app.proj.wsgi` with PROMETHEUS_MULTIPROC_DIR: product
+    reads answered by both workers (gunicorn's access log names each request's process),
+    then scrapes until each worker has answered one; every scrape counts every read."""
+    (tmp_path / "prometheus").mkdir()
+    env = example_env(redis_server.url, tmp_path / "catalog.sqlite3", DJANGO_SETTINGS_MODULE=SETTINGS,
+                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    subprocess.run([sys.executable, "-m", "examples.django_app.manage", "migrate", "-v", "0"], cwd=ROOT, check=True,
+                   timeout=120, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+    server = gunicorn("examples.django_app.proj.wsgi", env, 2, "--access-logfile", "-",
+                      "--access-logformat", "served %(p)s %(r)s").wait_ready()
+    assert server.log is not None
+    product = {"id": 2, "name": "product 2", "price_cents": 200}
+
+    def pids(path: str) -> list[str]:
+        assert server.log is not None
+        return [line.split()[1] for line in server.log.lines if line.startswith("served ") and f" {path} " in line]
+
+    try:
+        reads = 0
+        while len(set(pids("/products/2"))) < 2:
+            assert reads < 400, f"every read went to one process: {set(pids('/products/2'))}"
+            answers, _ = stampede(server.url, "/products/2", 40)
+            assert [(a.status, a.body) for a in answers] == [(200, product)] * 40
+            reads += 40
+            server.log.wait_for(r"^served .* /products/2 ", count=reads)
+        counts: dict[str, float] = {}
+        for scrapes in range(1, 201):
+            if len(counts) == 2:
+                break
+            scrape = Scrape(text=httpx.get(f"{server.url}/metrics", timeout=10).text)
+            server.log.wait_for(r"^served .* /metrics ", count=scrapes)
+            counts[pids("/metrics")[-1]] = scrape.total("refresher_reads_total", loader=LOADER)
+    finally:
+        server.stop()
+    assert counts == dict.fromkeys(set(pids("/products/2")), reads), counts

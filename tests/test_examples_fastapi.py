@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Iterator
 
 import httpx
@@ -166,3 +167,35 @@ def test_metrics_count_the_reads_by_loader(apps: Apps) -> None:
     assert grew(before, after, "refresher_load_duration_seconds_sum", loader=loader) >= QUERY_SECONDS
     assert after.value("refresher_publish_breaker_open") == 0
     assert {"refresher_near_cache_entries", "refresher_near_cache_bypassed"} <= after.names()
+
+
+def test_every_uvicorn_worker_counts_in_every_scrape(redis_server: RedisServer, tmp_path: Path) -> None:
+    """`uvicorn --workers 2` with PROMETHEUS_MULTIPROC_DIR: reads answered by both processes,
+    then scrapes until each process has answered one; every scrape counts every read."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    env = example_env(redis_server.url, tmp_path / "users.sqlite3", EXAMPLES_QUERY_SECONDS="0",
+                      PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    server = uvicorn(APP, env, "--no-access-log", "--workers", "2")
+    try:
+        server.wait_ready()
+        assert server.log is not None
+        server.log.wait_for("Application startup complete", count=2)
+        readers: set[str | None] = set()
+        reads = 0
+        while len(readers) < 2:
+            assert reads < 400, f"every read went to one process: {readers}"
+            answers, _ = stampede(server.url, "/users/9", 40)
+            assert [(a.status, a.body) for a in answers] == [(200, USERS[8])] * 40
+            readers |= {a.served_by for a in answers}
+            reads += 40
+        counts: dict[str | None, float] = {}
+        for _ in range(200):
+            if set(counts) == readers:
+                break
+            answer = httpx.get(f"{server.url}/metrics", timeout=10)
+            counts[answer.headers["X-Served-By"]] = Scrape(text=answer.text).total("refresher_reads_total",
+                                                                                   loader=load_user.name)
+    finally:
+        server.stop()
+    assert counts == dict.fromkeys(readers, reads), counts

@@ -1,7 +1,8 @@
 """Flower, as an operator sees it: a real `celery -A workers flower` with basic auth next to
 a real worker started with -E. Refresh tasks show as the loader call they refresh, such as
-`tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`), or
-FAILURE with the exception of a failed load or a rejected task; the API refuses anyone without
+`tests.windowed(3)`, with their state and result: SUCCESS with the outcome (`written`,
+`fresh`, `deduplicated`), or FAILURE with the exception of a failed load, a rejected task or
+a version mismatch; the API refuses anyone without
 the password.
 Started without good credentials it refuses to start (refresher/ops/flower.py)."""
 
@@ -21,12 +22,14 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
+import refresher
+from refresher import TaskRejected
 from refresher.io.broker import REFRESH_TASK
 from refresher.core.calls import call_repr
 from refresher.ops.cli.warm import enqueue
 from refresher.core.keys import tagged
 from tests.support import loaders
-from tests.support.ageing import into_window
+from tests.support.ageing import expire_in, into_window
 from refresher.ops.flower import INSECURE_LOCAL
 from tests.support.servers import ROOT, WorkerProcess, free_port
 from tests.support.sockets import listening_addresses
@@ -96,39 +99,59 @@ def test_flower_shows_each_refresh_as_its_loader_call_state_and_result(
         assert loaders.failing.get(5) == 10  # served, and its refresh will fail at the origin
         assert loaders.cache.publisher.flush()
         enqueue(loaders.windowed, loaders.windowed.call((4,), {}))  # `refresher warm`
-        loaders.cache.publisher.app.send_task(REFRESH_TASK, args=["nobody.here", [1], {}, time.time()],
-                                              queue=loaders.cache.queue, argsrepr="nobody.here(1)")
+
+        def send(name: str, n: int, *fields: Any) -> None:  # a refresh task sent by hand, shown as its call
+            loaders.cache.publisher.app.send_task(REFRESH_TASK, args=[name, [n], {}, *fields],
+                                                  queue=loaders.cache.queue, argsrepr=f"{name}({n})")
+
+        send("nobody.here", 1, time.time())
+        send("tests.windowed", 6, time.time(), None, 9)  # from a reader of the loader's version 9
+        asked = time.time()
+        loaders.windowed.invalidate(8)
+        loaders.windowed.get(8)  # written after the task below was asked for: the task finds it fresh
+        send("tests.windowed", 8, asked, None)
+        lock = loaders.windowed.keys(7).lock
+        r.set(lock, "another-load", px=30_000)  # a load of the key under way: the task finds its lock held
+        send("tests.windowed", 7, time.time(), None)
         tasks = poll(lambda: api(flower, "/api/tasks")[1],
-                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 2 + ["SUCCESS"] * 2,
-                     "four finished refresh tasks, two of them failed")
+                     lambda found: sorted(t["state"] for t in found.values()) == ["FAILURE"] * 3 + ["SUCCESS"] * 4,
+                     "seven finished refresh tasks, three of them failed")
         by_state = {state: api(flower, f"/api/tasks?state={state}")[1] for state in ("SUCCESS", "FAILURE")}
+        r.delete(lock)
     finally:
         worker.stop()
     assert worker.log is not None  # each failure logged briefly: refresher's line, Celery's one line, no traceback
     assert worker.log.count(r"refresh failed: RuntimeError: origin down for 5; serving the old value") == 1
-    assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 2
+    assert worker.log.count(r"raised expected: (RefreshFailed|TaskRejected)\(") == 3
     assert worker.log.count("Traceback") == 0
     shown = {task["args"]: task for task in tasks.values()}
-    assert set(shown) == {"tests.windowed(3)", "tests.failing(5)", "tests.windowed(4)", "nobody.here(1)"}
+    assert set(shown) == {"tests.failing(5)", "nobody.here(1)", *(f"tests.windowed({n})" for n in (3, 4, 6, 7, 8))}
     assert {task["name"] for task in tasks.values()} == {"refresher.refresh"}
     assert {task["kwargs"] for task in tasks.values()} == {"{}"}
-    for written in ("tests.windowed(3)", "tests.windowed(4)"):
-        assert (shown[written]["state"], shown[written]["result"], shown[written]["exception"]) == \
-            ("SUCCESS", "'written'", None)
+    for n, outcome in ((3, "written"), (4, "written"), (8, "fresh"), (7, "deduplicated")):
+        done = shown[f"tests.windowed({n})"]
+        assert (done["state"], done["result"], done["exception"]) == ("SUCCESS", repr(outcome), None), n
     # A failing loader fails its task, naming the loader's exception, once: no Celery retry
     # (the key backs off instead, its old value still served).
     failed = shown["tests.failing(5)"]
     assert failed["state"] == "FAILURE" and failed["result"] is None
     assert failed["exception"] == "RefreshFailed('RuntimeError: origin down for 5')"
     assert failed["retries"] == 0 and loaders.calls("failing") == failing_calls + 1
-    assert loaders.failing.get(5) == 10
+    expire_in(r, loaders.failing.keys(5), 30_000)  # out of its window again, however long the steps above took
+    assert loaders.failing.get(5) == 10  # the failed refresh left the old value to serve
     # A task no loader here can run is a failure too, saying why.
     refused = shown["nobody.here(1)"]
     assert refused["state"] == "FAILURE" and refused["exception"] == \
         'TaskRejected("rejected: no loader named \'nobody.here\' is registered in this process (check REFRESHER_LOADERS)")'
+    # So is one for another version of the loader (a reader of a newer deploy): nothing written.
+    mismatched = shown["tests.windowed(6)"]
+    assert mismatched["state"] == "FAILURE" and mismatched["exception"] == \
+        repr(TaskRejected("version_mismatch: the task is for version 9, this worker's loader is version None"))
+    assert r.exists(loaders.windowed.keys(6).value) == 0
     # Flower's state filter (its Failed button and `state:FAILURE` search) finds exactly those.
-    assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)"}
-    assert {task["args"] for task in by_state["SUCCESS"].values()} == {"tests.windowed(3)", "tests.windowed(4)"}
+    assert {task["args"] for task in by_state["FAILURE"].values()} == {"tests.failing(5)", "nobody.here(1)",
+                                                                       "tests.windowed(6)"}
+    assert {task["args"] for task in by_state["SUCCESS"].values()} == {f"tests.windowed({n})" for n in (3, 4, 7, 8)}
 
 
 def test_a_call_reads_as_python_whatever_its_arguments() -> None:
@@ -200,3 +223,27 @@ def test_the_insecure_local_opt_out_serves_loopback_only(redis_url: str) -> None
         assert get(flower, "/", auth=None)[0] == 200  # no password, as asked: local only
     finally:
         flower.stop()
+
+
+def test_a_users_own_app_gets_the_readable_columns_from_the_documented_conf(redis_url: str, tmp_path: Path) -> None:
+    """Flower for a user's own Celery app (tests/support/userproj, which never loads the
+    `workers` app), started from an empty directory: with the documented
+    `--conf="$(python -m refresher.ops.flower)"` its tasks page has the args and result
+    columns; with no config file (FLOWER_CONF at Flower's default name), only Flower's own."""
+    conf = subprocess.run([sys.executable, "-m", "refresher.ops.flower"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
+    assert Path(conf).is_file() and Path(conf).is_relative_to(Path(refresher.__file__).parent)
+    pages = {}
+    for options in ((), (f"--conf={conf}",)):
+        port = free_port()
+        command = [sys.executable, "-m", "celery", "-A", "tests.support.userproj", "flower", f"--port={port}",
+                   "--address=127.0.0.1", *options]
+        env = {"USERPROJ_BROKER": redis_url, "FLOWER_BASIC_AUTH": AUTH, "FLOWER_CONF": "flowerconfig.py"}
+        flower = AppServer(command, env, port, rf"Visit me at http://127\.0\.0\.1:{port}", cwd=tmp_path)
+        try:
+            pages[options != ()] = get(flower.launch().wait_ready(30), "/tasks")
+        finally:
+            flower.stop()
+    assert pages[False][0] == pages[True][0] == 200
+    assert b">args<" not in pages[False][1] and b">Result<" not in pages[False][1]  # Flower's defaults
+    assert b">args<" in pages[True][1] and b">Result<" in pages[True][1], pages[True][1]

@@ -4,16 +4,18 @@
 never blocks on Redis, the broker or the origin, which `/health` (no cache, no database)
 shows by answering at once while a stampede of user reads waits on one slow query.
 `/metrics` is refresher's Prometheus metrics (examples/metrics_view.py): this process's, or
-with PROMETHEUS_MULTIPROC_DIR set (`uvicorn --workers N`), every worker's added up.
+with PROMETHEUS_MULTIPROC_DIR set (`uvicorn --workers N`), every worker's added up. Each
+response names the process that served it (X-Served-By), to show several at work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 
 from examples.fastapi_app.loaders import cache, load_user
 from examples.metrics_view import exposition
@@ -54,3 +56,10 @@ async def metrics() -> Response:
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.middleware("http")
+async def served_by(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    response.headers["X-Served-By"] = str(os.getpid())
+    return response

@@ -12,9 +12,10 @@ on a loopback address.
 Flower reads its settings from a Python file it executes (`--conf`, or FLOWER_CONF; by
 default `flowerconfig.py` in the current directory): refresher/ops/flowerconfig.py, which the
 `workers` app names in FLOWER_CONF, and the repository's flowerconfig.py both apply
-`settings()`. The tasks page shows each refresh as the loader call it refreshes (its
-argsrepr, such as `examples.loaders.user_profile(2)`) and its result (written,
-deduplicated, fresh, failed, backing_off, ...).
+`settings()`; for a user's own Celery app, `--conf="$(python -m refresher.ops.flower)"`
+names the installed file from any directory. The tasks page shows each refresh as the
+loader call it refreshes (its argsrepr, such as `examples.loaders.user_profile(2)`) and its
+result (written, deduplicated, fresh, failed, backing_off, ...).
 """
 
 from __future__ import annotations
@@ -78,3 +79,7 @@ def settings(options: Any = None) -> dict[str, Any]:
     elif problems := weak_entries(entries):
         raise Refused("; ".join(problems))
     return {"address": address, "basic_auth": entries, "tasks_columns": TASKS_COLUMNS}
+
+
+if __name__ == "__main__":  # `celery -A proj flower --conf="$(python -m refresher.ops.flower)"`: a user's own app
+    print(CONFIG_FILE)

@@ -9,7 +9,8 @@ pool, tasks run in child processes: one HTTP server per child would need a port 
 the children write to prometheus_client's shared files instead (multiprocess mode: set
 PROMETHEUS_MULTIPROC_DIR to an empty directory before starting the worker; prometheus_client
 reads it when first imported, which Celery's command line does when Flower is installed)
-and the one server in the main process adds them up.
+and the one server in the main process adds them up. The worker alone also exports the
+backlog of the queues it consumes (refresher.ops.metrics.queues).
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ def serve_metrics(sender: Any, **_: Any) -> None:
     from prometheus_client import start_http_server
 
     import refresher.ops.metrics
+    from refresher.ops.metrics.queues import QueueCollector
 
     refresher.ops.metrics.install()  # inherited by the pool's children when they are forked
-    start_http_server(port, _address(), refresher.ops.metrics.registry())
+    registry = refresher.ops.metrics.registry()
+    registry.register(QueueCollector(sender.app, sorted(sender.app.amqp.queues.consume_from)))
+    start_http_server(port, _address(), registry)
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]  # celery ships no type hints

@@ -25,6 +25,11 @@ class Scrape:
     def value(self, name: str, **labels: str) -> float:
         return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of a series over every label these `labels` leave open (every outcome, say)."""
+        wanted = set(labels.items())
+        return sum(value for (series, have), value in self.samples.items() if series == name and wanted <= set(have))
+
     def names(self) -> set[str]:
         return {name for name, _ in self.samples}
 

@@ -34,8 +34,10 @@ class AppServer:
     """A web server subprocess on 127.0.0.1:`port`. `launch` returns at once (so a worker
     can start meanwhile); `wait_ready` waits for `count` lines matching `ready`."""
 
-    def __init__(self, args: list[str], env: dict[str, str], port: int, ready: str, count: int = 1) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], port: int, ready: str, count: int = 1,
+                 cwd: Path = ROOT) -> None:
         self.args = args
+        self.cwd = cwd
         self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.port = port
         self.ready = ready
@@ -48,7 +50,7 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     def launch(self) -> AppServer:
-        self.proc = subprocess.Popen(self.args, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(self.args, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
         self.log = LogWatcher(self.proc.stdout, f"[{self.args[2]}] ")  # [uvicorn], [gunicorn]

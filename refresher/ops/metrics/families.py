@@ -70,6 +70,9 @@ LOAD_DURATION = Duration("refresher_load_duration_seconds", "How long origin cal
 WAIT_DURATION = Duration("refresher_lock_wait_duration_seconds", "How long reads slept waiting for another "
                          "process's load of their key (each wait counted in refresher_lock_waits_total)", "wait")
 DURATIONS = (LOAD_DURATION, WAIT_DURATION)
+QUEUE_MESSAGES = "refresher_queue_messages"
+QUEUE_MESSAGES_HELP = ("Messages waiting in each queue this worker consumes (refresh tasks published and not yet "
+                       "taken by any worker), asked of the broker when scraped; worker processes only")
 BREAKER = "refresher_publish_breaker_open"
 BREAKER_HELP = ("1 while a publisher's circuit breaker is open in this process (after a failed publish, "
                 "nothing is published for breaker_cooldown seconds), else 0")
