@@ -3,12 +3,14 @@ the loader's max_load_time (2 s and 3 s here). The prefork pool enforces them: t
 one raises in the loader, the refresh fails and the key backs off, and the worker stays
 live. The threads pool cannot stop a thread: the watchdog stops extending the lock after
 max_load_time and backs the key off, and the worker reports itself not live once the
-task passes its hard limit, so a liveness probe restarts it; live again once it ends.
+task passes its hard limit (while it still answers `inspect ping`), so a liveness probe
+restarts it; live again once it ends. It says at start that its pool cannot stop a task.
 And a worker is ready only while loaders are registered and its cache answers."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Callable
 
 import pytest
 import redis
+from celery import Celery
 
 from refresher.core.lock import BACKOFF
 from tests.support import fault_loaders as fl
@@ -25,6 +28,20 @@ from tests.support.servers import ROOT, RedisServer, WorkerProcess
 
 LIVE = "refresher: worker ready and live"
 STUCK = r"refresher: worker not live: stuck in loaders: refresher\.refresh\[\S+\] for \d+s \(limit 3s\)"
+
+
+UNBOUNDED = "the thread pool cannot stop a task at its time limit"
+
+
+def answers_ping(worker: WorkerProcess) -> bool:
+    """`celery inspect ping` for this worker, on its broker."""
+    name = worker.args[worker.args.index("-n") + 1].replace("%h", socket.gethostname())
+    app = Celery("probe", broker=worker.env.get("REFRESHER_BROKER_URL") or worker.env["REFRESHER_REDIS_URL"],
+                 set_as_current=False)
+    try:
+        return bool(app.control.ping([name], timeout=5))
+    finally:
+        app.close()
 
 
 def probe(kind: str, env: dict[str, str]) -> int:
@@ -44,6 +61,7 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
     assert worker.log is not None
     worker.log.wait_for(LIVE)
     assert (probe("ready", env), probe("live", env)) == (0, 0)
+    assert worker.log.count(UNBOUNDED) == (pool == "threads")  # said at start, before "ready."
 
     loader.set(key, {"key": key, "call": 0})
     expire_in(r, keys, 20_000)  # in its 30 s window
@@ -62,6 +80,7 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
             assert r.get(keys.pending) == BACKOFF  # ... the watchdog's give-up: no new attempt for 2 s
             worker.log.wait_for(STUCK)
             assert (probe("ready", env), probe("live", env)) == (0, 1)
+            assert answers_ping(worker)  # what Celery's own check says of it
             fl.release(key, call)
             worker.log.wait_for(r"'lost_lock'")  # its late write is refused
             worker.log.wait_for(LIVE, count=2)
