@@ -2,10 +2,16 @@
 file and the session's Redis: a cold view read loads once, the next one is a hit; a
 committed save invalidates the cached product and a rolled-back one does not; and the
 project's own worker (`celery -A examples.django_app.proj worker -Q celery,<queue>`, no
-REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's."""
+REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's.
+
+Django's settings are the one configuration: every process here (this one, the worker,
+Flower, the CLI) has REFRESHER_REDIS_URL, REFRESHER_BROKER_URL and REFRESHER_QUEUE set
+to a Redis nobody listens on and a queue nobody reads, so a part that read them instead
+of the settings would fail."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Iterator
 
 import pytest
@@ -13,8 +19,10 @@ import redis
 
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape
-from tests.support.servers import RedisServer, WorkerProcess
-from tests.support.webapps import WRITTEN, example_env
+from tests.support.servers import RedisServer, WorkerProcess, free_port
+from tests.support.webapps import WRITTEN
+from tests.support.webapps import flower as start_flower
+from tests.test_flower import AUTH, api, poll
 
 SETTINGS = "examples.django_app.proj.settings"
 SUCCEEDED = r"catalog\.reprice\[\S+\] succeeded"
@@ -43,8 +51,10 @@ def site(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     import django
     from django.core.management import call_command
 
-    env = example_env(redis_server.url, tmp_path_factory.mktemp("django") / "catalog.sqlite3",
-                      DJANGO_SETTINGS_MODULE=SETTINGS)
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"CATALOG_REDIS_URL": redis_server.url, "CATALOG_QUEUE": f"catalog-{secrets.token_hex(4)}",
+           "EXAMPLES_DB": str(tmp_path_factory.mktemp("django") / "catalog.sqlite3"), "DJANGO_SETTINGS_MODULE": SETTINGS,
+           "REFRESHER_REDIS_URL": nowhere, "REFRESHER_BROKER_URL": nowhere, "REFRESHER_QUEUE": "nobody-reads-this"}
     r = redis.Redis.from_url(redis_server.url)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -97,13 +107,20 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
     from examples.django_app.catalog.models import Product
     from examples.django_app.proj import celery_app
 
+    flower = start_flower(site.env["REFRESHER_REDIS_URL"], AUTH, app="examples.django_app.proj", **site.env)
     worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="", extra_env=site.env,
-                           app="examples.django_app.proj", queues="celery," + site.env["REFRESHER_QUEUE"]).start()
+                           app="examples.django_app.proj", queues="celery," + site.env["CATALOG_QUEUE"],
+                           flags=()).start()  # heartbeats on: Flower lists it
     assert worker.log is not None
     try:
+        flower.wait_ready(30)
+        poll(lambda: api(flower, "/api/workers?status=true"), lambda a: a[0] == 200 and True in a[1].values(),
+             "the project's worker, on the broker Django's settings name")
         assert site.get("/products/7")[1]["price_cents"] == 700
         celery_app.send_task("catalog.reprice", args=[7, 777])  # a model save, in the worker
         worker.log.wait_for(SUCCEEDED)
+        poll(lambda: api(flower, "/api/tasks")[1], lambda found: [(t["name"], t["state"]) for t in found.values()]
+             == [("catalog.reprice", "SUCCESS")], "the project's task, as Flower saw it")
         assert site.get("/products/7")[1]["price_cents"] == 777  # invalidated when the worker committed
 
         origin = site.origin_calls()
@@ -116,11 +133,13 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
         assert site.origin_calls() - origin == 2
     finally:
         worker.discard()
+        flower.stop()
 
 
 def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Site) -> None:
-    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough for it to
-    set Django up and find the loaders where the site does, with the same settings."""
+    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough (no
+    REFRESHER_LOADERS) for it to set Django up and find the loaders where the site does,
+    with the same settings (not the environment's REFRESHER_REDIS_URL)."""
     import json
     import os
     import subprocess
@@ -129,7 +148,7 @@ def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Sit
     from tests.support.servers import ROOT
 
     site.get("/products/4")
-    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": "examples.django_app.catalog.loaders"}
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": ""}
     done = subprocess.run([sys.executable, "-m", "refresher", "inspect", "examples.django_app.catalog.loaders.product",
                            "4", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
