@@ -11,7 +11,11 @@ of the settings would fail."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
 from typing import Any, Iterator
 
 import pytest
@@ -19,7 +23,7 @@ import redis
 
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape
-from tests.support.servers import RedisServer, WorkerProcess, free_port
+from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port
 from tests.support.webapps import WRITTEN
 from tests.support.webapps import flower as start_flower
 from tests.test_flower import AUTH, api, poll
@@ -140,13 +144,6 @@ def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Sit
     """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough (no
     REFRESHER_LOADERS) for it to set Django up and find the loaders where the site does,
     with the same settings (not the environment's REFRESHER_REDIS_URL)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from tests.support.servers import ROOT
-
     site.get("/products/4")
     env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": ""}
     done = subprocess.run([sys.executable, "-m", "refresher", "inspect", "examples.django_app.catalog.loaders.product",
@@ -185,3 +182,35 @@ def test_tags_are_invalidated_on_save_and_an_update_needs_invalidate_after_commi
     saved.price_cents = 903
     saved.save()  # autocommit: invalidated at once
     assert price.get(9) == 903
+
+
+REENTERED = """
+import django
+from refresher.contrib.django.apps import RefresherConfig
+
+ready = RefresherConfig.ready
+
+
+def ready_building_the_ready_made_app(self):
+    import refresher.worker
+
+    refresher.worker.app  # imports REFRESHER_LOADERS, and sets Django up unless it is loading
+    ready(self)
+
+
+RefresherConfig.ready = ready_building_the_ready_made_app
+django.setup()
+from refresher.api import registry
+print(",".join(registry.names()))
+"""
+
+
+def test_loaders_imported_while_django_loads_its_apps_do_not_set_it_up_again(site: Site) -> None:
+    """An app whose ready() builds the ready-made worker app (REFRESHER_LOADERS imported
+    then, with DJANGO_SETTINGS_MODULE set): refresher must not call django.setup() from
+    inside Django's own, which raised "populate() isn't reentrant"."""
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": site.loaders.__name__}
+    done = subprocess.run([sys.executable, "-c", REENTERED], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == site.loaders.product.name
