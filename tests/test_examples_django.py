@@ -107,6 +107,18 @@ def test_a_save_invalidates_once_committed_and_a_rollback_does_not(site: Site) -
     assert site.origin_calls() - origin == 1
 
 
+def test_a_delete_invalidates_once_committed(site: Site) -> None:
+    from django.db import transaction
+
+    from examples.django_app.catalog.models import Product
+
+    assert site.get("/products/6")[0] == 200
+    with transaction.atomic():
+        Product.objects.get(pk=6).delete()
+        assert site.get("/products/6")[0] == 200  # not committed: still the cached product
+    assert site.get("/products/6") == (404, None)  # post_delete, after the commit
+
+
 def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(site: Site) -> None:
     from examples.django_app.catalog.models import Product
     from examples.django_app.proj import celery_app
