@@ -126,7 +126,9 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
     flower = start_flower(site.env["REFRESHER_REDIS_URL"], AUTH, app="examples.django_app.proj", **site.env)
     worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="", extra_env=site.env,
                            app="examples.django_app.proj", queues="celery," + site.env["CATALOG_QUEUE"],
-                           flags=()).start()  # heartbeats on: Flower lists it
+                           flags=())  # heartbeats on: Flower lists it
+    del worker.env["DJANGO_SETTINGS_MODULE"]  # proj/celery.py names the settings, as Celery's Django layout does
+    worker.start()
     assert worker.log is not None
     try:
         flower.wait_ready(30)
