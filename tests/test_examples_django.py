@@ -2,11 +2,18 @@
 file and the session's Redis: a cold view read loads once, the next one is a hit; a
 committed save invalidates the cached product and a rolled-back one does not; and the
 project's own worker (`celery -A examples.django_app.proj worker -Q celery,<queue>`, no
-REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's."""
+REFRESHER_LOADERS, Django set up by Celery) runs both refresher's tasks and the catalog's.
+
+Django's settings are the one configuration: every process here (this one, the worker,
+Flower, the CLI) has REFRESHER_REDIS_URL, REFRESHER_BROKER_URL and REFRESHER_QUEUE set
+to a Redis nobody listens on and a queue nobody reads, so a part that read them instead
+of the settings would fail."""
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +26,10 @@ import redis
 
 from tests.support.ageing import into_window
 from tests.support.metrics import Scrape
-from tests.support.servers import ROOT, RedisServer, WorkerProcess
-from tests.support.webapps import WRITTEN, example_env, gunicorn, stampede
+from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port
+from tests.support.webapps import WRITTEN, gunicorn, stampede
+from tests.support.webapps import flower as start_flower
+from tests.test_flower import AUTH, api, poll
 
 SETTINGS = "examples.django_app.proj.settings"
 SUCCEEDED = r"catalog\.reprice\[\S+\] succeeded"
@@ -50,8 +59,10 @@ def site(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
     import django
     from django.core.management import call_command
 
-    env = example_env(redis_server.url, tmp_path_factory.mktemp("django") / "catalog.sqlite3",
-                      DJANGO_SETTINGS_MODULE=SETTINGS)
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"CATALOG_REDIS_URL": redis_server.url, "CATALOG_QUEUE": f"catalog-{secrets.token_hex(4)}",
+           "EXAMPLES_DB": str(tmp_path_factory.mktemp("django") / "catalog.sqlite3"), "DJANGO_SETTINGS_MODULE": SETTINGS,
+           "REFRESHER_REDIS_URL": nowhere, "REFRESHER_BROKER_URL": nowhere, "REFRESHER_QUEUE": "nobody-reads-this"}
     r = redis.Redis.from_url(redis_server.url)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -100,17 +111,38 @@ def test_a_save_invalidates_once_committed_and_a_rollback_does_not(site: Site) -
     assert site.origin_calls() - origin == 1
 
 
+def test_a_delete_invalidates_once_committed(site: Site) -> None:
+    from django.db import transaction
+
+    from examples.django_app.catalog.models import Product
+
+    assert site.get("/products/6")[0] == 200
+    with transaction.atomic():
+        Product.objects.get(pk=6).delete()
+        assert site.get("/products/6")[0] == 200  # not committed: still the cached product
+    assert site.get("/products/6") == (404, None)  # post_delete, after the commit
+
+
 def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(site: Site) -> None:
     from examples.django_app.catalog.models import Product
     from examples.django_app.proj import celery_app
 
+    flower = start_flower(site.env["REFRESHER_REDIS_URL"], AUTH, app="examples.django_app.proj", **site.env)
     worker = WorkerProcess(site.env["REFRESHER_REDIS_URL"], loaders="", extra_env=site.env,
-                           app="examples.django_app.proj", queues="celery," + site.env["REFRESHER_QUEUE"]).start()
+                           app="examples.django_app.proj", queues="celery," + site.env["CATALOG_QUEUE"],
+                           flags=())  # heartbeats on: Flower lists it
+    del worker.env["DJANGO_SETTINGS_MODULE"]  # proj/celery.py names the settings, as Celery's Django layout does
+    worker.start()
     assert worker.log is not None
     try:
+        flower.wait_ready(30)
+        poll(lambda: api(flower, "/api/workers?status=true"), lambda a: a[0] == 200 and True in a[1].values(),
+             "the project's worker, on the broker Django's settings name")
         assert site.get("/products/7")[1]["price_cents"] == 700
         celery_app.send_task("catalog.reprice", args=[7, 777])  # a model save, in the worker
         worker.log.wait_for(SUCCEEDED)
+        poll(lambda: api(flower, "/api/tasks")[1], lambda found: [(t["name"], t["state"]) for t in found.values()]
+             == [("catalog.reprice", "SUCCESS")], "the project's task, as Flower saw it")
         assert site.get("/products/7")[1]["price_cents"] == 777  # invalidated when the worker committed
 
         origin = site.origin_calls()
@@ -123,20 +155,15 @@ def test_the_projects_worker_runs_its_own_task_and_refreshes_what_a_view_read(si
         assert site.origin_calls() - origin == 2
     finally:
         worker.discard()
+        flower.stop()
 
 
 def test_the_cli_sets_django_up_and_inspects_a_product_the_site_cached(site: Site) -> None:
-    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough for it to
-    set Django up and find the loaders where the site does, with the same settings."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from tests.support.servers import ROOT
-
+    """`refresher inspect` in a Django project: DJANGO_SETTINGS_MODULE is enough (no
+    REFRESHER_LOADERS) for it to set Django up and find the loaders where the site does,
+    with the same settings (not the environment's REFRESHER_REDIS_URL)."""
     site.get("/products/4")
-    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": "examples.django_app.catalog.loaders"}
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": ""}
     done = subprocess.run([sys.executable, "-m", "refresher", "inspect", "examples.django_app.catalog.loaders.product",
                            "4", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -180,8 +207,9 @@ def test_under_gunicorn_every_scrape_counts_the_reads_of_every_worker(redis_serv
     reads answered by both workers (gunicorn's access log names each request's process),
     then scrapes until each worker has answered one; every scrape counts every read."""
     (tmp_path / "prometheus").mkdir()
-    env = example_env(redis_server.url, tmp_path / "catalog.sqlite3", DJANGO_SETTINGS_MODULE=SETTINGS,
-                      PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"))
+    env = {"CATALOG_REDIS_URL": redis_server.url, "CATALOG_QUEUE": f"catalog-{secrets.token_hex(4)}",
+           "EXAMPLES_DB": str(tmp_path / "catalog.sqlite3"), "DJANGO_SETTINGS_MODULE": SETTINGS,
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
     subprocess.run([sys.executable, "-m", "examples.django_app.manage", "migrate", "-v", "0"], cwd=ROOT, check=True,
                    timeout=120, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
     server = gunicorn("examples.django_app.proj.wsgi", env, 2, "--access-logfile", "-",
@@ -211,3 +239,35 @@ def test_under_gunicorn_every_scrape_counts_the_reads_of_every_worker(redis_serv
     finally:
         server.stop()
     assert counts == dict.fromkeys(set(pids("/products/2")), reads), counts
+
+
+REENTERED = """
+import django
+from refresher.contrib.django.apps import RefresherConfig
+
+ready = RefresherConfig.ready
+
+
+def ready_building_the_ready_made_app(self):
+    import refresher.worker
+
+    refresher.worker.app  # imports REFRESHER_LOADERS, and sets Django up unless it is loading
+    ready(self)
+
+
+RefresherConfig.ready = ready_building_the_ready_made_app
+django.setup()
+from refresher.api import registry
+print(",".join(registry.names()))
+"""
+
+
+def test_loaders_imported_while_django_loads_its_apps_do_not_set_it_up_again(site: Site) -> None:
+    """An app whose ready() builds the ready-made worker app (REFRESHER_LOADERS imported
+    then, with DJANGO_SETTINGS_MODULE set): refresher must not call django.setup() from
+    inside Django's own, which raised "populate() isn't reentrant"."""
+    env = {**os.environ, **site.env, "PYTHONPATH": str(ROOT), "REFRESHER_LOADERS": site.loaders.__name__}
+    done = subprocess.run([sys.executable, "-c", REENTERED], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == site.loaders.product.name

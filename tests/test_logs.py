@@ -1,22 +1,27 @@
 """The worker's log, as a person and a log shipper read it: one INFO line per refresh
 outcome naming the loader and the key, the exception type of a failure, and with
-REFRESHER_LOG_FORMAT=json one JSON object a line with those as fields."""
+REFRESHER_LOG_FORMAT=json one JSON object a line with those as fields; the tracker's line
+names what it tracks."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from typing import Any, Iterator
 
 import pytest
 import redis
 
 from refresher import Refresher
+from refresher.io.tracking_start import FETCHES_PER_SECOND
 from tests.conftest import TaskLog
 from tests.support import loaders
 from tests.support.ageing import into_window
 from tests.support.servers import WorkerProcess
+from tests.support.waiting import until
 from tests.test_worker import make_loader, send
 
 
@@ -95,3 +100,29 @@ def test_a_worker_with_refresher_log_format_json_writes_json_lines(r: redis.Redi
          "error_type": "RuntimeError"},
         {"level": "INFO", "logger": "refresher", "loader": "tests.failing", "key": failing_key, "outcome": "failed"},
     ]
+
+
+@pytest.mark.parametrize("near_cache", [0, 10])
+def test_the_tracking_line_names_what_is_tracked_never_a_near_cache_that_is_off(
+    redis_url: str, near_cache: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 21: a worker with no near cache logged "near cache on" when its tracker (which
+    keeps the epochs) started. Reading often starts the tracker without a near cache."""
+    namespace = "logs-" + uuid.uuid4().hex[:8]
+    cache = Refresher(redis_url, namespace=namespace, near_cache=near_cache)
+
+    @cache.loader(ttl=60, name=f"{namespace}.square")
+    def square(n: int) -> int:
+        return n * n
+
+    try:
+        with caplog.at_level(logging.INFO, logger="refresher"):
+            for _ in range(FETCHES_PER_SECOND * 2):
+                assert square.get(3) == 9
+            until(lambda: "tracking writes" in caplog.text, "the tracker never started")
+        tracked = f"{namespace}:epoch:" + (f", {namespace}:{{" if near_cache else "")
+        assert re.fullmatch(rf"refresher: tracking writes under {re.escape(tracked)} on \d+ master\(s\)",
+                            [rec.getMessage() for rec in caplog.records if "tracking" in rec.getMessage()][0])
+        assert "near cache on" not in caplog.text
+    finally:
+        cache.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -19,7 +17,8 @@ from refresher.errors import acl_rule
 from tests.conftest import TaskLog
 from tests.support.ageing import into_window
 from tests.support.inprocess import in_process_worker
-from tests.support.servers import RedisServer, free_port
+from tests.support.servers import RedisServer
+from tests.support.tls import tls_redis
 
 
 def exercise(cache: Refresher, admin: redis.Redis, tasks_done: TaskLog) -> None:
@@ -102,20 +101,9 @@ def test_acl_users_restricted_to_the_namespace_work_end_to_end(acl_server: Redis
 
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
-    if shutil.which("openssl") is None:
-        raise RuntimeError("openssl is needed to make the test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
-    tls_port = free_port()
-    server = RedisServer(None, "--port", "0", "--tls-port", str(tls_port), "--tls-cert-file", str(cert),
-                         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
-    server.start()
-    yield server, f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=required&ssl_ca_certs={cert}"
-    server.stop()
+    made = tls_redis(tmp_path)
+    yield made.server, f"{made.url}?ssl_cert_reqs=required&ssl_ca_certs={made.cert}"
+    made.server.stop()
 
 
 def test_rediss_urls_work_for_cache_and_broker(tls_server: tuple[RedisServer, str], tasks_done: TaskLog) -> None:

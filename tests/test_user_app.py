@@ -97,6 +97,24 @@ def test_one_worker_runs_the_projects_task_and_refreshes_its_loader(
     assert project_worker.log is not None
     project_worker.log.wait_for(r"refresher: worker serving queues=celery,refresher namespaces=userproj-\S+ "
                                 r"loaders=userproj\.version")
+    assert project_worker.log.count(NOT_CONSUMED) == 0
+
+
+NOT_CONSUMED = "which it does not consume"
+
+
+@pytest.mark.parametrize("project", ["redis"], indirect=True)
+def test_a_worker_that_does_not_consume_its_loaders_queue_says_so_at_start(project: Project,
+                                                                          redis_server: RedisServer) -> None:
+    """`-Q celery` alone: the refreshes would pile up unread, so the worker warns at start."""
+    worker = WorkerProcess(redis_server.url, loaders="", extra_env=project.env, app="tests.support.userproj",
+                           queues="celery").start()
+    try:
+        assert worker.log is not None
+        worker.log.wait_for(r"refresher: this worker's loaders publish to refresher, " + NOT_CONSUMED
+                            + r" \(add -Q celery,refresher\)")
+    finally:
+        worker.discard()
 
 
 def test_the_ready_made_worker_reads_the_same_celery_settings_module(project: Project, control: redis.Redis,
@@ -143,12 +161,18 @@ for module in pkgutil.walk_packages(refresher.__path__, "refresher."):
         importlib.import_module(module.name)
 import refresher.worker, workers
 refresher.worker.app  # the ready-made app, built
+from refresher import Refresher
+client = Refresher("redis://127.0.0.1:9/0")  # never connects here
+client.publisher.app  # the client's own publishing app (no celery_app=), built
+client.close()
 assert current_app._get_current_object() is mine, current_app
 print("kept", current_app.main)
 """
 
 
 def test_importing_refresher_leaves_the_current_app_as_the_user_set_it() -> None:
+    """Every module imported, the ready-made app and a client's own publishing app built:
+    the app the user made stays current (its shared_tasks keep its broker)."""
     done = subprocess.run([sys.executable, "-c", IMPORT_ALL], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "kept mine"

@@ -1,14 +1,16 @@
 """Fault: a loader that hangs. Each refresh task carries a soft and a hard time limit from
 the loader's max_load_time (2 s and 3 s here). The prefork pool enforces them: the soft
 one raises in the loader, the refresh fails and the key backs off, and the worker stays
-live. The threads pool cannot stop a thread: the watchdog stops extending the lock after
+live; a loader that swallows it is ended by the hard one, which frees its pool process. The threads pool cannot stop a thread: the watchdog stops extending the lock after
 max_load_time and backs the key off, and the worker reports itself not live once the
-task passes its hard limit, so a liveness probe restarts it; live again once it ends.
+task passes its hard limit (while it still answers `inspect ping`), so a liveness probe
+restarts it; live again once it ends. It says at start that its pool cannot stop a task.
 And a worker is ready only while loaders are registered and its cache answers."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +18,31 @@ from typing import Callable
 
 import pytest
 import redis
+from celery import Celery
 
 from refresher.core.lock import BACKOFF
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
 from tests.support.keyevents import KeyEvents
 from tests.support.servers import ROOT, RedisServer, WorkerProcess
+from tests.support.webapps import WRITTEN
 
 LIVE = "refresher: worker ready and live"
 STUCK = r"refresher: worker not live: stuck in loaders: refresher\.refresh\[\S+\] for \d+s \(limit 3s\)"
+
+
+UNBOUNDED = "the thread pool cannot stop a task at its time limit"
+
+
+def answers_ping(worker: WorkerProcess) -> bool:
+    """`celery inspect ping` for this worker, on its broker."""
+    name = worker.args[worker.args.index("-n") + 1].replace("%h", socket.gethostname())
+    app = Celery("probe", broker=worker.env.get("REFRESHER_BROKER_URL") or worker.env["REFRESHER_REDIS_URL"],
+                 set_as_current=False)
+    try:
+        return bool(app.control.ping([name], timeout=5))
+    finally:
+        app.close()
 
 
 def probe(kind: str, env: dict[str, str]) -> int:
@@ -44,6 +62,7 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
     assert worker.log is not None
     worker.log.wait_for(LIVE)
     assert (probe("ready", env), probe("live", env)) == (0, 0)
+    assert worker.log.count(UNBOUNDED) == (pool == "threads")  # said at start, before "ready."
 
     loader.set(key, {"key": key, "call": 0})
     expire_in(r, keys, 20_000)  # in its 30 s window
@@ -62,6 +81,7 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
             assert r.get(keys.pending) == BACKOFF  # ... the watchdog's give-up: no new attempt for 2 s
             worker.log.wait_for(STUCK)
             assert (probe("ready", env), probe("live", env)) == (0, 1)
+            assert answers_ping(worker)  # what Celery's own check says of it
             fl.release(key, call)
             worker.log.wait_for(r"'lost_lock'")  # its late write is refused
             worker.log.wait_for(LIVE, count=2)
@@ -69,6 +89,26 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
     finally:
         events.close()
     assert loader.get(key) == {"key": key, "call": 0}  # the old value, still served
+
+
+def test_a_loader_that_swallows_the_soft_limit_is_ended_by_the_hard_one_on_prefork(
+    r: redis.Redis, key: str, spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    """The one pool process is freed at the hard limit (the child killed and replaced), so
+    the next refresh runs; without a hard limit it would wait for the stuck one (20 s)."""
+    worker = spawn_worker(pool="prefork")
+    assert worker.log is not None
+    for loader in (fl.stubborn, fl.steady):
+        loader.set(key, {"key": key, "call": 0})
+        expire_in(r, loader.keys(key), 20_000)  # in its 30 s window
+    fl.hold(key)
+    assert fl.stubborn.get(key) == {"key": key, "call": 0}  # served; the refresh is asked for
+    fl.entered(key)
+    assert fl.steady.get(key) == {"key": key, "call": 0}  # its refresh waits for the one process
+    worker.log.wait_for(r"Hard time limit \(2(\.0)?s\) exceeded for refresher\.refresh\[", timeout=10)
+    worker.log.wait_for(WRITTEN, timeout=10)
+    assert fl.steady.get(key) == {"key": key, "call": 1}
+    assert fl.stubborn.get(key) == {"key": key, "call": 0}  # the old value, still served
 
 
 def test_a_worker_is_ready_only_with_loaders_registered_and_its_cache_answering(

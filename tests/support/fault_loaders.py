@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from refresher import Loader, Refresher
 from refresher.core.envelope import Envelope
@@ -126,6 +127,17 @@ def capped(key: str) -> dict[str, Any]:
 def hung(key: str) -> dict[str, Any]:
     """Its refresh tasks carry a 2 s soft and a 3 s hard time limit; its lock is kept for 2 s."""
     return origin("faults.hung", key)
+
+
+@cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.6, max_load_time=1, name="faults.stubborn")
+def stubborn(key: str) -> dict[str, Any]:
+    """Swallows the 1 s soft time limit, as an `except Exception` around a blocking call
+    would, and waits on: only the hard limit, at 2 s, ends it (prefork kills the child)."""
+    try:
+        return origin("faults.stubborn", key)
+    except SoftTimeLimitExceeded:
+        control.blpop([f"faults:never:{key}"], timeout=GATE_TIMEOUT)
+        raise
 
 
 @cache.loader(ttl=60, refresh_window=0.5, lock_ttl=0.3, error_backoff=1, name="faults.fragile")

@@ -69,12 +69,12 @@ class AppServer:
         stop_gracefully(self.proc)
 
 
-def flower(redis_url: str, basic_auth: str) -> AppServer:
-    """`celery -A workers flower` on a free loopback port, with basic auth (`user:password`),
+def flower(redis_url: str, basic_auth: str, app: str = "workers", **extra: str) -> AppServer:
+    """`celery -A <app> flower` on a free loopback port, with basic auth (`user:password`),
     which also turns on Flower 2's HTTP API; launched (up once it says "Visit me at")."""
     port = free_port()
-    args = [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}", "--address=127.0.0.1"]
-    env = {"REFRESHER_REDIS_URL": redis_url, "FLOWER_BASIC_AUTH": basic_auth}
+    args = [sys.executable, "-m", "celery", "-A", app, "flower", f"--port={port}", "--address=127.0.0.1"]
+    env = {"REFRESHER_REDIS_URL": redis_url, "FLOWER_BASIC_AUTH": basic_auth, **extra}
     return AppServer(args, env, port, rf"Visit me at http://127\.0\.0\.1:{port}").launch()
 
 

@@ -62,9 +62,10 @@ def cwd_on_path() -> None:
 
 def resolve(name: str) -> Loader[Any, Any]:
     """The loader registered under `name` once the REFRESHER_LOADERS modules are imported,
-    exactly as a worker finds it (so the CLI and the worker agree on keys and settings)."""
+    exactly as a worker finds it (so the CLI and the worker agree on keys and settings).
+    In a Django project DJANGO_SETTINGS_MODULE is enough: setting Django up imports them."""
     modules = os.environ.get("REFRESHER_LOADERS", "")
-    if not modules.strip():
+    if not modules.strip() and not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise Usage("REFRESHER_LOADERS is not set: list the modules that define your loaders, as for the worker")
     try:
         # Imported here, not at the top: the worker side is not what `refresher --help`
