@@ -115,3 +115,33 @@ def test_rediss_urls_work_for_cache_and_broker(tls_server: tuple[RedisServer, st
     assert issubclass(cache.redis.connection_pool.connection_class, redis.SSLConnection)
     cache.close()
     admin.close()
+
+
+@pytest.mark.parametrize("verified", [True, False], ids=["ca-given", "no-tls-parameters"])
+def test_a_rediss_broker_url_without_tls_parameters_verifies_the_certificate(tmp_path: Path, verified: bool) -> None:
+    """kombu alone takes `rediss://host` as CERT_NONE: the publish would go to a server whose
+    self-signed certificate nobody checked. refresher's publisher verifies it against the
+    system's CAs (which do not hold this one), so the publish fails; given the CA it goes."""
+    made = tls_redis(tmp_path)
+    with_ca = f"{made.url}?ssl_cert_reqs=required&ssl_ca_certs={made.cert}"
+    cache = Refresher(with_ca, broker_url=with_ca if verified else made.url, namespace="tls" + uuid.uuid4().hex[:6])
+    admin = redis.Redis.from_url(with_ca)
+    try:
+
+        @cache.loader(ttl=60, name="sec.tls." + uuid.uuid4().hex[:8])
+        def load(n: int) -> int:
+            return n
+
+        assert load.get(1) == 1
+        into_window(admin, load.keys(1))
+        assert load.get(1) == 1  # served, and a refresh published in the background
+        deadline = time.monotonic() + 10
+        while not (cache.stats["refresh_enqueued"] or cache.stats["publish_failed"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (cache.stats["refresh_enqueued"], cache.stats["publish_failed"]) == ((1, 0) if verified else (0, 1))
+        queued = admin.llen(cache.queue)
+        assert queued == (1 if verified else 0)
+    finally:
+        cache.close()
+        admin.close()
+        made.server.stop()

@@ -4,8 +4,10 @@ whose every step (connect, publish, confirm) fails within the publish timeout.""
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 from kombu.messaging import Producer
@@ -37,7 +39,19 @@ def celery_settings(broker_url: str, queue: str, timeout: float) -> dict[str, An
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
         },
+        **verified_tls(broker_url),
     }
+
+
+def verified_tls(broker_url: str) -> dict[str, Any]:
+    """kombu takes a `rediss://` URL without `ssl_*` parameters as CERT_NONE (it only logs a
+    warning): encrypted, but to whoever answers. refresher's apps verify the broker's
+    certificate against the system's CAs instead, as redis-py does for the cache; a URL's own
+    `ssl_cert_reqs=...` (even `none`) or a config module's `broker_use_ssl` still decides."""
+    parts = urlsplit(broker_url)
+    if parts.scheme.lower() != "rediss" or any(name.startswith("ssl_") for name in parse_qs(parts.query)):
+        return {}
+    return {"broker_use_ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED}}
 
 
 def publishing_connection(app: Celery, timeout: float) -> Any:
