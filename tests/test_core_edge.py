@@ -78,11 +78,15 @@ def test_redis_errors_reach_the_core_as_its_own_and_leave_it_as_they_came(
     assert escaped(failure) is error
 
 
-def test_a_loaders_own_redis_error_reaches_the_caller_as_the_loader_raised_it(reading: Reading, redis_url: str) -> None:
+@pytest.mark.parametrize("error", [
+    redis.exceptions.ResponseError("ERR the origin's own"),
+    redis.exceptions.OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'."),  # was CacheFull
+], ids=["plain", "oom"])
+def test_a_loaders_own_redis_error_reaches_the_caller_as_the_loader_raised_it(
+        reading: Reading, redis_url: str, error: redis.exceptions.ResponseError) -> None:
     """A loader whose origin is a Redis: its error goes through the core's miss path and
-    comes out unchanged, not as the core's failure type."""
+    comes out unchanged, not as the core's failure type (nor as the cache being full)."""
     cache = Refresher(redis_url, queue="q-" + uuid.uuid4().hex[:8])
-    error = redis.exceptions.ResponseError("ERR the origin's own")
 
     @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
     def load(n: int) -> int:

@@ -18,6 +18,7 @@ from refresher.io.failures import cache_error
 from refresher.core.renew import refresh
 from refresher import CacheForbidden, CacheFull, CacheRefused, CacheTooOld, RefresherError
 from tests.support.reading import Reading
+from tests.support.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.standalone_only  # CONFIG SET and ACL SETUSER on the one server
 
@@ -153,3 +154,36 @@ def test_unknown_commands_name_the_redis_version_needed(r: redis.Redis) -> None:
             command()
         error = cache_error(raised.value, "writing k")
         assert isinstance(error, CacheTooOld) and "Redis 7.0 or newer" in str(error)
+
+
+@pytest.fixture
+def replica() -> Iterator[str]:
+    """The URL of a Redis that has become a replica (of a master it cannot reach): reads
+    answer, every write gets READONLY, as a Sentinel's old master does during a failover."""
+    server = RedisServer()
+    server.start()
+    try:
+        redis.Redis(port=server.port).replicaof("127.0.0.1", free_port())
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_a_miss_refused_for_a_reason_with_no_named_fix_is_a_cache_refused(
+        reading: Reading, replica: str, fail_open: bool) -> None:
+    """A refusal the library has no fix to name (READONLY here; MISCONF, LOADING and BUSY
+    alike) used to leave a miss as redis-py's ReadOnlyError, fail_open or not, while a hit,
+    `set` and `invalidate` raised CacheRefused."""
+    cache = Refresher(replica, queue="q-" + uuid.uuid4().hex[:8], fail_open=fail_open)
+    load, calls = counting(cache)
+    try:
+        if fail_open:
+            assert reading.get(load, 1) == {"n": 1} and calls == [1]
+        else:
+            with pytest.raises(CacheRefused, match="read only replica"):
+                reading.get(load, 1)
+            assert calls == []
+        assert cache.stats["cache_refused"] == 1
+    finally:
+        cache.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -145,3 +146,23 @@ def test_a_rediss_broker_url_without_tls_parameters_verifies_the_certificate(tmp
         cache.close()
         admin.close()
         made.server.stop()
+
+
+SECURITY_PAGE = Path(__file__).parent.parent / "docs" / "security.md"
+
+
+def test_the_acl_rule_on_the_security_page_is_the_one_tested() -> None:
+    """The page's `ACL SETUSER cache ...` line is what operators copy: it must be the rule
+    the end-to-end test above grants (refresher.errors.acl_rule), not a stale copy."""
+    shown = [line.strip() for line in SECURITY_PAGE.read_text().splitlines() if line.strip().startswith("ACL SETUSER cache ")]
+    assert shown == ["ACL SETUSER cache on >PASSWORD resetchannels " + " ".join(acl_rule())]
+
+
+def test_every_test_the_security_page_names_exists() -> None:
+    """Each defence on the page points to the test that proves it: a renamed or deleted
+    test would leave a defence with no proof behind it."""
+    named = set(re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", SECURITY_PAGE.read_text()))
+    assert len(named) > 20
+    missing = [(path, test) for path, test in named if not (SECURITY_PAGE.parent.parent / path).is_file()
+               or (test and not re.search(rf"^(async )?def {test}\(", (SECURITY_PAGE.parent.parent / path).read_text(), re.M))]
+    assert missing == []

@@ -217,7 +217,7 @@ def _profile_get(ctx: Context) -> tuple[Table, dict[str, float]]:
         out.append(pstats.Stats(profiler))
     default.close()
     mine, raw = out
-    total = _us(mine, (("refresher/api/loader.py", "get"),))
+    total = _us(mine, (("refresher/api/reads.py", "get"),))
     table = Table(
         f"3e. Hit path profile: where refresher get's CPU goes, {PROFILED_READS:,} hits under cProfile",
         ["part", "µs per read (profiled)", "share of get"],
@@ -367,7 +367,7 @@ def _profile_aget(ctx: Context, loop: asyncio.AbstractEventLoop) -> tuple[Table,
                          for (file, _, name), v in table.items() if file.endswith(path) and name == function)
                      ) / PROFILED_READS * 1e6
 
-    total = us(mine, (("refresher/api/loader.py", "aget"),))
+    total = us(mine, (("refresher/api/areads.py", "aget"),))
     table = Table(
         f"3c. Async hit path profile: where refresher aget's CPU goes, {PROFILED_READS:,} hits under cProfile",
         ["part", "µs per read (profiled)", "share of aget"],

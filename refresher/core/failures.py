@@ -44,9 +44,10 @@ class WrongType(Refused):
 
 
 def is_cache_trouble(exc: BaseException) -> bool:
-    """The cache could not do what was asked: unreachable, or refusing (not a wrong type,
-    not a loader's own error)."""
-    return isinstance(exc, Unreachable) or (isinstance(exc, Refused) and exc.fix is not None)
+    """The cache could not do what was asked: unreachable, or refusing for any reason,
+    named (full, an ACL) or not (READONLY, MISCONF, LOADING, BUSY), which a read answers
+    as it does an outage. Not a wrong type (foreign bytes, reloaded), not a loader's error."""
+    return isinstance(exc, Unreachable) or (isinstance(exc, Refused) and not isinstance(exc, WrongType))
 
 
 def cache_error(exc: CacheFailure, doing: str) -> RefresherError:

@@ -65,8 +65,9 @@ def forged(name: str, key: str) -> list[tuple[str, list[Any]]]:
         (REFRESH_TASK, [name, [key], {}, now, "9" * 100_000]),  # a 100 kB seen
         (REFRESH_TASK, [name, [key], {}, now, None, "2"]),  # a string version
         (REFRESH_MANY_TASK, [[[0]] * 100_000]),  # 100,000 junk items
-        # over wire.MAX_MESSAGE_BYTES (1.5 MB): refused before it is decoded
-        (REFRESH_MANY_TASK, [[[name, [key], {}, now, 0, None, "junk"]] * 20_000]),
+        # 1.6 MB, over wire.MAX_MESSAGE_BYTES: refused undecoded (decoded, its 400,000
+        # lists grew the worker's peak RSS by 101 MB; the 100,000 above cost 29 MB)
+        (REFRESH_MANY_TASK, [[[0]] * 400_000]),
     ]
 
 
@@ -87,6 +88,7 @@ def test_forged_refresh_tasks_are_rejected_at_the_door_with_bounded_memory(
     finally:
         outsider.close()
     worker.log.wait_for(REJECTED, count=len(messages), timeout=60)
+    assert worker.log.count(r"over \d+: not decoded") == 3  # the 1.6 MB one, each time
     growth = peak_rss(worker.proc.pid) - before
     assert worker.proc.poll() is None
     assert growth < MAX_PEAK_GROWTH, f"the worker's peak RSS grew by {growth / 2**20:.0f} MB"

@@ -112,10 +112,11 @@ def sockets_to(ports: set[int]) -> int:
 
 
 def budget(masters: int) -> int:
-    """What a process may hold open once its reads are over: a data pool and a tracking
-    and a ping connection per master, and (on one Redis, the broker too) the publisher's
-    two (kombu's Redis transport keeps a connection and its channel's)."""
-    return masters * (MAX_CONNECTIONS + 2) + 2 * (masters == 1)
+    """What a process may hold open once its reads are over (docs/connections.md): a data
+    pool and a tracking connection (which carries the PINGs too) per master, and (on one
+    Redis, the broker too) the publisher's two (kombu's Redis transport keeps a connection
+    and its channel's)."""
+    return masters * (MAX_CONNECTIONS + 1) + 2 * (masters == 1)
 
 
 def footprint() -> dict[str, int]:

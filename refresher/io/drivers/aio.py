@@ -30,8 +30,8 @@ T = TypeVar("T")
 
 
 class AsyncDriver(Tasks):
-    async def run(self, steps: Steps[T]) -> T:
-        stepper = Stepper(steps, self.tracker)
+    async def run(self, steps: Steps[T], *, in_flight: bool = False) -> T:
+        stepper = Stepper(steps, self.tracker, in_flight=in_flight)
         try:
             for op in stepper:
                 try:
@@ -153,7 +153,7 @@ class AsyncDriver(Tasks):
         return False
 
     async def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return await self.flights.ado(op.key, lambda: self.run(op.steps()))
+        return await self.flights.ado(op.key, lambda: self.run(op.steps(), in_flight=True))
 
     async def _can_publish(self, op: CanPublish, _: Stepper[Any]) -> float | None:
         return self.can_publish()

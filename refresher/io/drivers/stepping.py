@@ -25,13 +25,21 @@ T = TypeVar("T")
 class Stepper(Generic[T]):
     """Iterate to get the step's next op; set `reply` (or `error`) before the next one.
     When the step returns, iteration stops and `value` holds what it returned; when it
-    raises, the exception comes out of the iteration (a cache failure as redis-py's error)."""
+    raises, the exception comes out of the iteration (a cache failure as redis-py's error,
+    but as the core's own from a flight's step: `in_flight`).
 
-    __slots__ = ("_steps", "_tracker", "_pipeline", "_coalesced", "_loaded", "reply", "error", "value", "opened", "kept")
+    A Coalesce's error is the flight's step's final word, handed on as it is: a cache
+    failure stays the core's, a loader's error (its origin may be a Redis) its own. Made
+    the core's again, a loader's redis-py error read as the cache refusing, and the cache's
+    refusals with no fix to name escaped as redis-py's."""
 
-    def __init__(self, steps: Steps[T], tracker: Tracker | None = None) -> None:
+    __slots__ = ("_steps", "_tracker", "_in_flight", "_pipeline", "_coalesced", "_loaded", "reply", "error", "value",
+                 "opened", "kept")
+
+    def __init__(self, steps: Steps[T], tracker: Tracker | None = None, *, in_flight: bool = False) -> None:
         self._steps = steps
         self._tracker = tracker  # drained before each resume
+        self._in_flight = in_flight  # a Coalesce's step: its cache failure goes to the step that coalesced
         self._pipeline = False  # the op performed was a Pipeline: its replies may be errors
         self._coalesced = False  # the op performed was a Coalesce: its value was judged by its flight's leader
         self._loaded = False  # it was a Load: an error is the loader's own (its origin may be a Redis), not the cache's
@@ -51,7 +59,7 @@ class Stepper(Generic[T]):
             self._tracker.drain()
         try:
             if error is not None:
-                op = self._steps.throw(error if self._loaded else as_failure(error))
+                op = self._steps.throw(error if self._loaded or self._coalesced else as_failure(error))
             else:
                 op = self._steps.send([as_failure(one) for one in reply] if self._pipeline else reply)
             while type(op) is Now:  # no round trip: the clock is read here
@@ -60,7 +68,7 @@ class Stepper(Generic[T]):
             self.value = done.value
             raise StopIteration from None
         except CacheFailure as failure:
-            unhandled = escaped(failure)
+            unhandled = failure if self._in_flight else escaped(failure)
         else:
             self._pipeline = type(op) is Pipeline
             self._coalesced, self._loaded = type(op) is Coalesce, type(op) is Load

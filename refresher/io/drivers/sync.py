@@ -32,8 +32,8 @@ T = TypeVar("T")
 
 
 class SyncDriver(Threads):
-    def run(self, steps: Steps[T]) -> T:
-        stepper = Stepper(steps, self.tracker)
+    def run(self, steps: Steps[T], *, in_flight: bool = False) -> T:
+        stepper = Stepper(steps, self.tracker, in_flight=in_flight)
         try:
             for op in stepper:
                 try:
@@ -155,7 +155,7 @@ class SyncDriver(Threads):
         return False
 
     def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return self.flights.do(op.key, lambda: self.run(op.steps()))
+        return self.flights.do(op.key, lambda: self.run(op.steps(), in_flight=True))
 
     def _can_publish(self, op: CanPublish, _: Stepper[Any]) -> float | None:
         return self.can_publish()
