@@ -19,8 +19,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from refresher.ops.metrics.families import (BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, QUEUE_MESSAGES,
-                                            label_names)
+from refresher.ops.metrics.families import (BREAKER, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES, NEAR_LAG,
+                                            QUEUE_MESSAGES, label_names)
 from tests.support.servers import ROOT, RedisServer
 from tests.support.webapps import example_env, uvicorn
 
@@ -63,7 +63,7 @@ def vocabulary() -> dict[str, set[str]]:
         names.update({f"{duration.name}_bucket": {"loader", "le"}, f"{duration.name}_sum": {"loader"},
                       f"{duration.name}_count": {"loader"}})
     names[BREAKER] = set()
-    names.update({near.name: set() for near in NEAR_GAUGES})
+    names.update({near.name: set() for near in (*NEAR_GAUGES, NEAR_LAG)})
     names.update({f"{near.name}_total": set() for near in NEAR_COUNTERS})
     return names | WORKER_ONLY
 

@@ -228,8 +228,8 @@ def test_the_insecure_local_opt_out_serves_loopback_only(redis_url: str) -> None
 def test_a_users_own_app_gets_the_readable_columns_from_the_documented_conf(redis_url: str, tmp_path: Path) -> None:
     """Flower for a user's own Celery app (tests/support/userproj, which never loads the
     `workers` app), started from an empty directory: with the documented
-    `--conf="$(python -m refresher.ops.flower)"` its tasks page has the args and result
-    columns; with no config file (FLOWER_CONF at Flower's default name), only Flower's own."""
+    `--conf="$(python -m refresher.ops.flower)"` its tasks page has the args, result and
+    exception columns; with no config file (FLOWER_CONF at Flower's default name), only Flower's own."""
     conf = subprocess.run([sys.executable, "-m", "refresher.ops.flower"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.strip()
     assert Path(conf).is_file() and Path(conf).is_relative_to(Path(refresher.__file__).parent)
@@ -246,4 +246,4 @@ def test_a_users_own_app_gets_the_readable_columns_from_the_documented_conf(redi
             flower.stop()
     assert pages[False][0] == pages[True][0] == 200
     assert b">args<" not in pages[False][1] and b">Result<" not in pages[False][1]  # Flower's defaults
-    assert b">args<" in pages[True][1] and b">Result<" in pages[True][1], pages[True][1]
+    assert b">args<" in pages[True][1] and b">Result<" in pages[True][1] and b">Exception<" in pages[True][1]

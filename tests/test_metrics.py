@@ -11,14 +11,12 @@ from typing import Any, Iterator
 import httpx
 import pytest
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
 
 from refresher import CacheUnavailable, Refresher
-from refresher.ops.metrics.collector import StatsCollector
 from refresher.core.near import ENTRY_OVERHEAD
 from tests.support import loaders
 from tests.support.ageing import into_window
-from tests.support.metrics import Scrape, grew
+from tests.support.metrics import Scrape, collected, grew
 from tests.support.reading import Reading
 from tests.support.readers import CTX
 from tests.support.servers import ROOT, RedisServer, WorkerProcess, free_port
@@ -59,13 +57,6 @@ def test_a_prefork_worker_exports_what_its_children_refreshed(
     assert after.value("refresher_publish_breaker_open") == 0
     assert mine["refresh_asked"] - asked == REFRESHES  # this process's count of that loader
     assert loaders.cache.stats.by_loader()[name]["refresh_asked"] == mine["refresh_asked"]
-
-
-def collected() -> Scrape:
-    """This process's metrics as a scrape would see them, through the collector alone."""
-    registry = CollectorRegistry()
-    registry.register(StatsCollector())
-    return Scrape(text=generate_latest(registry).decode())
 
 
 def test_per_loader_counts_add_up_and_errors_are_exported(redis_url: str) -> None:
@@ -199,6 +190,7 @@ def test_forked_web_workers_sample_their_near_caches_into_one_scrape(redis_url: 
         assert held.value("refresher_near_cache_entries") <= len(served)  # a copy per process that read the user
         assert held.value("refresher_near_cache_bytes") >= held.value("refresher_near_cache_entries") * ENTRY_OVERHEAD
         assert held.value("refresher_near_cache_bypassed") == 0
+        assert 0 < held.value("refresher_near_cache_lag_seconds") < 0.5  # the worst tracking worker's (livemax)
         assert held.value("refresher_reads_total", loader=load_user.name, outcome="near_hit") > 0
         r.delete(*(load_user.keys(user).value for user in users))
         until(lambda: Scrape(url).value("refresher_near_cache_entries") == 0, "the near caches were not emptied")

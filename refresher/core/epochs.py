@@ -63,6 +63,9 @@ class Tracking(Protocol):
     def fetched(self) -> None:
         """Epochs were fetched that tracking would have kept: it starts once that pays."""
 
+    def lag(self) -> float | None:
+        """For the metrics: how stale a copy served now can be, at most (s; None: not known)."""
+
 
 def check_tag(tag: object) -> str:
     if not isinstance(tag, str) or not _TAG.match(tag):

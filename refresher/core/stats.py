@@ -30,6 +30,10 @@ class Listener(Protocol):
     def breaker_opened(self, seconds: float) -> None: ...
 
 
+class Lagging(Protocol):
+    def lag(self) -> float | None: ...
+
+
 class NearView(Protocol):
     """What exporters read of a Refresher's near cache (refresher/core/near.py) when scraped or
     sampled: nothing here is touched by a read."""
@@ -44,6 +48,9 @@ class NearView(Protocol):
 
     @property
     def bypassed(self) -> bool: ...
+
+    @property
+    def tracker(self) -> Lagging: ...  # its lag(): how far behind Redis a copy served now can be
 
 
 class Timing(NamedTuple):

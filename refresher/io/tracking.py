@@ -10,9 +10,6 @@ epochs fetched on every read) until every master is tracked again. In an outage 
 unreachable, not refusing) copies are kept for stale_if_down and the breaker is held open,
 so reads answer at once; the reconnect drops every kept copy before tracking is back on.
 Started by a near cache's first read, or by epoch fetches that pay for it (tracking_start.py).
-
-BCAST, not the default mode: no tracking on the pooled data connections (any of which may
-have read a key), and its cost, a push for keys this process never read, is a dict miss.
 """
 
 from __future__ import annotations
@@ -29,15 +26,14 @@ from redis.connection import ConnectionPool
 from redis.exceptions import RedisError
 
 from refresher.io.breaker import Breaker, Breakers
-from refresher.io.tracking_link import CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, arrivals, connect, names
+from refresher.io.tracking_link import (CLIENT_NAME, DEAD_AFTER, FROZEN, OUTAGE, PING_EVERY, Link, answer_by, arrivals,
+                                        close_answered, connect, horizon, names)
 from refresher.io.tracking_start import Demand
-from refresher.io.tracking_thread import AT_EXIT, not_on, turns
+from refresher.io.tracking_thread import AT_EXIT, RETRY_MOST, backoff, not_on, turns
 
 __all__ = ["CLIENT_NAME", "DEAD_AFTER", "PING_EVERY", "Tracker"]
 
 log = logging.getLogger("refresher")
-
-RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tracking on
 
 Invalidate = Callable[[list[bytes] | None], None]
 """Called with the keys written, or None when everything must go (FLUSHALL, a lost link)."""
@@ -61,6 +57,7 @@ class Tracker:
         self._poll, self._close_poll = arrivals([])  # what sync() asks: has anything arrived?
         self._tls = False
         self._answer_by = math.inf  # when the oldest unanswered PING makes the tracker dead
+        self._horizon: float | None = None  # while down: the links' last `horizon` (None: never live)
         self.live = False
         self._on = threading.Event()  # set while live: what wait_live waits on
         self._closed = threading.Event()
@@ -85,7 +82,7 @@ class Tracker:
         """A forked child (a prefork worker) starts its own connections when it first reads."""
         self.lock = threading.Lock()
         self.live, self._draining, self._links, self._thread, self._failures, self._said = False, False, [], None, 0, False
-        self._on = threading.Event()
+        self._on, self._horizon = threading.Event(), None
         self._poll, self._close_poll = arrivals([])
         self._invalidate(None)
 
@@ -127,6 +124,13 @@ class Tracker:
         if self._thread is None and self._demand.due():
             self._start()
 
+    def lag(self) -> float | None:
+        """Seconds since the `horizon` (tracking_link.py): how stale a near copy served now can
+        be, at most. While down it grows from the last answered PING, bounding what an outage
+        keeps. None before tracking first came on, and once closed. For the metrics, not reads."""
+        since = horizon(self._links, self._horizon) if self.live else self._horizon
+        return None if since is None or self._closed.is_set() else time.monotonic() - since
+
     @property
     def down(self) -> bool:
         """Started by a read but not tracking (connecting, or lost): copies are bypassed."""
@@ -162,6 +166,7 @@ class Tracker:
         rather than refusing, kept for stale_if_down (a closed tracker's is no loss). A
         frozen master (`where`, "host:port") holds its breaker open."""
         was_live = self.live
+        self._horizon = horizon(self._links, self._horizon)  # before `live` goes: lag() reads it then
         if was_live and exc is not None and not self._closed.is_set():
             log.warning("refresher: near cache bypassed: the invalidation connection failed: %s", exc)
             self._said = True
@@ -199,10 +204,7 @@ class Tracker:
                     self._said = True
                 self._down(exc, "" if self.live else self._connecting)
             self._failures += 1
-            # During an outage reads wait for this reconnect (held breaker), or serve kept
-            # copies until the master, or Sentinel's new one, answers: tried every cool-down.
-            most = max(self.breaker.cooldown, PING_EVERY) if self.breaker.held or self._outage else RETRY_MOST
-            return min(RETRY_FIRST * 2 ** (self._failures - 1), most)
+            return backoff(self._failures, self.breaker.cooldown if self.breaker.held or self._outage else None)
 
     def _connect(self) -> None:
         self._connecting = ""  # until a master's link is being made
@@ -242,9 +244,5 @@ class Tracker:
                 except (OSError, ConnectionError, RedisError) as exc:
                     self._down(exc, link.name)
                     return
-        if self.breaker.open:  # a read's failure is over where a PING sent after it was answered
-            for name, at in answered:
-                if (breaker := self.breaker.node(name)) is not None and breaker.open and at > breaker.tripped:
-                    breaker.succeeded()
-        waiting = [link.ping_sent for link in links if link.ping_sent is not None]
-        self._answer_by = min(waiting, default=math.inf) + DEAD_AFTER
+        close_answered(self.breaker, answered)
+        self._answer_by = answer_by(links)

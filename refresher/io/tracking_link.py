@@ -1,4 +1,8 @@
-"""One master's tracking connection, read without blocking, and what its pushes name."""
+"""One master's tracking connection, read without blocking, and what its pushes name.
+
+BCAST, not the default mode: no tracking on the pooled data connections (any of which may
+have read a key), and its cost, a push for keys this process never read, is a dict miss.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from redis.connection import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from refresher.io.breaker import Breakers
 from refresher.io.lean import socket_of
 
 log = logging.getLogger("refresher")
@@ -63,8 +68,10 @@ class Link:
         self.tls = hasattr(self.sock, "pending")
         self.reader: hiredis.Reader = hiredis.Reader()
         self.ping_sent: float | None = None
-        self.answered = -math.inf  # when the PING last answered was sent (set by a drain)
-        self.last_ping: float = time.monotonic()
+        self.answered = -math.inf  # when the PING answered since the last beat was sent (set by a drain)
+        # Until a PING is answered: now. The tracker flushes every copy after this, so whatever
+        # is served from here on was read after every write acknowledged before it.
+        self.caught_up = self.last_ping = time.monotonic()
 
     def waiting(self) -> bool:
         """Whether anything has arrived (what `arrivals` asks of a link without a socket)."""
@@ -78,7 +85,10 @@ class Link:
             if isinstance(reply, list) and len(reply) == 3 and reply[:2] == [b"message", INVALIDATIONS]:
                 yield reply[2]
             elif reply == PONG and self.ping_sent is not None:
-                self.answered, self.ping_sent = self.ping_sent, None
+                # Pushes come in order: every invalidation sent before this answer was yielded,
+                # and applied by the drain, before the generator resumed to read it.
+                self.answered = self.caught_up = self.ping_sent
+                self.ping_sent = None
 
     def _replies(self) -> Iterable[Any]:
         if self.sock is None:
@@ -117,6 +127,28 @@ class Link:
 
     def close(self) -> None:
         self.connection.disconnect()
+
+
+def close_answered(breakers: Breakers, answered: list[tuple[str, float]]) -> None:
+    """A read's failure is over where a PING sent after it was answered: that master's
+    breaker closes (`answered`: each link's name, and what its `beat` returned)."""
+    for name, at in answered if breakers.open else ():
+        if (breaker := breakers.node(name)) is not None and breaker.open and at > breaker.tripped:
+            breaker.succeeded()
+
+
+def answer_by(links: list[Link]) -> float:
+    """When the oldest unanswered PING makes the tracker dead (inf: none is waiting)."""
+    return min((link.ping_sent for link in links if link.ping_sent is not None), default=math.inf) + DEAD_AFTER
+
+
+def horizon(links: list[Link], default: float | None) -> float | None:
+    """The coherence horizon (monotonic s): every write Redis acknowledged before it has had
+    its invalidation applied in this process. Pushes and PING answers come in order on one
+    connection, so on each link that is when the PING last answered was sent (or when the
+    link was made: the tracker flushes after); over the masters, the earliest (`default`
+    without links)."""
+    return min((link.caught_up for link in links), default=default)
 
 
 def connect(pools: list[ConnectionPool], prefixes: list[str], trying: Callable[[str], None]) -> list[Link]:

@@ -10,7 +10,10 @@ from typing import Protocol
 
 from redis.exceptions import NoPermissionError
 
+from refresher.io.tracking_link import PING_EVERY
+
 log = logging.getLogger("refresher")
+RETRY_FIRST, RETRY_MOST = 0.5, 30.0  # the back-off between attempts to turn tracking on
 
 
 def not_on(exc: Exception, quiet: bool) -> None:
@@ -22,6 +25,13 @@ def not_on(exc: Exception, quiet: bool) -> None:
     else:
         message = "refresher: near cache off (epochs fetched on every read) until tracking is on: %s"
     log.log(logging.DEBUG if quiet else logging.WARNING, message, exc)
+
+
+def backoff(failures: int, cooldown: float | None) -> float:
+    """The wait after `failures` attempts in a row failed. During an outage (`cooldown`, the
+    breaker's) reads wait for this reconnect (held breaker), or serve kept copies until the
+    master, or Sentinel's new one, answers: it is tried every cool-down."""
+    return min(RETRY_FIRST * 2.0 ** (failures - 1), RETRY_MOST if cooldown is None else max(cooldown, PING_EVERY))
 
 
 class Turning(Protocol):

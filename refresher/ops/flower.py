@@ -28,7 +28,7 @@ from typing import Any
 MIN_PASSWORD = 12
 INSECURE_LOCAL = "REFRESHER_FLOWER_INSECURE_LOCAL"
 LOOPBACK = "127.0.0.1"
-TASKS_COLUMNS = "name,args,state,result,received,runtime,worker"
+TASKS_COLUMNS = "name,args,state,result,exception,received,runtime,worker"
 CONFIG_FILE = str(Path(__file__).with_name("flowerconfig.py"))
 HOW = (f"set FLOWER_BASIC_AUTH=user:password (a password of {MIN_PASSWORD}+ characters; several users "
        f"comma-separated), or {INSECURE_LOCAL}=1 to run without a password on {LOOPBACK} only")

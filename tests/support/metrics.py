@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import urllib.request
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from refresher.ops.metrics.collector import StatsCollector
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -37,3 +40,10 @@ class Scrape:
 def grew(before: Scrape, after: Scrape, name: str, **labels: str) -> float:
     """How much a series grew between two scrapes."""
     return after.value(name, **labels) - before.value(name, **labels)
+
+
+def collected() -> Scrape:
+    """This process's metrics as a scrape would see them, through the collector alone."""
+    registry = CollectorRegistry()
+    registry.register(StatsCollector())
+    return Scrape(text=generate_latest(registry).decode())

@@ -14,8 +14,8 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from refresher.ops.metrics.families import (BREAKER, BREAKER_HELP, COUNTERS, DURATIONS, NEAR_COUNTERS, NEAR_GAUGES,
-                                        label_names, labels, route)
-from refresher.ops.metrics.sampling import near_figures
+                                        NEAR_LAG, label_names, labels, route)
+from refresher.ops.metrics.sampling import near_figures, near_lag
 from refresher.core.stats import BUCKETS, everything
 
 
@@ -54,5 +54,6 @@ class StatsCollector(Collector):
         near = near_figures()
         for gauge in NEAR_GAUGES:
             yield GaugeMetricFamily(gauge.name, gauge.help, value=near[gauge.name])
+        yield GaugeMetricFamily(NEAR_LAG.name, NEAR_LAG.help, value=near_lag())
         for counter in NEAR_COUNTERS:
             yield CounterMetricFamily(counter.name, counter.help, value=near[counter.name])

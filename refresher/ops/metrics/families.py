@@ -80,7 +80,8 @@ BREAKER_HELP = ("1 while a publisher's circuit breaker is open in this process (
 
 class Near(NamedTuple):
     """A near-cache metric: no `loader` label (one near cache serves every loader of a
-    Refresher); summed over the process's Refreshers, and over processes in multiprocess mode."""
+    Refresher); summed over the process's Refreshers, and over processes in multiprocess mode
+    (the lag: the worst of them)."""
 
     name: str
     help: str
@@ -99,6 +100,10 @@ NEAR_INVALIDATIONS = Near("refresher_near_cache_invalidations", "Keys Redis repo
 NEAR_FLUSHES = Near("refresher_near_cache_flushes", "Times a near cache was emptied at once: tracking came on "
                     "(dropping what an outage kept) or was refused, a FLUSHALL or FLUSHDB, or a fork")
 NEAR_COUNTERS = (NEAR_INVALIDATIONS, NEAR_FLUSHES)
+NEAR_LAG = Near("refresher_near_cache_lag_seconds", "At most how stale a near copy served now can be: seconds since "
+                "the send time of the latest PING answered on the invalidation connection (the worst master), "
+                "before which every write's invalidation has been applied; grows while tracking is down. The worst "
+                "near cache of the process (over processes in multiprocess mode), 0 where none is tracking yet")
 
 _BY_EVENT = {event: (family, value) for family in COUNTERS for event, value in family.events.items()}
 
