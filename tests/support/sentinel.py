@@ -22,7 +22,8 @@ class SentinelServers:
         quick = ("--repl-diskless-sync-delay", "0", "--dir", str(self.dir))  # RDB files in the temp dir
         self.master = RedisServer(None, *quick)
         self.replica = RedisServer(None, "--replicaof", "127.0.0.1", str(self.master.port), *quick)
-        self.ports = [free_port() for _ in range(sentinels)]
+        self.sentinels = sentinels
+        self.ports: list[int] = []  # each picked as its sentinel starts (see _start_sentinel)
         self.procs: list[subprocess.Popen[str]] = []
         self.logs: list[LogWatcher] = []
 
@@ -36,30 +37,41 @@ class SentinelServers:
             self.replica.start()
             assert self.replica.log is not None
             self.replica.log.wait_for("MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial)")
-            for port in self.ports:
-                self._start_sentinel(port)
+            for _ in range(self.sentinels):
+                self._start_sentinel()
             for log in self.logs:  # every sentinel has found the replica through the master
                 log.wait_for(r"\+slave slave 127\.0\.0\.1:%d" % self.replica.port)
         except BaseException:
             self.stop()
             raise
 
-    def _start_sentinel(self, port: int) -> None:
-        conf = self.dir / f"sentinel-{port}.conf"
-        conf.write_text(
-            f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.dir}\n"
-            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-            f"sentinel failover-timeout {SERVICE} 5000\n"
-        )
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not installed: run `make test`"
-        proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        self.procs.append(proc)
-        self.logs.append(LogWatcher(proc.stdout, f"[sentinel:{port}] "))
-        self.logs[-1].wait_for(r"\+monitor master")
+    def _start_sentinel(self) -> None:
+        """On a port picked now, not at construction: a port free then can be taken by the
+        time the master and replica have synced (an outgoing connection's ephemeral port
+        comes from the same range), so a refused bind is tried again on another."""
+        for attempt in range(3):
+            port = free_port()
+            conf = self.dir / f"sentinel-{port}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.dir}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 5000\n"
+            )
+            binary = shutil.which("redis-server")
+            assert binary is not None, "redis-server is not installed: run `make test`"
+            proc = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            assert proc.stdout is not None
+            log = LogWatcher(proc.stdout, f"[sentinel:{port}] ")
+            line = log.wait_for(r"\+monitor master|Address already in use")
+            if "Address already in use" not in line:
+                self.ports.append(port)
+                self.procs.append(proc)
+                self.logs.append(log)
+                return
+            proc.wait(timeout=10)
+        raise AssertionError("three ports in a row were taken before a sentinel could bind one")
 
     def wait_until_replicated(self, timeout: float = 10.0) -> None:
         """Until the replica has applied everything the master has written (its offset in
