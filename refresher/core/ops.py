@@ -124,6 +124,14 @@ class Coalesce:
 
 
 @dataclass(frozen=True, slots=True)
+class Follow:
+    """Wait for the Coalesce of `key` already running in this process, if any:
+    (True, its value), or (False, None) at once when there is none to join."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class CanPublish:
     """Whether a refresh task can be handed over now: how long a publish may take (the
     publisher's timeout, s), or None while the broker is known to be down."""
@@ -157,4 +165,4 @@ class Now:
     """What time it is: a Clock. Answered where steps are driven (io/drivers/stepping.py)."""
 
 
-Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | CanPublish | Publish | Now
+Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | Follow | CanPublish | Publish | Now

@@ -5,7 +5,8 @@ at once: `do` (a thread) and `ado` (a task) join the same flights, so a sync rea
 an async reader of one key in one process make one load. `do`/`ado` return the result
 and whether this caller led; a raised exception reaches every caller of that flight. A
 leader that is cancelled (or interrupted) hands the flight over: its waiters start again
-and one of them leads.
+and one of them leads. `follow`/`afollow` only join: a caller that finds no flight goes
+its own way (a read sends its GET) rather than start one.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
+NONE_RUNNING: tuple[bool, Any] = (False, None)  # what `follow` returns when there was no flight to join
+
 
 class _Flight:
-    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters")
+    """One call and its waiters. A thread waits on a gate of its own, a lock the
+    finishing call releases: a threading.Event would have every woken thread take the
+    Event's one lock again in turn, a chain of hand-offs between threads (each a wait for
+    a CPU) on the way out of a cold stampede."""
+
+    __slots__ = ("done", "result", "error", "abandoned", "futures", "gates", "loop", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.done = threading.Event()
+        self.done = False  # under the group's lock
+        self.gates: list[threading.Lock] = []  # the waiting threads', each held until the call lands
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -47,20 +56,36 @@ class Group(Generic[T]):
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
 
+    def running(self, key: str) -> bool:
+        """Whether a call for `key` is in flight (a hint, read without the lock)."""
+        return key in self._flights
+
     def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
         """Run `fn` unless a call for `key` is in flight; then wait for that one instead."""
         while True:
             flight, leader = self._join(key, None)
             if leader:
                 return self._lead(key, flight, fn), True
-            if flight.loop is not None and flight.loop is _running_loop():
-                raise RuntimeError(
-                    f"a sync read of {key} inside the event loop would wait for a task of that same "
-                    "loop forever: use `await loader.aget(...)` in async code"
-                )
-            flight.done.wait()
+            self._wait_here(key, flight)
             if not flight.abandoned:
                 return self._outcome(flight), False
+
+    def follow(self, key: str) -> tuple[bool, Any]:
+        """(True, the outcome) of the call for `key` in flight, waited for; NONE_RUNNING
+        when there is none, or its leader gave it up."""
+        flight = self._joined(key)
+        if flight is None:
+            return NONE_RUNNING
+        self._wait_here(key, flight)
+        return NONE_RUNNING if flight.abandoned else (True, self._outcome(flight))
+
+    async def afollow(self, key: str) -> tuple[bool, Any]:
+        """`follow` for a task."""
+        flight = self._joined(key)
+        if flight is None:
+            return NONE_RUNNING
+        await self._wait(flight, asyncio.get_running_loop())
+        return NONE_RUNNING if flight.abandoned else (True, self._outcome(flight))
 
     async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """`do` for a task: a cancelled waiter leaves the shared load running."""
@@ -79,6 +104,28 @@ class Group(Generic[T]):
             if not flight.abandoned:
                 return self._outcome(flight), False
 
+    def _joined(self, key: str) -> _Flight | None:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                flight.waiters += 1
+            return flight
+
+    def _wait_here(self, key: str, flight: _Flight) -> None:
+        """Block this thread until the flight lands (never the leader's own event loop)."""
+        if flight.loop is not None and flight.loop is _running_loop():
+            raise RuntimeError(
+                f"a sync read of {key} inside the event loop would wait for a task of that same "
+                "loop forever: use `await loader.aget(...)` in async code"
+            )
+        gate = threading.Lock()
+        gate.acquire()
+        with self._lock:
+            if flight.done:
+                return
+            flight.gates.append(gate)
+        gate.acquire()
+
     def _join(self, key: str, loop: asyncio.AbstractEventLoop | None) -> tuple[_Flight, bool]:
         with self._lock:
             flight = self._flights.get(key)
@@ -91,7 +138,7 @@ class Group(Generic[T]):
     async def _wait(self, flight: _Flight, loop: asyncio.AbstractEventLoop) -> None:
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if flight.done.is_set():
+            if flight.done:
                 return
             flight.futures.append((loop, future))
         await future
@@ -111,8 +158,11 @@ class Group(Generic[T]):
                 del self._flights[key]
             flight.result, flight.error = result, error
             flight.abandoned = error is not None and not isinstance(error, Exception)
-            flight.done.set()
+            flight.done = True
             futures, flight.futures = flight.futures, []
+            gates, flight.gates = flight.gates, []
+        for gate in gates:
+            gate.release()
         for loop, future in futures:
             try:
                 loop.call_soon_threadsafe(_wake, future)
