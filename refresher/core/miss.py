@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from refresher.core.calls import Call
 from refresher.core.commit import load_and_commit
 from refresher.core.failures import CacheFailure, cache_down, is_cache_trouble
-from refresher.core.marks import servable, verdict
+from refresher.core.epochs import Epoch
+from refresher.core.marks import learnt, servable, to_read, verdict
 from refresher.core.lock import acquire_reading, new_token, release
 from refresher.core.ops import Clock, Command, Held, Coalesce, Follow, Now, Steps
 from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
@@ -76,13 +77,17 @@ def _follow(call: Call) -> Steps[tuple[Any, str | None]]:
 
 
 def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]:
+    keys = call.keys
     while True:
         token = new_token()
         try:
-            taken, (raw, pending) = yield from acquire_reading(call.keys.lock, token, state.settings.lock_ttl_ms,
-                                                               call.keys.value, call.keys.pending)
+            epoch_keys = to_read(state, call)
+            ticket = state.epochs.expect(epoch_keys) if epoch_keys else None
+            taken, (raw, pending), epoch_raws = yield from acquire_reading(
+                keys.lock, token, state.settings.lock_ttl_ms, (keys.value, keys.pending), tuple(epoch_keys))
             if taken:
-                return (yield from _fill_holding(state, call, token, stale, raw, pending))
+                epochs = (yield from learnt(state, epoch_keys, epoch_raws, ticket)) if epoch_keys else None
+                return (yield from _fill_holding(state, call, token, stale, raw, pending, epochs))
             return (yield from _timed_wait(state, call))
         except Retry:
             continue
@@ -110,13 +115,14 @@ def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
 
 
 def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None,
-                  raw: bytes | None, pending: bytes | None) -> Steps[R]:
+                  raw: bytes | None, pending: bytes | None, epochs: dict[str, Epoch] | None) -> Steps[R]:
     """We own the lock. Since our read, somebody may have written the value, or failed
     to load it (the key is then backing off: serve the stale value, if any, rather than
-    be a second attempt on a failing origin). `raw` and `pending` were read just after
-    the lock was taken, in its round trip: the way to the load is contended (every
-    reader of the key in the process sends its GET then), and each round trip more is
-    one more wait for the interpreter's lock."""
+    be a second attempt on a failing origin). `raw` and `pending`, and the `epochs` the
+    value is marked with (when not known here), were read just after the lock was
+    taken, in its round trip: the way to the load is contended (readers of the key in
+    the process send their GETs then), and each round trip more is one more wait for
+    the interpreter's lock."""
     keys = call.keys
     if not isinstance(value := (yield from servable(state, raw)), Nothing):
         yield from release(keys.lock, token)
@@ -130,5 +136,6 @@ def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope
     settings = state.settings
     held = Held(keys.lock, token, settings.lock_ttl_ms, settings.max_load_ms)
     started: Clock = yield Now()
-    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=started.ms, back_off=stale is not None)
+    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=started.ms, back_off=stale is not None,
+                                          epochs=epochs)
     return value
