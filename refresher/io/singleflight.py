@@ -21,16 +21,10 @@ NONE_RUNNING: tuple[bool, Any] = (False, None)  # what `follow` returns when the
 
 
 class _Flight:
-    """One call and its waiters. A thread waits on a gate of its own, a lock the
-    finishing call releases: a threading.Event would have every woken thread take the
-    Event's one lock again in turn, a chain of hand-offs between threads (each a wait for
-    a CPU) on the way out of a cold stampede."""
-
-    __slots__ = ("done", "result", "error", "abandoned", "futures", "gates", "loop", "waiters")
+    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.done = False  # under the group's lock
-        self.gates: list[threading.Lock] = []  # the waiting threads', each held until the call lands
+        self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -111,20 +105,15 @@ class Group(Generic[T]):
                 flight.waiters += 1
             return flight
 
-    def _wait_here(self, key: str, flight: _Flight) -> None:
+    @staticmethod
+    def _wait_here(key: str, flight: _Flight) -> None:
         """Block this thread until the flight lands (never the leader's own event loop)."""
         if flight.loop is not None and flight.loop is _running_loop():
             raise RuntimeError(
                 f"a sync read of {key} inside the event loop would wait for a task of that same "
                 "loop forever: use `await loader.aget(...)` in async code"
             )
-        gate = threading.Lock()
-        gate.acquire()
-        with self._lock:
-            if flight.done:
-                return
-            flight.gates.append(gate)
-        gate.acquire()
+        flight.done.wait()
 
     def _join(self, key: str, loop: asyncio.AbstractEventLoop | None) -> tuple[_Flight, bool]:
         with self._lock:
@@ -138,7 +127,7 @@ class Group(Generic[T]):
     async def _wait(self, flight: _Flight, loop: asyncio.AbstractEventLoop) -> None:
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            if flight.done:
+            if flight.done.is_set():
                 return
             flight.futures.append((loop, future))
         await future
@@ -158,11 +147,8 @@ class Group(Generic[T]):
                 del self._flights[key]
             flight.result, flight.error = result, error
             flight.abandoned = error is not None and not isinstance(error, Exception)
-            flight.done = True
+            flight.done.set()
             futures, flight.futures = flight.futures, []
-            gates, flight.gates = flight.gates, []
-        for gate in gates:
-            gate.release()
         for loop, future in futures:
             try:
                 loop.call_soon_threadsafe(_wake, future)
