@@ -146,3 +146,53 @@ def test_a_cancelled_leader_hands_the_flight_to_a_waiter() -> None:
 
     assert asyncio.run(main()) == (2, True)  # the waiter took over and led the new flight
     assert calls == ["first", "second"]
+
+
+@pytest.mark.parametrize("followed", [True, False])
+def test_follow_joins_a_followed_call_in_flight_and_never_starts_one(followed: bool) -> None:
+    group: Group[int] = Group()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        entered.set()
+        release.wait(5)
+        return 42
+
+    assert group.follow("k") == (False, None)  # nothing in flight: nothing started either
+    assert not group.running("k")
+    leader = threading.Thread(target=lambda: group.do("k", slow, followed=followed))
+    leader.start()
+    assert entered.wait(5)
+    followed_by: list[tuple[bool, int]] = []
+    follower = threading.Thread(target=lambda: followed_by.append(group.follow("k")))
+    follower.start()
+    while followed and group._flights["k"].waiters < 1:
+        threading.Event().wait(0.001)
+    follower.join(0 if followed else 5)
+    release.set()
+    for t in (leader, follower):
+        t.join(5)
+    assert followed_by == [(True, 42) if followed else (False, None)]
+
+
+def test_afollow_joins_a_call_of_a_thread() -> None:
+    group: Group[int] = Group()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        entered.set()
+        release.wait(5)
+        return 7
+
+    async def main() -> tuple[bool, int]:
+        assert await asyncio.to_thread(entered.wait, 5)
+        following = asyncio.create_task(group.afollow("k"))
+        while group._flights["k"].waiters < 1:
+            await asyncio.sleep(0.001)
+        release.set()
+        return await following
+
+    leader = threading.Thread(target=lambda: group.do("k", slow))
+    leader.start()
+    assert asyncio.run(main()) == (True, 7)
+    leader.join(5)

@@ -18,6 +18,7 @@ from refresher.core.marks import learnt, servable, to_read, verdict
 from refresher.core.lock import acquire_reading, new_token, release
 from refresher.core.ops import Clock, Command, Held, Coalesce, Follow, Now, Steps
 from refresher.core.protocol.layout import BACKOFF, NOTHING_READ
+from refresher.core.protocol.outcomes import Outcome
 from refresher.core.state import NOTHING, Nothing, LoaderState
 from refresher.core.wait import Retry, await_holder
 from refresher.core.envelope import Envelope
@@ -26,6 +27,10 @@ from refresher.core.policy import Verdict
 
 R = TypeVar("R")
 V = TypeVar("V")
+# What a miss's flight lands with: its value, and whether that is the key's current value
+# (written by its load, or read as it stands), which a read that joins it late may take.
+Landed = tuple[R, bool]
+OVERTAKEN = frozenset({Outcome.SUPERSEDED, Outcome.LOST_LOCK})  # loaded, but a newer write (or lock) won
 
 
 def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
@@ -37,9 +42,11 @@ def miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[R]:
 def follow(state: LoaderState[R], call: Call) -> Steps[R | Nothing]:
     """Before its GET, a read joins the miss of its key this process already has in
     flight (its GET would miss too, or find what that miss is about to return), and
-    comes back with its value; NOTHING when there was none to join (the read goes to
-    Redis). On a cold stampede every GET spared is one less turn of the interpreter's
-    lock and one less new pooled connection ahead of the load."""
+    comes back with its value; NOTHING when there was none to join, or when the miss's
+    value is not the key's current one (a `set` or `invalidate` overtook its load: the
+    read then goes to Redis, as it would have, and finds what they wrote). On a cold
+    stampede every GET spared is one less turn of the interpreter's lock and one less
+    new pooled connection ahead of the load."""
     return (yield from _counted(state, call, _follow(call)))
 
 
@@ -67,16 +74,18 @@ def _miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[tuple[R
     if stale is not None and (yield Command(("MGET", call.keys.pending)))[0] == BACKOFF:
         if not isinstance(value := state.decode(stale, key=call.keys.value), Nothing):
             return value, "stale_served"  # the origin failed lately: don't try again yet
-    value, led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
+    (value, _), led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
     return value, "miss" if led else "coalesced"
 
 
 def _follow(call: Call) -> Steps[tuple[Any, str | None]]:
-    joined, value = yield Follow(call.keys.value)
-    return (value, "coalesced") if joined else (NOTHING, None)
+    joined, landed = yield Follow(call.keys.value)
+    if not joined or not landed[1]:
+        return NOTHING, None
+    return landed[0], "coalesced"
 
 
-def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]:
+def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[Landed[R]]:
     keys = call.keys
     while True:
         token = new_token()
@@ -88,7 +97,7 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
             if taken:
                 epochs = (yield from learnt(state, epoch_keys, epoch_raws, ticket)) if epoch_keys else None
                 return (yield from _fill_holding(state, call, token, stale, raw, pending, epochs))
-            return (yield from _timed_wait(state, call))
+            return (yield from _timed_wait(state, call)), True
         except Retry:
             continue
         except Exception:
@@ -96,7 +105,7 @@ def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[R]
                 raise
             about(state.name, call.keys.value).exception("reloading failed; serving the stale value")
             state.stats.incr("stale_served")
-            return value
+            return value, False
 
 
 def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
@@ -115,7 +124,7 @@ def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
 
 
 def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None,
-                  raw: bytes | None, pending: bytes | None, epochs: dict[str, Epoch] | None) -> Steps[R]:
+                  raw: bytes | None, pending: bytes | None, epochs: dict[str, Epoch] | None) -> Steps[Landed[R]]:
     """We own the lock. Since our read, somebody may have written the value, or failed
     to load it (the key is then backing off: serve the stale value, if any, rather than
     be a second attempt on a failing origin). `raw` and `pending`, and the `epochs` the
@@ -126,16 +135,16 @@ def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope
     keys = call.keys
     if not isinstance(value := (yield from servable(state, raw)), Nothing):
         yield from release(keys.lock, token)
-        return value
+        return value, True
     if stale is not None and pending == BACKOFF and not isinstance(value := state.decode(stale, quiet=True), Nothing):
         yield from release(keys.lock, token)
         state.stats.incr("stale_served")
-        return value
+        return value, False
     envelope = state.parse(raw, quiet=True)
     seen = envelope.version if envelope is not None else NOTHING_READ
     settings = state.settings
     held = Held(keys.lock, token, settings.lock_ttl_ms, settings.max_load_ms)
     started: Clock = yield Now()
-    value, _ = yield from load_and_commit(state, call, held, seen, started_ms=started.ms, back_off=stale is not None,
-                                          epochs=epochs)
-    return value
+    value, outcome = yield from load_and_commit(state, call, held, seen, started_ms=started.ms,
+                                                back_off=stale is not None, epochs=epochs)
+    return value, outcome not in OVERTAKEN

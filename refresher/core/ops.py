@@ -117,10 +117,12 @@ class Pause:
 @dataclass(frozen=True, slots=True)
 class Coalesce:
     """Run `steps()` unless the same `key` is already being run in this process (by a
-    thread or a task); then wait for that run's outcome instead: (value, led)."""
+    thread or a task); then wait for that run's outcome instead: (value, led). A run
+    `followed` may also be joined by a Follow."""
 
     key: str
     steps: Callable[[], Steps[Any]]
+    followed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ NONE_RUNNING: tuple[bool, Any] = (False, None)  # what `follow` returns when the
 
 
 class _Flight:
-    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters")
+    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters", "followed")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, followed: bool) -> None:
         self.done = threading.Event()
+        self.followed = followed  # `follow` may join it
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -54,10 +55,11 @@ class Group(Generic[T]):
         """Whether a call for `key` is in flight (a hint, read without the lock)."""
         return key in self._flights
 
-    def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
-        """Run `fn` unless a call for `key` is in flight; then wait for that one instead."""
+    def do(self, key: str, fn: Callable[[], T], followed: bool = True) -> tuple[T, bool]:
+        """Run `fn` unless a call for `key` is in flight; then wait for that one instead.
+        Not `followed`: `follow` does not join this call."""
         while True:
-            flight, leader = self._join(key, None)
+            flight, leader = self._join(key, None, followed)
             if leader:
                 return self._lead(key, flight, fn), True
             self._wait_here(key, flight)
@@ -66,7 +68,7 @@ class Group(Generic[T]):
 
     def follow(self, key: str) -> tuple[bool, Any]:
         """(True, the outcome) of the call for `key` in flight, waited for; NONE_RUNNING
-        when there is none, or its leader gave it up."""
+        when there is none (or none `followed`), or its leader gave it up."""
         flight = self._joined(key)
         if flight is None:
             return NONE_RUNNING
@@ -81,11 +83,11 @@ class Group(Generic[T]):
         await self._wait(flight, asyncio.get_running_loop())
         return NONE_RUNNING if flight.abandoned else (True, self._outcome(flight))
 
-    async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    async def ado(self, key: str, fn: Callable[[], Awaitable[T]], followed: bool = True) -> tuple[T, bool]:
         """`do` for a task: a cancelled waiter leaves the shared load running."""
         loop = asyncio.get_running_loop()
         while True:
-            flight, leader = self._join(key, loop)
+            flight, leader = self._join(key, loop, followed)
             if leader:
                 try:
                     result = await fn()
@@ -101,8 +103,9 @@ class Group(Generic[T]):
     def _joined(self, key: str) -> _Flight | None:
         with self._lock:
             flight = self._flights.get(key)
-            if flight is not None:
-                flight.waiters += 1
+            if flight is None or not flight.followed:
+                return None
+            flight.waiters += 1
             return flight
 
     @staticmethod
@@ -115,11 +118,11 @@ class Group(Generic[T]):
             )
         flight.done.wait()
 
-    def _join(self, key: str, loop: asyncio.AbstractEventLoop | None) -> tuple[_Flight, bool]:
+    def _join(self, key: str, loop: asyncio.AbstractEventLoop | None, followed: bool) -> tuple[_Flight, bool]:
         with self._lock:
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = _Flight(loop)
+                flight = self._flights[key] = _Flight(loop, followed)
                 return flight, True
             flight.waiters += 1
             return flight, False

@@ -153,7 +153,7 @@ class AsyncDriver(Tasks):
         return False
 
     async def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return await self.flights.ado(op.key, lambda: self.run(op.steps()))
+        return await self.flights.ado(op.key, lambda: self.run(op.steps()), followed=op.followed)
 
     async def _follow(self, op: Follow, _: Stepper[Any]) -> tuple[bool, Any]:
         return await self.flights.afollow(op.key)

@@ -155,7 +155,7 @@ class SyncDriver(Threads):
         return False
 
     def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return self.flights.do(op.key, lambda: self.run(op.steps()))
+        return self.flights.do(op.key, lambda: self.run(op.steps()), followed=op.followed)
 
     def _follow(self, op: Follow, _: Stepper[Any]) -> tuple[bool, Any]:
         return self.flights.follow(op.key)
