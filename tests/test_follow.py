@@ -1,6 +1,8 @@
-"""A read that finds a miss of its key already in flight in its process joins it before
-sending a GET: that GET would miss too (or find what the miss is about to return), and on
-a cold stampede every GET spared is one turn of the interpreter's lock, and one new pooled
+"""Reads that find another read of their key under way in their process: one that finds
+a miss of the key in flight joins it before sending a GET (that GET would miss too, or find
+what the miss is about to return); threads that miss a key no GET of theirs has found share
+one GET (io/drivers/threads.py; asyncio tasks share every GET in flight already). On a cold
+stampede every GET spared is one turn of the interpreter's lock, and one new pooled
 connection, less on the way to the load. Real reader processes, a real redis-server."""
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ import pytest
 import redis
 
 from refresher import Refresher
+from refresher.core.miss import miss
+from refresher.core.ops import Coalesce
+from tests.support import loaders
 from tests.support.following import run_followers
 from tests.support.loaders import calls
+from tests.support.readers import run_readers
 from tests.support.reading import Reading
 
-PROCESSES, FOLLOWERS = 3, 12
+PROCESSES, FOLLOWERS, THREADS = 3, 12, 20
 
 
 def gets(r: redis.Redis) -> int:
@@ -88,3 +94,49 @@ def test_a_read_after_a_write_does_not_take_the_overtaken_load_it_joined(
     reader.join(10)
     assert first == ["loaded 0"]  # its own load's value, though the cache did not keep it
     assert after == ["set value" if write == "set" else "loaded 1"]
+
+
+@pytest.mark.parametrize("current", [True, False])
+def test_a_coalesced_read_takes_an_overtaken_load_only_from_redis(cache: Refresher, current: bool) -> None:
+    """A read that joined a load (a Coalesce) which a write overtook reads the key again:
+    it may have begun after that write (its GET another thread's: io/drivers/threads.py)."""
+
+    @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
+    def load(n: int) -> str:
+        return "never called"
+
+    load.set(1, "set value")
+    driver = cache.sync
+    joined = driver._perform[Coalesce]
+    driver._perform[Coalesce] = lambda op, stepper: (("the load's value", current), False)  # as a joiner hears it
+    try:
+        value = driver.run(miss(load.state, load.call((1,), {}), None))
+    finally:
+        driver._perform[Coalesce] = joined
+    assert value == ("the load's value" if current else "set value")
+
+
+@pytest.mark.standalone_only  # counts the GETs of one server
+def test_threads_missing_a_cold_key_at_once_send_one_get_per_process(r: redis.Redis, reading: Reading) -> None:
+    before = gets(r)
+    # The server holds every command for 0.4 s from the release (within the readers' 1 s
+    # socket timeout): each process's first GET waits there while all its readers start.
+    reports = run_readers("tests.support.loaders.slow_user", [2002], processes=PROCESSES, threads=THREADS,
+                          mode=reading.mode, before_go=lambda: r.client_pause(400))
+    sent = gets(r) - before
+    assert [e for rep in reports for e in rep.errors] == []
+    assert [v for rep in reports for v in rep.values] == [{"id": 2002, "name": "user 2002"}] * (PROCESSES * THREADS)
+    assert sent == PROCESSES + 1  # + the GET of its lock inside the one commit script
+    assert loaders.calls("slow_user") == 1
+
+
+def test_a_key_found_once_is_read_by_each_thread_itself(reading: Reading) -> None:
+    """A hot key's reads do not wait for each other's GETs: once a GET found the key,
+    its reads each send their own (a shared reply could be older than a write that came
+    before a reader began)."""
+    assert reading.get(loaders.windowed, 4) == 8  # loaded, then found
+    assert reading.get(loaders.windowed, 4) == 8
+    if reading.mode == "sync":
+        key = loaders.windowed.keys(4).value
+        assert key in loaders.cache.sync._present
+        assert key not in loaders.cache.sync._getting

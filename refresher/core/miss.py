@@ -74,8 +74,16 @@ def _miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[tuple[R
     if stale is not None and (yield Command(("MGET", call.keys.pending)))[0] == BACKOFF:
         if not isinstance(value := state.decode(stale, key=call.keys.value), Nothing):
             return value, "stale_served"  # the origin failed lately: don't try again yet
-    (value, _), led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
-    return value, "miss" if led else "coalesced"
+    while True:
+        (value, current), led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
+        if led or current:
+            return value, "miss" if led else "coalesced"
+        # The load this read joined was overtaken by a `set` or `invalidate`, which may have
+        # come before this read began (its GET may have been another thread's: threads.py):
+        # what that write left decides, as this read's own GET would have.
+        (raw,) = yield Command(("MGET", call.keys.value))
+        if not isinstance(value := (yield from servable(state, raw)), Nothing):
+            return value, "hit"
 
 
 def _follow(call: Call) -> Steps[tuple[Any, str | None]]:
