@@ -1,5 +1,5 @@
-"""`python -m bench.coldab --before DIR [--before-label TEXT] [--rounds N] [--out DIR]`: the cold
-stampede's hand-off (issue 23), this tree's refresher against an earlier one, side by side.
+"""`python -m bench.coldab --before DIR [--before-label TEXT] [--rounds N] [--bench-runs N] [--out DIR]`:
+the cold stampede's hand-off (issue 23), this tree's refresher against an earlier one, side by side.
 
 A round runs one stampede per tree, in turn (the first alternating): 4 reader processes x 50
 threads, started afresh for each stampede (a first read's connections and threads included,
@@ -7,9 +7,11 @@ as in the full run's table 1), released together, miss one key whose loader take
 (bench/origin.py's counted origin). Per stampede: the p99 of the reads minus the load time,
 when the load began after the release, and when the last read returned after the load
 ended. `DIR` is an unpacked checkout of the earlier commit (`git archive <commit> | tar -x
--C DIR`); each reader process imports refresher from its tree. The medians go into
-docs/benchmarks.md between `<!-- coldab:start -->` and `<!-- coldab:end -->`; a full
-`python -m bench` keeps them.
+-C DIR`); each reader process imports refresher from its tree. With `--bench-runs N`, each
+tree's own `python -m bench --only cold --quick` (table 1: the other strategies first, in
+the same long-lived reader processes) runs N times too, the trees in turn, and its refresher
+rows are kept. The medians go into docs/benchmarks.md between `<!-- coldab:start -->` and
+`<!-- coldab:end -->`; a full `python -m bench` keeps them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -105,7 +108,19 @@ def _stampede(control: redis.Redis, code: Path, job: str) -> dict[str, float]:
             "last read after the load": (max(end for _, end, _ in reads) - ended) * 1000}
 
 
-def _section(runs: dict[str, list[dict[str, float]]], facts: list[tuple[str, str]]) -> str:
+def _bench_rows(tree: Path) -> list[str]:
+    """The refresher rows of table 1 from `python -m bench --only cold --quick` run in `tree`
+    (as printed: strategy, origin calls, reads, errors, p50, p99, max, first load began, commands)."""
+    done = subprocess.run([sys.executable, "-m", "bench", "--only", "cold", "--quick"], cwd=tree,
+                          capture_output=True, text=True, timeout=WAIT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"the bench in {tree} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    rows = [line for line in done.stdout.splitlines() if line.startswith("refresher (")]
+    return ["| " + " | ".join(re.split(r"\s{2,}", row.strip())) + " |" for row in rows]
+
+
+def _section(runs: dict[str, list[dict[str, float]]], facts: list[tuple[str, str]],
+             bench: list[tuple[str, int, str]]) -> str:
     rows = []
     for tree, stampedes in runs.items():
         cells = [f"{statistics.median(s[what] for s in stampedes):.1f}" for what in stampedes[0]]
@@ -120,7 +135,13 @@ def _section(runs: dict[str, list[dict[str, float]]], facts: list[tuple[str, str
         "when the last read returned after the load ended.", "",
         "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
         "| tree | p99 - load | load began | last read after the load | p99 - load, each round |",
-        "|---|---:|---:|---:|---|", *rows])
+        "|---|---:|---:|---:|---|", *rows,
+        *(["", f"The full bench's table 1 (`python -m bench --only cold --quick`: 4 processes x {THREADS} threads, "
+            f"{COLD.delay * 1000:.0f} ms load) in each tree, the trees in turn; its target is refresher (Window)'s "
+            "p99 minus the load time at 10 ms or less.", "",
+            "| tree | run | strategy | origin calls | reads | errors | p50 ms | p99 ms | max ms | first load began ms "
+            "| Redis commands |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *(f"| {tree} | {n} {row}" for tree, n, row in bench)] if bench else [])])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, help="an unpacked checkout of an earlier commit")
     parser.add_argument("--before-label", help="what the docs call the --before tree (e.g. its commit)")
     parser.add_argument("--rounds", type=int, default=12, help="stampedes of each tree, in turn (default 12)")
+    parser.add_argument("--bench-runs", type=int, default=0, help="runs of each tree's full cold scenario (default 0)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where benchmarks.md is (default: docs/)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -148,13 +170,18 @@ def main(argv: list[str] | None = None) -> int:
                 runs[tree].append(_stampede(control, trees[tree], f"{n}-{tree.replace(' ', '-')}"))
                 print(f"round {n} {tree}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in runs[tree][-1].items()),
                       flush=True)
-        command = "python -m bench.coldab" + (f" --before {args.before}" if args.before else "") + f" --rounds {args.rounds}"
+        command = "python -m bench.coldab" + (f" --before {args.before}" if args.before else "") + \
+            f" --rounds {args.rounds} --bench-runs {args.bench_runs}"
         facts = describe(control, command, load_at_start)
     finally:
         server.stop()
+    bench = [(tree, n + 1, row) for n in range(args.bench_runs)
+             for tree in list(trees)[:: 1 if n % 2 == 0 else -1] for row in _bench_rows(trees[tree])]
+    ended = f"{load_at_start:.2f} / {os.getloadavg()[0]:.2f}"  # the bench runs included
+    facts = [(what, ended if what.startswith("load average") else value) for what, value in facts]
     if args.before:
         facts.append(("before", f"{args.before_label or args.before}: its refresher package, in turn with this tree's"))
-    body = _section(runs, facts)
+    body = _section(runs, facts, bench)
     print(body)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"wrote the cold hand-off section of {write_section(args.out, COLDAB_BEGIN, COLDAB_END, body)}")
