@@ -7,6 +7,7 @@ connection, less on the way to the load. Real reader processes, a real redis-ser
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -18,6 +19,8 @@ import redis
 from refresher import Refresher
 from refresher.core.miss import miss
 from refresher.core.ops import Coalesce
+from refresher.io.drivers import loop
+from refresher.io.drivers.threads import SharedGet
 from tests.support import loaders
 from tests.support.following import run_followers
 from tests.support.loaders import calls
@@ -140,3 +143,37 @@ def test_a_key_found_once_is_read_by_each_thread_itself(reading: Reading) -> Non
         key = loaders.windowed.keys(4).value
         assert key in loaders.cache.sync._present
         assert key not in loaders.cache.sync._getting
+
+
+
+
+def test_a_get_alone_is_sent_even_while_one_of_the_key_is_in_flight(reading: Reading, cache: Refresher) -> None:
+    """What `entry` describes is read with a GET of its own: one shared with another read
+    of the key may have been sent before the value was written. Here a GET of the key is
+    in flight, never answered, as another thread's or task's would be."""
+
+    @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])
+    def load(n: int) -> int:
+        return n
+
+    assert reading.get(load, 3) == 3
+    key = load.keys(3).value
+    if reading.mode == "sync":
+        cache.sync._getting[key] = SharedGet()  # never answered
+        read: list[bytes | None | Exception] = []
+        reading_alone = threading.Thread(target=lambda: read.append(cache.sync.get(key, alone=True)), daemon=True)
+        reading_alone.start()
+        reading_alone.join(5)
+        del cache.sync._getting[key]
+    else:
+        async def read_alone_while_a_get_is_in_flight() -> list[bytes | None | Exception]:
+            driver = cache.aio()
+            driver._reading[key] = asyncio.get_running_loop().create_future()  # never answered
+            try:
+                return [await asyncio.wait_for(driver.get(key, alone=True), 5)]
+            finally:
+                del driver._reading[key]
+
+        read = loop.run(read_alone_while_a_get_is_in_flight)
+    assert len(read) == 1 and isinstance(read[0], bytes)
+    assert load.state.parse(read[0]) is not None

@@ -96,5 +96,6 @@ class AsyncReads(LoaderBase[P, R]):
         that show how fresh what they display is. Costs a GET more than `get`."""
         value = await self.aget(*args, **kwargs)
         call = self.call(args, kwargs)
-        raw = DOWN if self.breaker.of(call.keys.value).open else await self.cache.aio().get(call.keys.value)
+        # its own GET: one shared with another read may have been sent before the value came
+        raw = DOWN if self.breaker.of(call.keys.value).open else await self.cache.aio().get(call.keys.value, alone=True)
         return describe(self.state, self.near, call.keys.value, value, raw)

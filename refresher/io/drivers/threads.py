@@ -36,7 +36,7 @@ KNOWN_PRESENT = 65536  # keys remembered as found by a GET; past it the memory s
 FOUND = b""  # what a shared GET tells its waiters when it found bytes, or failed: each reads for itself
 
 
-class _SharedGet:
+class SharedGet:
     """A GET of a key not known to be there, which other threads reading the key meanwhile
     wait for. Only its finding nothing is shared: bytes found may be older than a write
     that came before a waiter began, so each waiter then sends its own GET."""
@@ -60,16 +60,17 @@ class Threads(Driver):
         self._pid = os.getpid()
         self.watchdog = Watchdog(self.perform)
         self._present: dict[str, bool] = {}  # keys a GET of this process found (hot ones): their reads share nothing
-        self._getting: dict[str, _SharedGet] = {}  # keys not known present, with a GET in flight
+        self._getting: dict[str, SharedGet] = {}  # keys not known present, with a GET in flight
         self._getting_lock = threading.Lock()
         self._getting_pid = os.getpid()
 
-    def get(self, key: str) -> bytes | None | CacheFailure:
+    def get(self, key: str, alone: bool = False) -> bytes | None | CacheFailure:
         """A hit's one GET, outside any step (a generator per hit would cost more than
-        the read decision itself); an unreachable cache comes back as its error."""
+        the read decision itself); an unreachable cache comes back as its error. Not
+        `alone`, it may be shared (`_get_shared`)."""
         if not self.publisher.started:
             self.publisher.start()
-        if key not in self._present:
+        if not alone and key not in self._present:
             return self._get_shared(key)
         return self._get_own(key)
 
@@ -112,7 +113,7 @@ class Threads(Driver):
             self._present[key] = True
         return raw
 
-    def _share(self, key: str) -> tuple[_SharedGet, bool]:
+    def _share(self, key: str) -> tuple[SharedGet, bool]:
         """The GET of `key` in flight, or a new one this thread sends (True)."""
         if self._getting_pid != os.getpid():  # a forked child: no GET of its parent's is its own
             self._getting, self._getting_lock, self._getting_pid = {}, threading.Lock(), os.getpid()
@@ -120,7 +121,7 @@ class Threads(Driver):
             shared = self._getting.get(key)
             if shared is not None:
                 return shared, False
-            shared = self._getting[key] = _SharedGet()
+            shared = self._getting[key] = SharedGet()
             return shared, True
 
     @abstractmethod
