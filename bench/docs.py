@@ -40,10 +40,12 @@ EPOCHS_BEGIN = "<!-- epochs:start -->"
 EPOCHS_END = "<!-- epochs:end -->"
 # `python -m bench.nearhit` (bench/nearhit.py) owns the text between these.
 NEARHIT_BEGIN, NEARHIT_END = "<!-- nearhit:start -->", "<!-- nearhit:end -->"
+# `python -m bench.coldab` (bench/coldab.py) owns the text between these.
+COLDAB_BEGIN, COLDAB_END = "<!-- coldab:start -->", "<!-- coldab:end -->"
 # Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py),
-# `python -m bench.metrics`'s, `python -m bench.epochs`'s, `python -m bench.nearhit`'s and `--only near`'s.
+# `python -m bench.metrics`'s, `python -m bench.epochs`'s, `python -m bench.nearhit`'s, `bench.coldab`'s and `--only near`'s.
 KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END),
-        (EPOCHS_BEGIN, EPOCHS_END), (NEARHIT_BEGIN, NEARHIT_END), (NEAR_BEGIN, NEAR_END))
+        (EPOCHS_BEGIN, EPOCHS_END), (NEARHIT_BEGIN, NEARHIT_END), (COLDAB_BEGIN, COLDAB_END), (NEAR_BEGIN, NEAR_END))
 
 ASYNC_STRATEGIES = """\
 Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,

@@ -45,6 +45,7 @@ SUBS = [  # (async, sync), applied in order, each as a whole token
     ("async with", "with"),
     ("await ", ""),
     ("flights.ado", "flights.do"),
+    ("flights.afollow", "flights.follow"),
     ("self.publish(op, self.sync)", "self.publish(op, self)"),
     ("self.cache.aio()", "self.cache.sync"),
     ("aget", "get"),

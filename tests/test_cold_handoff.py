@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, cast
 import pytest
 
 from refresher import Refresher
-from refresher.core.ops import Batch, Coalesce, Command, Held, Load, Op, Steps
+from refresher.core.ops import Batch, Coalesce, Command, Held, Load, MGet, Op, Pipeline, Script, Steps
 from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.watchdog import Watchdog
 from refresher.io.tracking import Tracker
@@ -112,3 +112,29 @@ def test_the_watchdog_keeps_the_next_lock_with_the_same_thread() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.005)
     assert len(set(threads_seen)) == 1, threads_seen
+
+
+def test_the_lock_holder_reads_the_epochs_of_its_marks_in_the_same_round_trip(
+    performed: tuple[Refresher, list[Op]],
+) -> None:
+    """Nothing but the lock's one round trip between a cold miss's GET and its load, and
+    the value is marked with the epochs read there: a later invalidation drops it."""
+    cache, ops = performed
+    loads: list[int] = []
+
+    @cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10], tags=lambda n: [f"n:{n}"])
+    def load(n: int) -> int:
+        loads.append(n)
+        return n
+
+    cache.invalidate_tag("n:8")  # the tag's epoch is 1 from now on
+    assert load.get(8) == 8
+    taking = next(i for i, op in enumerate(ops) if isinstance(op, Batch) and op.commands[0][0] == "SET")
+    loading = next(i for i, op in enumerate(ops) if isinstance(op, Load))
+    taken = ops[taking]
+    assert isinstance(taken, Batch)
+    assert taken.commands[2:] == (("MGET", load.state.epoch_key), ("MGET", load.state.epochs.tag_key("n:8")))
+    assert [op for op in ops[taking + 1 : loading] if isinstance(op, (Command, Batch, MGet, Script, Pipeline))] == []
+    assert load.get(8) == 8 and loads == [8]  # served, marked with the tag's epoch 1
+    cache.invalidate_tag("n:8")
+    assert load.get(8) == 8 and loads == [8, 8]  # dropped by the tag's epoch 2: loaded again

@@ -65,7 +65,7 @@ def test_forget_lets_the_next_caller_start_afresh() -> None:
 
 
 def test_tasks_and_threads_join_one_flight() -> None:
-    """A sync leader in a thread; tasks on an event loop wait for its result."""
+    """A sync leader in a thread; tasks on an event loop wait for its result (one following it)."""
     group: Group[int] = Group()
     entered, release = threading.Event(), threading.Event()
 
@@ -81,14 +81,15 @@ def test_tasks_and_threads_join_one_flight() -> None:
     async def fail_if_called() -> int:
         raise AssertionError("a second call")
 
-    async def main() -> list[tuple[int, bool]]:
+    async def main() -> list[tuple[int | bool, bool | int]]:
         waiters = [asyncio.create_task(group.ado("k", fail_if_called)) for _ in range(5)]
-        while group._flights["k"].waiters < 5:
+        waiters.append(asyncio.create_task(group.afollow("k")))  # joins too, never calls
+        while group._flights["k"].waiters < 6:
             await asyncio.sleep(0)
         release.set()
         return await asyncio.gather(*waiters)
 
-    assert asyncio.run(main()) == [(7, False)] * 5
+    assert asyncio.run(main()) == [(7, False)] * 5 + [(True, 7)]
     leader.join(5)
 
 
@@ -146,3 +147,30 @@ def test_a_cancelled_leader_hands_the_flight_to_a_waiter() -> None:
 
     assert asyncio.run(main()) == (2, True)  # the waiter took over and led the new flight
     assert calls == ["first", "second"]
+
+
+@pytest.mark.parametrize("followed", [True, False])
+def test_follow_joins_a_followed_call_in_flight_and_never_starts_one(followed: bool) -> None:
+    group: Group[int] = Group()
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        entered.set()
+        release.wait(5)
+        return 42
+
+    assert group.follow("k") == (False, None)  # nothing in flight: nothing started either
+    assert not group.running("k")
+    leader = threading.Thread(target=lambda: group.do("k", slow, followed=followed))
+    leader.start()
+    assert entered.wait(5)
+    followed_by: list[tuple[bool, int]] = []
+    follower = threading.Thread(target=lambda: followed_by.append(group.follow("k")))
+    follower.start()
+    while followed and group._flights["k"].waiters < 1:
+        threading.Event().wait(0.001)
+    follower.join(0 if followed else 5)
+    release.set()
+    for t in (leader, follower):
+        t.join(5)
+    assert followed_by == [(True, 42) if followed else (False, None)]

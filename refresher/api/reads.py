@@ -13,6 +13,7 @@ from typing import Any, Iterable, ParamSpec, TypeVar
 
 from refresher.api.loader_base import DOWN, LoaderBase, awaited_only
 from refresher.api.served import Served, describe
+from refresher.core.miss import follow
 from refresher.core.near import Ticket
 from refresher.core.read import Then, after_get
 from refresher.core.state import NOTHING, Nothing
@@ -44,6 +45,11 @@ class Reads(LoaderBase[P, R]):
             return driver.run(down.steps) if type(down) is Then else down  # type: ignore[return-value]  # R | Then: mypy does not narrow by `type(x) is`
         near = NOTHING if near_cache is None else self._near(call, wait=BLOCKING)
         if near is NOTHING:
+            if driver.flights.running(call.keys.value):  # a miss of this key in flight here: join it, no GET
+                steps = follow(state, call)
+                joined = driver.run(steps)
+                if not isinstance(joined, Nothing):
+                    return joined
             raw = driver.get(call.keys.value)
             if isinstance(raw, Exception) and not isinstance(kept := self._kept(call), Nothing):
                 return kept
@@ -92,5 +98,6 @@ class Reads(LoaderBase[P, R]):
         that show how fresh what they display is. Costs a GET more than `get`."""
         value = self.get(*args, **kwargs)
         call = self.call(args, kwargs)
-        raw = DOWN if self.breaker.of(call.keys.value).open else self.cache.sync.get(call.keys.value)
+        # its own GET: one shared with another read may have been sent before the value came
+        raw = DOWN if self.breaker.of(call.keys.value).open else self.cache.sync.get(call.keys.value, alone=True)
         return describe(self.state, self.near, call.keys.value, value, raw)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from refresher.core.calls import Call
 from refresher.core.failures import CacheFailure, cache_error, reply_text
+from refresher.core.epochs import Epoch
 from refresher.core.marks import current_marks
 from refresher.core.lock import release
 from refresher.core.ops import Clock, Command, Held, Load, Now, Script, Steps
@@ -52,14 +53,16 @@ def commit(keys: Keys, token: str, seen: int, envelope: Envelope, px: int) -> St
 
 
 def load_and_commit(
-    state: LoaderState[R], call: Call, held: Held, seen: int, started_ms: int, *, back_off: bool
+    state: LoaderState[R], call: Call, held: Held, seen: int, started_ms: int, *, back_off: bool,
+    epochs: dict[str, Epoch] | None = None,
 ) -> Steps[tuple[R, Outcome]]:
     """Run the loader under the `held` lock (the driver keeps it alive) and write the
     result if we still hold the lock and the value is still the version `seen`. Waiters
     are always told how it went; the loader's own exception is re-raised to our caller,
-    after the key's back-off is set if `back_off` (there is an old value to serve)."""
+    after the key's back-off is set if `back_off` (there is an old value to serve).
+    `epochs`: those the value's marks are made of, if the lock's round trip read them."""
     signal = call.keys.signal
-    marks = yield from current_marks(state, call)  # before the origin call: an invalidation during it marks this value old
+    marks = yield from current_marks(state, call, epochs)  # before the origin call: an invalidation during it marks this value old
     started: Clock = yield Now()
     try:
         payload, value = state.encode((yield Load(state.fn, call, held)))

@@ -77,9 +77,11 @@ def cache_down(state: LoaderState[R], call: Call, exc: CacheFailure) -> Steps[R]
         state.stats.incr("error")
         raise error from exc
     about(state.name, call.keys.value).warning("%s; calling the loader directly", error)
-    value, _ = yield Coalesce(call.keys.value, lambda: _call_origin(state, call))
+    (value, _), _ = yield Coalesce(call.keys.value, lambda: _call_origin(state, call), followed=False)
     return value  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
 
 
-def _call_origin(state: LoaderState[R], call: Call) -> Steps[R]:
-    return (yield Load(state.fn, call, None))  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
+def _call_origin(state: LoaderState[R], call: Call) -> Steps[tuple[R, bool]]:
+    """The origin's value, as current as the cache could have it: a miss's flight lands
+    with the same shape (core/miss.py), whichever of them a read of the key joins."""
+    return (yield Load(state.fn, call, None)), True

@@ -25,11 +25,14 @@ def acquire(key: str, token: str, ttl_ms: int) -> Steps[bool]:
     return bool((yield Command(("SET", key, token, "NX", "PX", ttl_ms))))
 
 
-def acquire_reading(key: str, token: str, ttl_ms: int, *reading: str) -> Steps[tuple[bool, list[bytes | None]]]:
-    """`acquire`, and the keys `reading` read right after it in the same round trip:
-    what a new owner must look at again costs it no second wait."""
-    taken, values = yield Batch((("SET", key, token, "NX", "PX", ttl_ms), ("MGET", *reading)))
-    return bool(taken), values
+def acquire_reading(key: str, token: str, ttl_ms: int, reading: tuple[str, ...],
+                    apart: tuple[str, ...] = ()) -> Steps[tuple[bool, list[bytes | None], list[bytes | None]]]:
+    """`acquire`, and the keys `reading` (of one slot) and `apart` (each in a slot of its
+    own) read right after it in the same round trip: what a new owner must look at
+    before its load costs it no second wait."""
+    taken, values, *others = yield Batch((("SET", key, token, "NX", "PX", ttl_ms), ("MGET", *reading),
+                                          *(("MGET", one) for one in apart)))
+    return bool(taken), values, [other[0] for other in others]
 
 
 def release(key: str, token: str, channel: str | None = None, message: bytes = b"") -> Steps[bool]:

@@ -21,9 +21,13 @@ R = TypeVar("R")
 def fetch_epochs(state: LoaderState[Any], keys: list[str]) -> Steps[dict[str, Epoch]]:
     """The current epochs of these keys, from Redis, remembered if no write raced the read."""
     ticket = state.epochs.expect(keys)
-    raws = list((yield MGet(tuple(keys))))
+    return (yield from learnt(state, keys, list((yield MGet(tuple(keys)))), ticket))
+
+
+def learnt(state: LoaderState[Any], keys: list[str], raws: list[bytes | None], ticket: object) -> Steps[dict[str, Epoch]]:
+    """The epochs read at these keys (after `state.epochs.expect(keys)` gave the ticket), corrupt ones repaired."""
     for i, raw in enumerate(raws):
-        if is_corrupt(raw):
+        if raw is not None and is_corrupt(raw):
             raws[i] = yield from _repaired(state, keys[i], raw)
     return state.epochs.learn(keys, raws, ticket)
 
@@ -44,11 +48,18 @@ def _repaired(state: LoaderState[Any], key: str, raw: bytes) -> Steps[bytes]:
     return bytes(text)
 
 
-def current_marks(state: LoaderState[Any], call: Call) -> Steps[Marks | None]:
-    """The epochs a load (or a `set`) that begins now writes with its value."""
+def to_read(state: LoaderState[Any], call: Call) -> list[str]:
+    """The epoch keys a load of `call` must read for its marks: none when this process knows them."""
+    keys = state.epochs.keys_for(state.epoch_key, state.tags_of(call))
+    return [] if state.epochs.known(keys) is not None else keys
+
+
+def current_marks(state: LoaderState[Any], call: Call, read: dict[str, Epoch] | None = None) -> Steps[Marks | None]:
+    """The epochs a load (or a `set`) that begins now writes with its value; `read`, the
+    epochs of `to_read` just read, when there are some."""
     tags = state.tags_of(call)
     keys = state.epochs.keys_for(state.epoch_key, tags)
-    known = state.epochs.known(keys)
+    known = read or state.epochs.known(keys)
     if known is None:
         known = yield from fetch_epochs(state, keys)
     return state.epochs.marks(state.epoch_key, tags, known)

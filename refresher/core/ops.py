@@ -117,10 +117,20 @@ class Pause:
 @dataclass(frozen=True, slots=True)
 class Coalesce:
     """Run `steps()` unless the same `key` is already being run in this process (by a
-    thread or a task); then wait for that run's outcome instead: (value, led)."""
+    thread or a task); then wait for that run's outcome instead: (value, led). A run
+    `followed` may also be joined by a Follow."""
 
     key: str
     steps: Callable[[], Steps[Any]]
+    followed: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """Wait for the Coalesce of `key` already running in this process, if any:
+    (True, its value), or (False, None) at once when there is none to join."""
+
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,4 +167,4 @@ class Now:
     """What time it is: a Clock. Answered where steps are driven (io/drivers/stepping.py)."""
 
 
-Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | CanPublish | Publish | Now
+Op = Command | Batch | Pipeline | MGet | Script | Subscribe | Listen | Keep | Load | Pause | Coalesce | Follow | CanPublish | Publish | Now

@@ -5,7 +5,8 @@ at once: `do` (a thread) and `ado` (a task) join the same flights, so a sync rea
 an async reader of one key in one process make one load. `do`/`ado` return the result
 and whether this caller led; a raised exception reaches every caller of that flight. A
 leader that is cancelled (or interrupted) hands the flight over: its waiters start again
-and one of them leads.
+and one of them leads. `follow`/`afollow` only join: a caller that finds no flight goes
+its own way (a read sends its GET) rather than start one.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 T = TypeVar("T")
 
+NONE_RUNNING: tuple[bool, Any] = (False, None)  # what `follow` returns when there was no flight to join
+
 
 class _Flight:
-    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters")
+    __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters", "followed")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, followed: bool) -> None:
         self.done = threading.Event()
+        self.followed = followed  # `follow` may join it
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
@@ -47,26 +51,43 @@ class Group(Generic[T]):
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
 
-    def do(self, key: str, fn: Callable[[], T]) -> tuple[T, bool]:
-        """Run `fn` unless a call for `key` is in flight; then wait for that one instead."""
+    def running(self, key: str) -> bool:
+        """Whether a call for `key` is in flight (a hint, read without the lock)."""
+        return key in self._flights
+
+    def do(self, key: str, fn: Callable[[], T], followed: bool = True) -> tuple[T, bool]:
+        """Run `fn` unless a call for `key` is in flight; then wait for that one instead.
+        Not `followed`: `follow` does not join this call."""
         while True:
-            flight, leader = self._join(key, None)
+            flight, leader = self._join(key, None, followed)
             if leader:
                 return self._lead(key, flight, fn), True
-            if flight.loop is not None and flight.loop is _running_loop():
-                raise RuntimeError(
-                    f"a sync read of {key} inside the event loop would wait for a task of that same "
-                    "loop forever: use `await loader.aget(...)` in async code"
-                )
-            flight.done.wait()
+            self._wait_here(key, flight)
             if not flight.abandoned:
                 return self._outcome(flight), False
 
-    async def ado(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    def follow(self, key: str) -> tuple[bool, Any]:
+        """(True, the outcome) of the call for `key` in flight, waited for; NONE_RUNNING
+        when there is none (or none `followed`), or its leader gave it up."""
+        flight = self._joined(key)
+        if flight is None:
+            return NONE_RUNNING
+        self._wait_here(key, flight)
+        return NONE_RUNNING if flight.abandoned else (True, self._outcome(flight))
+
+    async def afollow(self, key: str) -> tuple[bool, Any]:
+        """`follow` for a task."""
+        flight = self._joined(key)
+        if flight is None:
+            return NONE_RUNNING
+        await self._wait(flight, asyncio.get_running_loop())
+        return NONE_RUNNING if flight.abandoned else (True, self._outcome(flight))
+
+    async def ado(self, key: str, fn: Callable[[], Awaitable[T]], followed: bool = True) -> tuple[T, bool]:
         """`do` for a task: a cancelled waiter leaves the shared load running."""
         loop = asyncio.get_running_loop()
         while True:
-            flight, leader = self._join(key, loop)
+            flight, leader = self._join(key, loop, followed)
             if leader:
                 try:
                     result = await fn()
@@ -79,11 +100,29 @@ class Group(Generic[T]):
             if not flight.abandoned:
                 return self._outcome(flight), False
 
-    def _join(self, key: str, loop: asyncio.AbstractEventLoop | None) -> tuple[_Flight, bool]:
+    def _joined(self, key: str) -> _Flight | None:
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is None or not flight.followed:
+                return None
+            flight.waiters += 1
+            return flight
+
+    @staticmethod
+    def _wait_here(key: str, flight: _Flight) -> None:
+        """Block this thread until the flight lands (never the leader's own event loop)."""
+        if flight.loop is not None and flight.loop is _running_loop():
+            raise RuntimeError(
+                f"a sync read of {key} inside the event loop would wait for a task of that same "
+                "loop forever: use `await loader.aget(...)` in async code"
+            )
+        flight.done.wait()
+
+    def _join(self, key: str, loop: asyncio.AbstractEventLoop | None, followed: bool) -> tuple[_Flight, bool]:
         with self._lock:
             flight = self._flights.get(key)
             if flight is None:
-                flight = self._flights[key] = _Flight(loop)
+                flight = self._flights[key] = _Flight(loop, followed)
                 return flight, True
             flight.waiters += 1
             return flight, False

@@ -17,7 +17,7 @@ from redis.commands.core import AsyncScript as LuaScript
 from redis.exceptions import RedisError
 
 from refresher.core.ops import (
-    Batch, CanPublish, Coalesce, Command, Keep, Listen, Load, MGet, Op, Pause, Pipeline, Publish, Script, Steps,
+    Batch, CanPublish, Coalesce, Command, Follow, Keep, Listen, Load, MGet, Op, Pause, Pipeline, Publish, Script, Steps,
     Subscribe,
 )
 from refresher.io.drivers.asubscriber import Subscriber, Subscription
@@ -55,7 +55,7 @@ class AsyncDriver(Tasks):
         return {
             Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
             Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load, Pause: self._pause,
-            Coalesce: self._coalesce, Publish: self._publish, CanPublish: self._can_publish,
+            Coalesce: self._coalesce, Follow: self._follow, Publish: self._publish, CanPublish: self._can_publish,
         }
 
     async def _command(self, op: Command, _: Stepper[Any]) -> Any:
@@ -153,7 +153,10 @@ class AsyncDriver(Tasks):
         return False
 
     async def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return await self.flights.ado(op.key, lambda: self.run(op.steps(), in_flight=True))
+        return await self.flights.ado(op.key, lambda: self.run(op.steps(), in_flight=True), followed=op.followed)
+
+    async def _follow(self, op: Follow, _: Stepper[Any]) -> tuple[bool, Any]:
+        return await self.flights.afollow(op.key)
 
     async def _can_publish(self, op: CanPublish, _: Stepper[Any]) -> float | None:
         return self.can_publish()

@@ -4,7 +4,7 @@ the tracker's invalidations received so far are applied (the core decides on cur
 epochs and copies), redis-py's errors become the core's failures (io/failures.py), and
 the core's Now is answered with the clock.
 
-Not before a step is resumed with a Coalesce's value: the flight's leader judged it,
+Not before a step is resumed with a Coalesce's (or a Follow's) value: the flight's leader judged it,
 draining before each of its own decisions, and the step that joined decides nothing
 more with it. A cold stampede wakes every coalesced caller at once, and a drain's poll
 lets go of the interpreter's lock: each would wait for it again, in turn."""
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from refresher.core.failures import CacheFailure
-from refresher.core.ops import Coalesce, Load, Now, Op, Pipeline, Steps
+from refresher.core.ops import Coalesce, Follow, Load, Now, Op, Pipeline, Steps
 from refresher.io.clock import clock
 from refresher.io.failures import as_failure, escaped
 from refresher.io.tracking import Tracker
@@ -71,6 +71,6 @@ class Stepper(Generic[T]):
             unhandled = failure if self._in_flight else escaped(failure)
         else:
             self._pipeline = type(op) is Pipeline
-            self._coalesced, self._loaded = type(op) is Coalesce, type(op) is Load
+            self._coalesced, self._loaded = type(op) is Coalesce or type(op) is Follow, type(op) is Load
             return op
         raise unhandled  # outside the handler: redis-py's error, not chained to the core's

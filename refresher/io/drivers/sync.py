@@ -19,7 +19,7 @@ from redis.commands.core import Script as LuaScript
 from redis.exceptions import RedisError
 
 from refresher.core.ops import (
-    Batch, CanPublish, Coalesce, Command, Keep, Listen, Load, MGet, Op, Pause, Pipeline, Publish, Script, Steps,
+    Batch, CanPublish, Coalesce, Command, Follow, Keep, Listen, Load, MGet, Op, Pause, Pipeline, Publish, Script, Steps,
     Subscribe,
 )
 from refresher.io.drivers.subscriber import Subscriber, Subscription
@@ -57,7 +57,7 @@ class SyncDriver(Threads):
         return {
             Command: self._command, Batch: self._batch, Pipeline: self._pipeline, MGet: self._mget, Script: self._script,
             Subscribe: self._subscribe, Listen: self._listen, Keep: self._keep, Load: self._load, Pause: self._pause,
-            Coalesce: self._coalesce, Publish: self._publish, CanPublish: self._can_publish,
+            Coalesce: self._coalesce, Follow: self._follow, Publish: self._publish, CanPublish: self._can_publish,
         }
 
     def _command(self, op: Command, _: Stepper[Any]) -> Any:
@@ -155,7 +155,10 @@ class SyncDriver(Threads):
         return False
 
     def _coalesce(self, op: Coalesce, _: Stepper[Any]) -> tuple[Any, bool]:
-        return self.flights.do(op.key, lambda: self.run(op.steps(), in_flight=True))
+        return self.flights.do(op.key, lambda: self.run(op.steps(), in_flight=True), followed=op.followed)
+
+    def _follow(self, op: Follow, _: Stepper[Any]) -> tuple[bool, Any]:
+        return self.flights.follow(op.key)
 
     def _can_publish(self, op: CanPublish, _: Stepper[Any]) -> float | None:
         return self.can_publish()

@@ -44,11 +44,16 @@ class Tasks(Driver):
         self._subscribers: dict[str, Subscriber] = {}  # by node: see board.py
         self._reading: dict[str, asyncio.Future[bytes | None | CacheFailure | _ReadAgain]] = {}
 
-    async def get(self, key: str) -> bytes | None | CacheFailure:
+    async def get(self, key: str, alone: bool = False) -> bytes | None | CacheFailure:
         """A hit's one GET, outside any step. Concurrent reads of one key on this loop
         share the GET in flight (as cashews' early mode does): a hot key costs Redis one
-        GET per round trip, not one per reader, and the loop one reply to parse. An
-        unreachable cache comes back as its error."""
+        GET per round trip, not one per reader, and the loop one reply to parse; not
+        `alone`, which sends its own. An unreachable cache comes back as its error."""
+        if alone:
+            try:
+                return self.read(cast(bytes | None, await self.redis.get(key)))
+            except RedisError as exc:
+                return self.read(self.failed(exc, key))
         while (shared := self._reading.get(key)) is not None:
             raw = await asyncio.shield(shared)
             if not isinstance(raw, _ReadAgain):

@@ -1,7 +1,8 @@
 """What only the sync driver does, beside the body it shares with the asyncio one (aio.py,
 from which scripts/unasync.py generates sync.py; tasks.py is this module's asyncio twin):
-the first read starts the publisher, one watchdog thread keeps every held lock alive, and
-a forked child drops the subscribers its parent's threads read."""
+the first read starts the publisher, threads that read a key not known to be there share
+a GET that finds it missing, one watchdog thread keeps every held lock alive, and a forked
+child drops the subscribers its parent's threads read."""
 
 from __future__ import annotations
 
@@ -31,6 +32,20 @@ T = TypeVar("T")
 BLOCKING = True  # a read may wait, in its thread, for another thread's read of the same key (near cache)
 
 Keeper = Lease  # what keeps a lock alive until it is let go
+KNOWN_PRESENT = 65536  # keys remembered as found by a GET; past it the memory starts afresh
+FOUND = b""  # what a shared GET tells its waiters when it found bytes, or failed: each reads for itself
+
+
+class SharedGet:
+    """A GET of a key not known to be there, which other threads reading the key meanwhile
+    wait for. Only its finding nothing is shared: bytes found may be older than a write
+    that came before a waiter began, so each waiter then sends its own GET."""
+
+    __slots__ = ("raw", "done")
+
+    def __init__(self) -> None:
+        self.raw: bytes | None = FOUND
+        self.done = threading.Event()
 
 
 class Threads(Driver):
@@ -44,22 +59,70 @@ class Threads(Driver):
         self._subscribers_lock = threading.Lock()
         self._pid = os.getpid()
         self.watchdog = Watchdog(self.perform)
+        self._present: dict[str, bool] = {}  # keys a GET of this process found (hot ones): their reads share nothing
+        self._getting: dict[str, SharedGet] = {}  # keys not known present, with a GET in flight
+        self._getting_lock = threading.Lock()
+        self._getting_pid = os.getpid()
 
-    def get(self, key: str) -> bytes | None | CacheFailure:
+    def get(self, key: str, alone: bool = False) -> bytes | None | CacheFailure:
         """A hit's one GET, outside any step (a generator per hit would cost more than
-        the read decision itself); an unreachable cache comes back as its error."""
+        the read decision itself); an unreachable cache comes back as its error. Not
+        `alone`, it may be shared (`_get_shared`)."""
         if not self.publisher.started:
             self.publisher.start()
+        if not alone and key not in self._present:
+            return self._get_shared(key)
+        return self._get_own(key)
+
+    def _get_own(self, key: str) -> bytes | None | CacheFailure:
         try:
             raw: bytes | None = self._get(key)
         except RedisError as exc:  # as the core's failure (io/failures.py)
             return self.read(self.failed(exc, key))
+        if raw is None:
+            self._present.pop(key, None)  # the key's next stampede is shared again
         if self.breaker.open:  # this GET was the probe: the cache answers again
             self.breaker.of(key).succeeded()
         tracker = self.tracker  # self.read(raw), inline: one call less on every hit
         if tracker is not None and tracker.live:
             tracker.sync()
         return raw
+
+    def _get_shared(self, key: str) -> bytes | None | CacheFailure:
+        """A key no GET of this process has found (a cold stampede's) is read by one
+        thread at a time: the others wait for its GET and, if it found nothing, miss
+        too (the miss path reads the key again under its lock, and takes a load's value
+        only if no write overtook the load: core/miss.py). Fifty threads sending fifty
+        GETs at once open fifty pooled connections, and hold up the one that goes on to
+        take the lock and load."""
+        shared, leading = self._share(key)
+        if not leading:
+            shared.done.wait()
+            return self.read(None) if shared.raw is None else self._get_own(key)
+        raw: bytes | None | CacheFailure = FOUND
+        try:
+            raw = self._get_own(key)
+        finally:
+            with self._getting_lock:
+                del self._getting[key]
+            shared.raw = None if raw is None else FOUND
+            shared.done.set()
+        if isinstance(raw, bytes):
+            if len(self._present) >= KNOWN_PRESENT:
+                self._present.clear()
+            self._present[key] = True
+        return raw
+
+    def _share(self, key: str) -> tuple[SharedGet, bool]:
+        """The GET of `key` in flight, or a new one this thread sends (True)."""
+        if self._getting_pid != os.getpid():  # a forked child: no GET of its parent's is its own
+            self._getting, self._getting_lock, self._getting_pid = {}, threading.Lock(), os.getpid()
+        with self._getting_lock:
+            shared = self._getting.get(key)
+            if shared is not None:
+                return shared, False
+            shared = self._getting[key] = SharedGet()
+            return shared, True
 
     @abstractmethod
     def run(self, steps: Steps[T]) -> T:
