@@ -8,10 +8,11 @@ connection, less on the way to the load. Real reader processes, a real redis-ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import uuid
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import redis
@@ -177,3 +178,46 @@ def test_a_get_alone_is_sent_even_while_one_of_the_key_is_in_flight(reading: Rea
         read = loop.run(read_alone_while_a_get_is_in_flight)
     assert len(read) == 1 and isinstance(read[0], bytes)
     assert load.state.parse(read[0]) is not None
+
+
+@dataclasses.dataclass
+class Basket:  # mutable, and not JSON-shaped: copied by deepcopy, not by copies.copier
+    items: list[int]
+
+
+@pytest.mark.parametrize("kind", ["dict", "dataclass"])
+def test_callers_that_joined_one_load_each_get_a_value_of_their_own(
+    reading: Reading, cache: Refresher, kind: str
+) -> None:
+    """Four callers in one process, one load: the leader's value and each joiner's are
+    distinct objects sharing no list, so a caller changing its value in place changes
+    nobody else's (the joiners were handed the leader's own object)."""
+    started, release = threading.Event(), threading.Event()
+
+    def origin(n: int) -> Any:
+        started.set()
+        assert release.wait(10)
+        return {"items": [1, 2]} if kind == "dict" else Basket([1, 2])
+
+    origin.__annotations__["return"] = dict[str, list[int]] if kind == "dict" else Basket
+    slow = cache.loader(ttl=60, name="t." + uuid.uuid4().hex[:10])(origin)
+
+    got: list[Any] = []
+    readers = [threading.Thread(target=lambda: got.append(reading.get(slow, 1))) for _ in range(4)]
+    readers[0].start()
+    assert started.wait(10)
+    for reader in readers[1:]:
+        reader.start()
+    flight = cache.sync.flights._flights.get(slow.keys(1).value)
+    assert flight is not None
+    deadline = time.monotonic() + 10  # no event says when a read has joined: the count is polled
+    while flight.waiters < 3 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert flight.waiters == 3
+    release.set()
+    for reader in readers:
+        reader.join(10)
+    lists = [value["items"] if isinstance(value, dict) else value.items for value in got]
+    assert len(lists) == 4 and len({id(items) for items in lists}) == 4
+    lists[0].append(99)
+    assert [items for items in lists[1:]] == [[1, 2]] * 3

@@ -10,6 +10,7 @@ any other shape (a mutable dataclass or Struct, a set) is decoded per hit as bef
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any, Callable
 
 from refresher.core.values import frozen
@@ -24,6 +25,16 @@ def copier(value: Any) -> Copy | None:
     container is shared; None if `value` is not JSON-shaped with immutable leaves."""
     budget = [MAX_CONTAINERS]
     return _copier(value, 0, budget)
+
+
+def private(value: Any) -> Any:
+    """`value` for one more caller of a load several joined: itself if frozen, else a copy
+    no other caller holds (the leader's dict handed to every follower would let one
+    caller's change in place show in all the others')."""
+    if frozen(value):
+        return value
+    copy = copier(value)
+    return copy(value) if copy is not None else deepcopy(value)
 
 
 def _copier(value: Any, depth: int, budget: list[int]) -> Copy | None:

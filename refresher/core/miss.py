@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from refresher.core.calls import Call
 from refresher.core.commit import load_and_commit
+from refresher.core.copies import private
 from refresher.core.failures import CacheFailure, cache_down, is_cache_trouble
 from refresher.core.epochs import Epoch
 from refresher.core.marks import learnt, servable, to_read, verdict
@@ -76,8 +77,10 @@ def _miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[tuple[R
             return value, "stale_served"  # the origin failed lately: don't try again yet
     while True:
         (value, current), led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
-        if led or current:
-            return value, "miss" if led else "coalesced"
+        if led:
+            return value, "miss"
+        if current:
+            return private(value), "coalesced"
         # The load this read joined was overtaken by a `set` or `invalidate`, which may have
         # come before this read began (its GET may have been another thread's: threads.py):
         # what that write left decides, as this read's own GET would have.
@@ -90,7 +93,7 @@ def _follow(call: Call) -> Steps[tuple[Any, str | None]]:
     joined, landed = yield Follow(call.keys.value)
     if not joined or not landed[1]:
         return NOTHING, None
-    return landed[0], "coalesced"
+    return private(landed[0]), "coalesced"
 
 
 def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[Landed[R]]:
