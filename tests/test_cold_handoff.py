@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, cast
 import pytest
 
 from refresher import Refresher
-from refresher.core.ops import Batch, Coalesce, Command, Held, Load, MGet, Op, Pipeline, Script, Steps
+from refresher.core.ops import Batch, Coalesce, Command, Held, Listen, Load, MGet, Op, Pipeline, Script, Steps
 from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.watchdog import Watchdog
 from refresher.io.tracking import Tracker
@@ -138,3 +138,44 @@ def test_the_lock_holder_reads_the_epochs_of_its_marks_in_the_same_round_trip(
     assert load.get(8) == 8 and loads == [8]  # served, marked with the tag's epoch 1
     cache.invalidate_tag("n:8")
     assert load.get(8) == 8 and loads == [8, 8]  # dropped by the tag's epoch 2: loaded again
+
+
+def test_a_waiter_reads_its_epochs_with_the_key_not_after_the_value_lands(
+    performed: tuple[Refresher, list[Op]], redis_url: str,
+) -> None:
+    """A read waiting for another process's load reads the epochs the value will be judged
+    by in the round trip that looks at the key after subscribing, so the value that lands
+    on the channel is served with no round trip of its own (one per waiting process, on
+    every cold stampede's path)."""
+    cache, ops = performed
+    other = Refresher(redis_url, queue="test-" + uuid.uuid4().hex[:8])
+    name, started, release = "t." + uuid.uuid4().hex[:10], threading.Event(), threading.Event()
+
+    def slow(n: int) -> int:
+        started.set()
+        assert release.wait(10)
+        return n * 10
+
+    holding, waiting = (c.loader(ttl=60, name=name, tags=lambda n: [f"n:{n}"])(slow) for c in (other, cache))
+    got: list[int] = []
+    try:
+        holder = threading.Thread(target=lambda: got.append(holding.get(3)))
+        holder.start()
+        assert started.wait(10)
+        waiter = threading.Thread(target=lambda: got.append(waiting.get(3)))
+        waiter.start()
+        deadline = time.monotonic() + 10  # no event says when the read listens: the ops are polled
+        while not any(isinstance(op, Listen) for op in list(ops)):
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        release.set()
+        holder.join(10)
+        waiter.join(10)
+    finally:
+        other.close()
+    assert got == [30, 30] and cache.stats["waited"] == 1
+    listening = next(i for i, op in enumerate(ops) if isinstance(op, Listen))
+    looked = ops[listening - 1]
+    assert isinstance(looked, Batch) and looked.commands[0] == ("MGET", waiting.keys(3).value)
+    assert looked.commands[2:] == (("MGET", waiting.state.epoch_key), ("MGET", waiting.state.epochs.tag_key("n:3")))
+    assert [op for op in ops[listening + 1:] if isinstance(op, (Command, Batch, MGet, Script, Pipeline))] == []

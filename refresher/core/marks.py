@@ -65,10 +65,11 @@ def current_marks(state: LoaderState[Any], call: Call, read: dict[str, Epoch] | 
     return state.epochs.marks(state.epoch_key, tags, known)
 
 
-def verdict(state: LoaderState[Any], envelope: Envelope) -> Steps[Verdict]:
+def verdict(state: LoaderState[Any], envelope: Envelope, read: dict[str, Epoch] | None = None) -> Steps[Verdict]:
     """`decide` now, with what invalidate_all and invalidate_tag did to the value (its
-    epochs fetched first if this process has not heard them)."""
-    dropped = state.epochs.judge(state.epoch_key, envelope.marks)
+    epochs fetched first if this process has not heard them; `read`, epochs this read
+    fetched already)."""
+    dropped = state.epochs.judge(state.epoch_key, envelope.marks, read)
     if dropped is None:
         tags = (tag for tag, _ in envelope.marks.tags) if envelope.marks is not None else ()
         fetched = yield from fetch_epochs(state, state.epochs.keys_for(state.epoch_key, tags))
@@ -77,10 +78,10 @@ def verdict(state: LoaderState[Any], envelope: Envelope) -> Steps[Verdict]:
     return decide(envelope, now.ms, state.policy, dropped=dropped or Dropped.NO)
 
 
-def servable(state: LoaderState[R], raw: bytes | None) -> Steps[R | Nothing]:
+def servable(state: LoaderState[R], raw: bytes | None, read: dict[str, Epoch] | None = None) -> Steps[R | Nothing]:
     """A second look (after taking the lock, or while waiting): the value if some other
     process has just written a usable one, else NOTHING. Not counted again."""
     envelope = state.parse(raw, quiet=True)
-    if envelope is None or envelope.tombstone or (yield from verdict(state, envelope)) not in SERVABLE:
+    if envelope is None or envelope.tombstone or (yield from verdict(state, envelope, read)) not in SERVABLE:
         return NOTHING
     return state.decode(envelope, quiet=True)

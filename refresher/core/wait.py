@@ -12,7 +12,8 @@ import json
 from typing import TypeVar
 
 from refresher.core.calls import Call
-from refresher.core.marks import servable, verdict
+from refresher.core.epochs import Epoch
+from refresher.core.marks import learnt, servable, to_read, verdict
 from refresher.core.ops import Batch, Clock, Command, Listen, Now, Script, Steps, Subscribe
 from refresher.core.protocol.scripts import DROP_FOREIGN_LOCK
 from refresher.core.protocol.signals import FAILED, FILLED, RETRY, WRITTEN
@@ -39,8 +40,17 @@ def await_holder(state: LoaderState[R], call: Call) -> Steps[R]:
     """
     state.stats.incr("waited")
     subscription = yield Subscribe(call.keys.signal)
-    (raw,), lock_pttl = yield Batch((("MGET", call.keys.value), ("PTTL", call.keys.lock)))
-    if not isinstance(value := (yield from servable(state, raw)), Nothing):
+    # The epochs the value will be judged by, read now with the key (when not known here)
+    # rather than in a round trip of their own once it lands. An invalidation after they
+    # were read came before the load began (the value carries the newer epoch), or made
+    # the commit refuse the value, or came while this read was under way, where serving
+    # what it dropped is what a read just before it would have done.
+    epoch_keys = to_read(state, call)
+    ticket = state.epochs.expect(epoch_keys) if epoch_keys else None
+    (raw,), lock_pttl, *epoch_raws = yield Batch((("MGET", call.keys.value), ("PTTL", call.keys.lock),
+                                                  *(("MGET", key) for key in epoch_keys)))
+    read = (yield from learnt(state, epoch_keys, [one[0] for one in epoch_raws], ticket)) if epoch_keys else None
+    if not isinstance(value := (yield from servable(state, raw, read)), Nothing):
         return value
     if lock_pttl == NO_EXPIRY and (yield Script(DROP_FOREIGN_LOCK, (call.keys.lock,), ())):
         about(state.name, call.keys.lock).warning("deleted a lock key without a TTL: no refresher lock lives without one")
@@ -50,12 +60,12 @@ def await_holder(state: LoaderState[R], call: Call) -> Steps[R]:
     deadline = started.monotonic + lock_pttl / 1000
     while (left := deadline - (yield Now()).monotonic) > 0:
         data = yield Listen(subscription, left)
-        if data is not None and not isinstance(value := (yield from _heard(state, call, data)), Nothing):
+        if data is not None and not isinstance(value := (yield from _heard(state, call, data, read)), Nothing):
             return value
     raise Retry
 
 
-def _heard(state: LoaderState[R], call: Call, data: object) -> Steps[R | Nothing]:
+def _heard(state: LoaderState[R], call: Call, data: object, read: dict[str, Epoch] | None) -> Steps[R | Nothing]:
     """What a message on the channel means: a value, an error to raise, Retry, or (a
     message that says nothing trustworthy, or a value that may not be served) what the
     key itself holds now, NOTHING meaning listen on."""
@@ -65,11 +75,11 @@ def _heard(state: LoaderState[R], call: Call, data: object) -> Steps[R | Nothing
     if kind == FAILED and (error := _error(body)) is not None:
         raise LoadFailed(state.name, *error)
     envelope = state.parse(body, quiet=True) if kind == FILLED else None
-    if envelope is not None and not envelope.tombstone and (yield from verdict(state, envelope)) in SERVABLE:
+    if envelope is not None and not envelope.tombstone and (yield from verdict(state, envelope, read)) in SERVABLE:
         if not isinstance(value := state.decode(envelope, quiet=True), Nothing):
             return value
     (raw,) = yield Command(("MGET", call.keys.value))
-    value = yield from servable(state, raw)
+    value = yield from servable(state, raw, read)
     if isinstance(value, Nothing) and (kind == WRITTEN or envelope is not None):
         raise Retry  # written, but not servable here (invalidated since): contend to load it
     return value
