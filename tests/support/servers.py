@@ -20,10 +20,23 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_HANDED_OUT: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing is bound to, and never one this process handed out before:
+    the kernel may give two probes in a row the same port (each is closed at once), which
+    made a cluster's twelve ports, picked together, collide about once in 150 batches
+    ('Address already in use' at start)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with _handing_out:
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def stop_gracefully(proc: subprocess.Popen[str] | None) -> None:
