@@ -126,3 +126,17 @@ def test_the_tracking_line_names_what_is_tracked_never_a_near_cache_that_is_off(
         assert "near cache on" not in caplog.text
     finally:
         cache.close()
+
+
+def test_a_key_with_a_percent_sign_is_logged_as_text(caplog: pytest.LogCaptureFixture) -> None:
+    """A key names the call's arguments, which a forged task chooses: a `%` in them once
+    made the line's formatting fail (the property test of the wire found `['%']`), losing
+    the line, and `%s` would have taken the line's own arguments."""
+    from refresher.core.logs import about
+
+    key = 'ns:{t.x:["100%", "%s %d %"]}'
+    with caplog.at_level(logging.INFO, logger="refresher"):
+        about("t.x", key).error("refresh raised %s: %s", "ValueError", "bad")
+    assert [record.getMessage() for record in caplog.records] == [
+        f"refresher: loader=t.x key={key} refresh raised ValueError: bad"]
+    assert caplog.records[0].key == key  # type: ignore[attr-defined]  # a field `extra` adds

@@ -26,7 +26,10 @@ class KeyLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         fields = dict(self.extra or {})
         kwargs["extra"] = {**fields, **kwargs.get("extra", {})}
-        return f"refresher: loader={fields['loader']} key={fields['key']} {msg}", kwargs
+        # The key holds a call's arguments (a task's, anyone's): a `%` in it must stay text
+        # when logging applies the line's own arguments to the whole message.
+        where = f"refresher: loader={fields['loader']} key={fields['key']} ".replace("%", "%%")
+        return where + str(msg), kwargs
 
 
 def about(loader: str, key: str | None) -> KeyLog:
