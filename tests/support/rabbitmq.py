@@ -15,6 +15,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -170,13 +171,34 @@ class RabbitServer:
 
     def start_app(self) -> None:
         """Start it again (`rabbitmqctl start_app`); returns once it accepts connections."""
+        listening = self._listening()
         self._rpc("start")
+        self._await_listener(listening)
         self.app_stopped = False
 
     def restart_app(self) -> None:
         """A broker restart as clients see it, in about 1 s where restarting the node takes
         7 to 8 s: what lets a test restart the broker ten times in a row."""
+        listening = self._listening()
         self._rpc("stop", "start")
+        self._await_listener(listening)
+
+    def _listening(self) -> int:
+        """How many times the log has said the AMQP listener started."""
+        assert self.log is not None
+        return sum(1 for line in list(self.log.lines) if f"started TCP listener on 127.0.0.1:{self.port}" in line)
+
+    def _await_listener(self, before: int) -> None:
+        """Until the log says the listener started once more. `rabbit:start()` once returned
+        ok in CI with no listener to follow (every later AMQP test was refused): then the
+        node is restarted whole, its log's tail shown."""
+        assert self.log is not None
+        try:
+            self.log.wait_for(rf"started TCP listener on 127\.0\.0\.1:{self.port}", timeout=15, count=before + 1)
+        except AssertionError as exc:
+            sys.stderr.write(f"RabbitMQ's listener did not come back; restarting the node: {exc}\n")
+            self.stop(signal.SIGKILL)
+            self.start()
 
     def ensure_running(self) -> None:
         """Whatever an earlier test left: the node and the broker in it running."""
