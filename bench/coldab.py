@@ -3,7 +3,7 @@ the cold stampede's hand-off (issue 23), this tree's refresher against an earlie
 
 A round runs one stampede per tree, in turn (the first alternating): 4 reader processes x 50
 threads, started afresh for each stampede (a first read's connections and threads included,
-as in the full run's table 1), released together, miss one key whose loader takes 200 ms
+as in the full run's table 1; each thread stays alive until all have read, as there), released together, miss one key whose loader takes 200 ms
 (bench/origin.py's counted origin). Per stampede: the p99 of the reads minus the load time,
 when the load began after the release, and when the last read returned after the load
 ended. `DIR` is an unpacked checkout of the earlier commit (`git archive <commit> | tar -x
@@ -55,7 +55,7 @@ def _child(code: str, key: str, job: str) -> None:
 
     cache.publisher.start()
     control.ping()
-    go, reads = threading.Event(), []
+    go, all_read, leave, reads = threading.Event(), threading.Event(), threading.Event(), []
 
     def read() -> None:
         go.wait()
@@ -66,6 +66,9 @@ def _child(code: str, key: str, job: str) -> None:
             reads.append((started, time.time(), repr(exc)))
         else:
             reads.append((started, time.time(), ""))
+        if len(reads) == THREADS:
+            all_read.set()
+        leave.wait()  # alive until every process has read, as bench/readers.py's threads
 
     threads = [threading.Thread(target=read) for _ in range(THREADS)]
     for thread in threads:
@@ -73,9 +76,12 @@ def _child(code: str, key: str, job: str) -> None:
     control.rpush(f"coldab:ready:{job}", os.getpid())
     control.blpop([f"coldab:go:{job}"], WAIT_S)
     go.set()
+    all_read.wait(WAIT_S)
+    control.rpush(f"coldab:done:{job}", json.dumps({"reads": reads, "code": refresher.__file__}))
+    control.blpop([f"coldab:leave:{job}"], WAIT_S)
+    leave.set()
     for thread in threads:
         thread.join()
-    control.rpush(f"coldab:done:{job}", json.dumps({"reads": reads, "code": refresher.__file__}))
 
 
 def _stampede(control: redis.Redis, code: Path, job: str) -> dict[str, float]:
@@ -96,6 +102,7 @@ def _stampede(control: redis.Redis, code: Path, job: str) -> dict[str, float]:
         if not Path(report["code"]).is_relative_to(code):
             raise RuntimeError(f"a reader process measured {report['code']}, not the tree in {code}")
         reads += report["reads"]
+    control.rpush(f"coldab:leave:{job}", *range(PROCESSES))
     for proc in procs:
         proc.wait()
     if errors := [error for _, _, error in reads if error]:
