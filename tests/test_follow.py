@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from refresher import Refresher
+from refresher.core.copies import handout
 from refresher.core.miss import miss
 from refresher.core.ops import Coalesce
 from refresher.io.drivers import loop
@@ -112,7 +113,8 @@ def test_a_coalesced_read_takes_an_overtaken_load_only_from_redis(cache: Refresh
     load.set(1, "set value")
     driver = cache.sync
     joined = driver._perform[Coalesce]
-    driver._perform[Coalesce] = lambda op, stepper: (("the load's value", current), False)  # as a joiner hears it
+    landed = ("the load's value", current, handout("the load's value"))
+    driver._perform[Coalesce] = lambda op, stepper: (landed, False)  # as a joiner hears it
     try:
         value = driver.run(miss(load.state, load.call((1,), {}), None))
     finally:

@@ -27,14 +27,20 @@ def copier(value: Any) -> Copy | None:
     return _copier(value, 0, budget)
 
 
-def private(value: Any) -> Any:
-    """`value` for one more caller of a load several joined: itself if frozen, else a copy
-    no other caller holds (the leader's dict handed to every follower would let one
-    caller's change in place show in all the others')."""
+def handout(value: Any) -> Copy:
+    """How each further caller of a load several joined gets `value`: itself if frozen,
+    else a copy no other caller holds (the leader's dict handed to every follower would
+    let one caller's change in place show in all the others'). Decided once per load: the
+    fifty threads of a cold stampede that joined one miss would each plan the same copy,
+    and they run one after another, on the interpreter's lock, as the load lands."""
     if frozen(value):
-        return value
+        return _itself
     copy = copier(value)
-    return copy(value) if copy is not None else deepcopy(value)
+    return copy if copy is not None else deepcopy
+
+
+def _itself(value: Any) -> Any:
+    return value
 
 
 def _copier(value: Any, depth: int, budget: list[int]) -> Copy | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from refresher.core.calls import Call
-from refresher.core.copies import private
+from refresher.core.copies import Copy, handout
 from refresher.core.ops import Coalesce, Load, Steps
 from refresher.core.state import LoaderState
 from refresher.errors import CacheRefused, CacheUnavailable, RefresherError
@@ -78,11 +78,12 @@ def cache_down(state: LoaderState[R], call: Call, exc: CacheFailure) -> Steps[R]
         state.stats.incr("error")
         raise error from exc
     about(state.name, call.keys.value).warning("%s; calling the loader directly", error)
-    (value, _), led = yield Coalesce(call.keys.value, lambda: _call_origin(state, call), followed=False)
-    return value if led else private(value)  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
+    (value, _, copy), led = yield Coalesce(call.keys.value, lambda: _call_origin(state, call), followed=False)
+    return value if led else copy(value)  # type: ignore[no-any-return]  # a yield's value is Any: the driver sends what the op asked for
 
 
-def _call_origin(state: LoaderState[R], call: Call) -> Steps[tuple[R, bool]]:
+def _call_origin(state: LoaderState[R], call: Call) -> Steps[tuple[R, bool, Copy]]:
     """The origin's value, as current as the cache could have it: a miss's flight lands
     with the same shape (core/miss.py), whichever of them a read of the key joins."""
-    return (yield Load(state.fn, call, None)), True
+    value = yield Load(state.fn, call, None)
+    return value, True, handout(value)

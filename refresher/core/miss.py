@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from refresher.core.calls import Call
 from refresher.core.commit import load_and_commit
-from refresher.core.copies import private
+from refresher.core.copies import Copy, handout
 from refresher.core.failures import CacheFailure, cache_down, is_cache_trouble
 from refresher.core.epochs import Epoch
 from refresher.core.marks import learnt, servable, to_read, verdict
@@ -28,9 +28,10 @@ from refresher.core.policy import Verdict
 
 R = TypeVar("R")
 V = TypeVar("V")
-# What a miss's flight lands with: its value, and whether that is the key's current value
-# (written by its load, or read as it stands), which a read that joins it late may take.
-Landed = tuple[R, bool]
+# What a miss's flight lands with: its value, whether that is the key's current value
+# (written by its load, or read as it stands), which a read that joins it late may take,
+# and how each caller but the leader gets a value of its own.
+Landed = tuple[R, bool, Copy]
 OVERTAKEN = frozenset({Outcome.SUPERSEDED, Outcome.LOST_LOCK})  # loaded, but a newer write (or lock) won
 
 
@@ -76,11 +77,11 @@ def _miss(state: LoaderState[R], call: Call, raw: bytes | None) -> Steps[tuple[R
         if not isinstance(value := state.decode(stale, key=call.keys.value), Nothing):
             return value, "stale_served"  # the origin failed lately: don't try again yet
     while True:
-        (value, current), led = yield Coalesce(call.keys.value, lambda: _fill(state, call, stale))
+        (value, current, copy), led = yield Coalesce(call.keys.value, lambda: _landing(_fill(state, call, stale)))
         if led:
             return value, "miss"
         if current:
-            return private(value), "coalesced"
+            return copy(value), "coalesced"
         # The load this read joined was overtaken by a `set` or `invalidate`, which may have
         # come before this read began (its GET may have been another thread's: threads.py):
         # what that write left decides, as this read's own GET would have.
@@ -93,10 +94,16 @@ def _follow(call: Call) -> Steps[tuple[Any, str | None]]:
     joined, landed = yield Follow(call.keys.value)
     if not joined or not landed[1]:
         return NOTHING, None
-    return private(landed[0]), "coalesced"
+    value, _, copy = landed
+    return copy(value), "coalesced"
 
 
-def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[Landed[R]]:
+def _landing(fill: Steps[tuple[R, bool]]) -> Steps[Landed[R]]:
+    value, current = yield from fill
+    return value, current, handout(value)
+
+
+def _fill(state: LoaderState[R], call: Call, stale: Envelope | None) -> Steps[tuple[R, bool]]:
     keys = call.keys
     while True:
         token = new_token()
@@ -135,7 +142,7 @@ def _timed_wait(state: LoaderState[R], call: Call) -> Steps[R]:
 
 
 def _fill_holding(state: LoaderState[R], call: Call, token: str, stale: Envelope | None,
-                  raw: bytes | None, pending: bytes | None, epochs: dict[str, Epoch] | None) -> Steps[Landed[R]]:
+                  raw: bytes | None, pending: bytes | None, epochs: dict[str, Epoch] | None) -> Steps[tuple[R, bool]]:
     """We own the lock. Since our read, somebody may have written the value, or failed
     to load it (the key is then backing off: serve the stale value, if any, rather than
     be a second attempt on a failing origin). `raw` and `pending`, and the `epochs` the
