@@ -15,6 +15,8 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
+from refresher.io.relay import Relay
+
 T = TypeVar("T")
 
 NONE_RUNNING: tuple[bool, Any] = (False, None)  # what `follow` returns when there was no flight to join
@@ -24,7 +26,7 @@ class _Flight:
     __slots__ = ("done", "result", "error", "abandoned", "futures", "loop", "waiters", "followed")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None, followed: bool) -> None:
-        self.done = threading.Event()
+        self.done = Relay()  # its threads wake one another in turn
         self.followed = followed  # `follow` may join it
         self.result: Any = None
         self.error: BaseException | None = None

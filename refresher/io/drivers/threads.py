@@ -25,6 +25,7 @@ from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.subscriber import Subscriber
 from refresher.io.drivers.watchdog import Lease, Watchdog
 from refresher.io.publish import Publisher
+from refresher.io.relay import Relay
 from refresher.io.singleflight import Group
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class SharedGet:
 
     def __init__(self) -> None:
         self.raw: bytes | None = FOUND
-        self.done = threading.Event()
+        self.done = Relay()
 
 
 class Threads(Driver):

@@ -1,0 +1,60 @@
+"""A one-shot event whose sleeping threads wake one another in turn, not all at once.
+
+`threading.Event.set` releases every waiter together: on a cold stampede, the fifty
+threads of a process that joined one load all become runnable at the same instant, only
+to queue for the interpreter's lock (and for the event's own lock, held while it wakes
+the rest). Woken together they interrupt the thread that is waking them, each holds out
+for the interpreter's lock until its 5 ms switch interval runs out and then forces a
+switch, and on a machine of few cores they crowd out the other processes' waiters too.
+Here `set` wakes the first sleeper, and each woken thread wakes the next before going
+on: the same threads get the same value, with one or two of them runnable at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class Relay:
+    __slots__ = ("_lock", "_sleepers", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sleepers: list[threading.Lock] = []  # in the order they began to wait
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            if self._set:
+                return
+            self._set = True  # from here the line of sleepers never changes
+            first = self._sleepers[0] if self._sleepers else None
+        if first is not None:
+            first.release()
+
+    def wait(self) -> None:
+        """Until `set`; however this thread leaves (an interrupt too), the next in line
+        still gets its turn."""
+        with self._lock:
+            if self._set:
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._sleepers.append(turn)
+        try:
+            turn.acquire()
+        finally:
+            self._pass(turn)
+
+    def _pass(self, turn: threading.Lock) -> None:
+        with self._lock:
+            if not self._set:  # interrupted before the event: leave the line
+                self._sleepers.remove(turn)
+                return
+            after = self._sleepers.index(turn) + 1
+            following = self._sleepers[after] if after < len(self._sleepers) else None
+        if following is not None:
+            following.release()

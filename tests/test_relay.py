@@ -1,0 +1,86 @@
+"""The relay that wakes a load's waiting threads in turn (refresher/io/relay.py): every
+waiter wakes once it is set and none before, and a waiter that leaves the line (an
+interrupt) does not strand the ones behind it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from refresher.io.relay import Relay
+
+WAITERS = 40
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _waiting(relay: Relay, count: int, woke: list[int]) -> list[threading.Thread]:
+    threads = [threading.Thread(target=lambda n=n: (relay.wait(), woke.append(n))) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _in_line(relay: Relay, count: int) -> None:
+    """Until `count` threads sleep in the relay's line (its own count, read under its lock)."""
+    for _ in range(10_000):
+        with relay._lock:
+            if len(relay._sleepers) == count:
+                return
+        threading.Event().wait(0.001)
+    raise AssertionError(f"{count} waiters never lined up")
+
+
+def test_every_waiter_wakes_once_set_and_none_before() -> None:
+    relay = Relay()
+    woke: list[int] = []
+    threads = _waiting(relay, WAITERS, woke)
+    _in_line(relay, WAITERS)
+    assert woke == [] and not relay.is_set()
+    relay.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(woke) == list(range(WAITERS))
+    relay.wait()  # once set, a wait returns at once
+    relay.set()  # and setting again changes nothing
+
+
+def test_a_waiter_interrupted_in_line_does_not_strand_the_rest() -> None:
+    """The main thread waits between two groups of threads and is interrupted (a signal
+    handler raising, as Ctrl-C would) before the relay is set: it leaves the line, and
+    the threads behind it still wake when it is."""
+    relay = Relay()
+    woke_ahead: list[int] = []
+    ahead = _waiting(relay, WAITERS // 2, woke_ahead)
+    _in_line(relay, WAITERS // 2)
+    behind: list[threading.Thread] = []
+    woke_behind: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    def line_up_behind_then_interrupt() -> None:
+        _in_line(relay, WAITERS // 2 + 1)
+        behind.extend(_waiting(relay, WAITERS // 2, woke_behind))
+        _in_line(relay, WAITERS + 1)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    helper = threading.Thread(target=line_up_behind_then_interrupt)
+    try:
+        helper.start()
+        with pytest.raises(Interrupted):
+            relay.wait()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    helper.join(10)
+    _in_line(relay, WAITERS)
+    relay.set()
+    for thread in ahead + behind:
+        thread.join(10)
+    assert sorted(woke_ahead) == list(range(WAITERS // 2))
+    assert sorted(woke_behind) == list(range(WAITERS // 2))
