@@ -88,9 +88,10 @@ def run_async(ctx: Context, key_suffix: str = "") -> Outcome:
         f"{lock:.0f} ms; their first origin call began {began['refresher-async']:.0f} ms and "
         f"{began['cashews-lock']:.0f} ms after the release, and each took {COLD.delay * 1000:.0f} ms. What comes "
         f"before the load differs: cashews coalesces the {s.cold_threads} calls of one key in a process before "
-        "any Redis command (`protected=True`), so one task per process goes to Redis; refresher coalesces on the "
-        f"miss path, so each of the {s.cold_threads} tasks per process first makes its own GET (a read is one "
-        "GET) and the leader's lock and load wait behind them. After the load, refresher's waiters are woken by "
+        "any Redis command (`protected=True`), so one task per process goes to Redis; refresher's tasks on one "
+        "loop share the GET of a key that is in flight, and a task that finds the key's miss in flight joins it "
+        "with no GET, so one GET per process, then the leader's lock, come before its load (the Redis commands "
+        "column counts them). After the load, refresher's waiters are woken by "
         "the key's signal channel; cashews' retry the lock at once, in a loop (see the Redis commands column)."
     )
     targets = [

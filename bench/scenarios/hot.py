@@ -340,8 +340,8 @@ def _async_findings(m: dict[str, dict[str, float]], episodes: dict[str, list[Epi
         f"wait for a CPU, and a strategy that makes fewer Redis round trips per read serves more reads, faster. "
         f"cashews early served {early['reads']:,.0f} reads in {seconds:g} s at {per_read['cashews-early']:.2f} Redis "
         f"commands per read (concurrent calls of one key in a process share one call: `protected=True`); "
-        f"refresher aget served {r['reads']:,.0f} at {per_read['refresher-async']:.2f} (every aget is its own GET: "
-        f"refresher coalesces misses, not hits); naive {m['naive-async']['reads']:,.0f} at "
+        f"refresher aget served {r['reads']:,.0f} at {per_read['refresher-async']:.2f} (concurrent agets of one key "
+        f"on a loop share the GET in flight); naive {m['naive-async']['reads']:,.0f} at "
         f"{per_read['naive-async']:.2f}. p50 / p99: refresher aget {r['p50']:.2f} / {r['p99']:.2f} ms, "
         f"cashews early {early['p50']:.2f} / {early['p99']:.2f} ms."
     ]
