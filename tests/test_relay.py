@@ -1,4 +1,4 @@
-"""The relay that wakes a load's waiting threads in turn (refresher/io/relay.py): every
+"""The relay that wakes a load's waiting threads in turn (refresher/core/relay.py): every
 waiter wakes once it is set and none before, and a waiter that leaves the line (an
 interrupt) does not strand the ones behind it."""
 
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from refresher.io.relay import Relay
+from refresher.core.relay import Relay
 
 WAITERS = 40
 
@@ -84,3 +84,21 @@ def test_a_waiter_interrupted_in_line_does_not_strand_the_rest() -> None:
         thread.join(10)
     assert sorted(woke_ahead) == list(range(WAITERS // 2))
     assert sorted(woke_behind) == list(range(WAITERS // 2))
+
+
+def test_a_wait_that_times_out_leaves_the_line_and_says_so() -> None:
+    """A near-cache ticket's waiters wait at most the socket timeout (api/loader_base.py):
+    one that gives up returns False, and the threads that lined up behind it still wake."""
+    relay = Relay()
+    woke_ahead: list[int] = []
+    ahead = _waiting(relay, WAITERS // 2, woke_ahead)
+    _in_line(relay, WAITERS // 2)
+    assert relay.wait(0.01) is False
+    woke_behind: list[int] = []
+    behind = _waiting(relay, WAITERS // 2, woke_behind)
+    _in_line(relay, WAITERS)
+    relay.set()
+    for thread in ahead + behind:
+        thread.join(10)
+    assert sorted(woke_ahead + woke_behind) == sorted(list(range(WAITERS // 2)) * 2)
+    assert relay.wait(0) is True

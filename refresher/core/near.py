@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from typing import Any, TypeVar
 
 from refresher.core.copies import Copy, copier
@@ -33,6 +32,7 @@ from refresher.core.state import NOTHING, UNSHARED, Nothing, LoaderState
 from refresher.core.envelope import Envelope
 from refresher.core.epochs import Epoch, Tracking
 from refresher.core.policy import Dropped, Policy, Window
+from refresher.core.relay import Relay
 from refresher.core.values import frozen
 
 ENTRY_OVERHEAD = 200  # bytes an entry costs besides its payload (dict slot, tuple, key)
@@ -79,7 +79,7 @@ class Ticket:
         self.near = near
         self.key = key
         self.policy = policy  # the reading loader's: what `fresh_until` is computed by
-        self.done = threading.Event()
+        self.done = Relay()  # the threads waiting for it wake one another in turn
 
     def fill(self, envelope: Envelope, value: Any) -> None:
         self.near.fill(self, envelope, value)

@@ -15,7 +15,7 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Callable, Generic, TypeVar
 
-from refresher.io.relay import Relay
+from refresher.core.relay import Relay
 
 T = TypeVar("T")
 

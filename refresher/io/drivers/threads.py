@@ -25,7 +25,7 @@ from refresher.io.drivers.stepping import Stepper
 from refresher.io.drivers.subscriber import Subscriber
 from refresher.io.drivers.watchdog import Lease, Watchdog
 from refresher.io.publish import Publisher
-from refresher.io.relay import Relay
+from refresher.core.relay import Relay
 from refresher.io.singleflight import Group
 
 T = TypeVar("T")

@@ -35,26 +35,30 @@ class Relay:
         if first is not None:
             first.release()
 
-    def wait(self) -> None:
-        """Until `set`; however this thread leaves (an interrupt too), the next in line
-        still gets its turn."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until `set` (True), or `timeout` seconds (False); however this thread leaves
+        (a timeout, an interrupt), the next in line still gets its turn."""
         with self._lock:
             if self._set:
-                return
+                return True
             turn = threading.Lock()
             turn.acquire()
             self._sleepers.append(turn)
         try:
-            turn.acquire()
+            turn.acquire(timeout=-1 if timeout is None else max(timeout, 0))
         finally:
-            self._pass(turn)
+            set_ = self._pass(turn)
+        return set_
 
-    def _pass(self, turn: threading.Lock) -> None:
+    def _pass(self, turn: threading.Lock) -> bool:
+        """Wake the next sleeper if the relay is set (whether `set`'s turn reached this
+        one yet or not); else leave the line. Whether it is set."""
         with self._lock:
-            if not self._set:  # interrupted before the event: leave the line
+            if not self._set:
                 self._sleepers.remove(turn)
-                return
+                return False
             after = self._sleepers.index(turn) + 1
             following = self._sleepers[after] if after < len(self._sleepers) else None
         if following is not None:
             following.release()
+        return True
