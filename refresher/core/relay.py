@@ -45,7 +45,7 @@ class Relay:
             turn.acquire()
             self._sleepers.append(turn)
         try:
-            turn.acquire(timeout=-1 if timeout is None else max(timeout, 0))
+            turn.acquire() if timeout is None else turn.acquire(timeout=max(timeout, 0))
         finally:
             set_ = self._pass(turn)
         return set_
