@@ -3,15 +3,17 @@ the cold stampede's hand-off (issue 23), this tree's refresher against an earlie
 
 A round runs one stampede per tree, in turn (the first alternating): 4 reader processes x 50
 threads, started afresh for each stampede (a first read's connections and threads included,
-as in the full run's table 1; each thread stays alive until all have read, as there), released together, miss one key whose loader takes 200 ms
-(bench/origin.py's counted origin). Per stampede: the p99 of the reads minus the load time,
-when the load began after the release, and when the last read returned after the load
-ended. `DIR` is an unpacked checkout of the earlier commit (`git archive <commit> | tar -x
--C DIR`); each reader process imports refresher from its tree. With `--bench-runs N`, each
-tree's own `python -m bench --only cold --quick` (table 1: the other strategies first, in
-the same long-lived reader processes) runs N times too, the trees in turn, and its refresher
-rows are kept. The medians go into docs/benchmarks.md between `<!-- coldab:start -->` and
-`<!-- coldab:end -->`; a full `python -m bench` keeps them.
+as in the full run's table 1; each thread stays alive until all have read, as there),
+released together, miss one key whose loader takes 200 ms (bench/origin.py's counted
+origin). Per stampede: the p99 of the reads minus the load time, when the load began after
+the release, and when the last read returned after the load ended. `DIR` is an unpacked
+checkout of the earlier commit (`git archive <commit> | tar -x -C DIR`; copy this tree's
+bench/readers.py into it to measure both with one harness); each reader process imports
+refresher from its tree. With `--bench-runs N`, each tree's own `python -m bench --only cold
+--quick` (table 1: the other strategies first, in the same long-lived reader processes) runs
+N times too, the trees in turn, and its refresher rows are kept. The medians go into
+docs/benchmarks.md between `<!-- coldab:start -->` and `<!-- coldab:end -->`; a full `python
+-m bench` keeps them.
 """
 
 from __future__ import annotations
@@ -139,7 +141,10 @@ def _section(runs: dict[str, list[dict[str, float]]], facts: list[tuple[str, str
         f"processes x {THREADS} threads, started afresh for each stampede, miss one key whose loader takes "
         f"{COLD.delay * 1000:.0f} ms; the two trees in turn, round after round. Medians over the rounds, in ms: the "
         "reads' p99 minus the load time (the target is 10 ms or less), when the one load began after the release, "
-        "when the last read returned after the load ended.", "",
+        "when the last read returned after the load ended. A reader thread stays alive until every process has "
+        "read, in both trees' runs (the earlier tree was given this tree's bench/readers.py), as a server's pooled threads do (bench/readers.py says why); before 07e3e56 "
+        "each thread ended after its read, and 200 thread ends were counted in the latencies of the reads still "
+        "being woken.", "",
         "| what | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), "",
         "| tree | p99 - load | load began | last read after the load | p99 - load, each round |",
         "|---|---:|---:|---:|---|", *rows,
