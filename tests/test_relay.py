@@ -4,11 +4,14 @@ interrupt) does not strand the ones behind it."""
 
 from __future__ import annotations
 
+import _thread
 import signal
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+from refresher.core import relay as relay_module
 from refresher.core.relay import Relay
 
 WAITERS = 40
@@ -102,3 +105,46 @@ def test_a_wait_that_times_out_leaves_the_line_and_says_so() -> None:
         thread.join(10)
     assert sorted(woke_ahead + woke_behind) == sorted(list(range(WAITERS // 2)) * 2)
     assert relay.wait(0) is True
+
+
+class _Turn:
+    """A stdlib lock that notes which thread released it and which one it woke."""
+
+    def __init__(self, log: list[tuple[str, _Turn, int]]) -> None:
+        self._lock, self._log = _thread.allocate_lock(), log
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self._lock.acquire(blocking, timeout)
+        self._log.append(("woke", self, threading.get_ident()))
+        return got
+
+    def release(self) -> None:
+        self._log.append(("released", self, threading.get_ident()))
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def test_set_wakes_one_sleeper_and_each_woken_one_wakes_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The herd is gone: `set` releases only the first sleeper's turn, and every other
+    turn is released by the thread that slept just before it in the line (with
+    threading.Event, the setting thread released them all)."""
+    log: list[tuple[str, _Turn, int]] = []
+    monkeypatch.setattr(relay_module, "threading", SimpleNamespace(Lock=lambda: _Turn(log)))
+    relay = Relay()
+    woke: list[int] = []
+    threads = _waiting(relay, WAITERS, woke)
+    _in_line(relay, WAITERS)
+    relay.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(woke) == list(range(WAITERS))
+    line = list(relay._sleepers)
+    sleeper = {turn: ident for what, turn, ident in log if what == "woke" and turn in line}
+    releaser = {turn: ident for what, turn, ident in log if what == "released" and turn in line}
+    assert releaser[line[0]] == threading.get_ident()
+    assert [releaser[turn] for turn in line[1:]] == [sleeper[turn] for turn in line[:-1]]
