@@ -85,7 +85,8 @@ Strategies, each a module in `bench/strategies/` behind one interface:
 
 Every origin call, wherever it runs (reader process, background thread, Celery worker), is
 counted in Redis with INCR. Multi-process scenarios use spawned reader processes released
-together from a barrier.
+together from a barrier; a reader thread stays alive until every process has read, as a
+server's pooled threads do (bench/readers.py), so no thread's end is counted in another's read.
 
 """ + ASYNC_STRATEGIES
 
