@@ -10,7 +10,6 @@ And a worker is ready only while loaders are registered and its cache answers.""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,11 +35,10 @@ UNBOUNDED = "the thread pool cannot stop a task at its time limit"
 
 def answers_ping(worker: WorkerProcess) -> bool:
     """`celery inspect ping` for this worker, on its broker."""
-    name = worker.args[worker.args.index("-n") + 1].replace("%h", socket.gethostname())
     app = Celery("probe", broker=worker.env.get("REFRESHER_BROKER_URL") or worker.env["REFRESHER_REDIS_URL"],
                  set_as_current=False)
     try:
-        return bool(app.control.ping([name], timeout=5))
+        return bool(app.control.ping([worker.node], timeout=5))
     finally:
         app.close()
 

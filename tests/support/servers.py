@@ -159,6 +159,9 @@ class WorkerProcess:
             "-P", pool, "-c", str(concurrency), *flags, *(["-Q", queues] if queues else []),
             "-n", f"worker{free_port()}@%h",
         ]
+        # Its node name as Celery expands %h: a control call addressed to it returns with
+        # its reply instead of waiting out the timeout for other workers' replies.
+        self.node = self.args[-1].replace("%h", socket.gethostname())
         self.proc: subprocess.Popen[str] | None = None
         self.log: LogWatcher | None = None
 
