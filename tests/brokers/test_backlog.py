@@ -73,7 +73,7 @@ def test_with_the_broker_down_a_scrape_answers_without_the_backlog(redis_broker:
         redis_broker.stop()
         started = time.monotonic()
         scrape = Scrape(url)
-        assert time.monotonic() - started < 8  # the scrape is not held up by the broker
+        assert time.monotonic() - started < 1  # the scrape is not held up by the broker (kombu's retry waited 2 s)
         assert "refresher_publish_breaker_open" in scrape.names()  # the other metrics are there
         assert not [name for name, labels in scrape.samples if name == "refresher_queue_messages"]
     finally:
