@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +39,13 @@ def free_port() -> int:
                 return port
 
 
-def stop_gracefully(proc: subprocess.Popen[str] | None) -> None:
-    """SIGTERM (a warm shutdown for Celery, uvicorn and gunicorn), SIGKILL if it hangs."""
+def stop_gracefully(proc: subprocess.Popen[str] | None, nudge: Callable[[], object] | None = None) -> None:
+    """SIGTERM (a warm shutdown for Celery, uvicorn and gunicorn), SIGKILL if it hangs.
+    `nudge()`, called once the signal is sent, can wake a process that would notice it late."""
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
+        if nudge is not None:
+            nudge()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -183,8 +186,8 @@ class WorkerProcess:
         self.proc.kill()
         self.proc.wait(timeout=10)
 
-    def stop(self) -> None:
-        stop_gracefully(self.proc)
+    def stop(self, nudge: Callable[[], object] | None = None) -> None:
+        stop_gracefully(self.proc, nudge)
 
     def discard(self) -> None:
         """End a worker whose test is over, at once, with its pool's processes (SIGKILL to
