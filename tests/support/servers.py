@@ -181,6 +181,18 @@ class WorkerProcess:
             raise
         return self
 
+    def ping(self, timeout: float) -> bool:
+        """`celery inspect ping` for this worker, on its broker: whether it answered in time."""
+        from celery import Celery
+
+        app = Celery("probe", broker=self.env.get("REFRESHER_BROKER_URL") or self.env["REFRESHER_REDIS_URL"],
+                     set_as_current=False)
+        app.conf.broker_connection_timeout = 1
+        try:
+            return bool(app.control.ping([self.node], timeout=timeout))
+        finally:
+            app.close()
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
