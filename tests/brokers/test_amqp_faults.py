@@ -26,7 +26,7 @@ import redis
 from refresher import Loader, Refresher
 from tests.support import fault_loaders as fl
 from tests.support.ageing import expire_in
-from tests.support.brokers import connected, queued, read_until
+from tests.support.brokers import connected, end, queued, read_until
 from tests.support.rabbitmq import RabbitServer
 from tests.support.servers import WorkerProcess
 
@@ -136,4 +136,4 @@ def test_reads_are_served_through_an_amqp_outage_and_refreshes_resume_after_it(
         assert stats["refresh_enqueued"] == 2
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
-        worker.stop()
+        end(worker, amqp_broker)

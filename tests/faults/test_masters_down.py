@@ -28,9 +28,10 @@ SOCKET_TIMEOUT = 2.0
 AT_ONCE = SOCKET_TIMEOUT / 4  # an answer that waited on no socket, with room for a loaded machine (0.3 s stalls seen)
 
 
-@pytest.fixture
-def cluster() -> Iterator[RedisClusterServers]:
-    """Three masters without replicas, set so a frozen master never fails the cluster."""
+@pytest.fixture(scope="module")
+def frozen_proof_cluster() -> Iterator[RedisClusterServers]:
+    """Three masters without replicas, set so a frozen master never fails the cluster: one
+    for the module (a cluster takes 2 s to form), since no test here changes its layout."""
     servers = RedisClusterServers(masters=3, replicas=0)
     servers.start()
     for node in servers.nodes:
@@ -38,10 +39,19 @@ def cluster() -> Iterator[RedisClusterServers]:
             admin.config_set("cluster-node-timeout", 60_000)
             admin.config_set("cluster-require-full-coverage", "no")
     yield servers
-    for node in servers.nodes:
+    servers.stop()
+
+
+@pytest.fixture
+def cluster(frozen_proof_cluster: RedisClusterServers) -> Iterator[RedisClusterServers]:
+    """The module's cluster, emptied; thawed after the test whatever it left frozen."""
+    for node in frozen_proof_cluster.nodes:
+        with redis.Redis(host="127.0.0.1", port=node.port) as admin:
+            admin.flushall()
+    yield frozen_proof_cluster
+    for node in frozen_proof_cluster.nodes:
         if node.proc is not None:
             node.proc.send_signal(signal.SIGCONT)
-    servers.stop()
 
 
 def test_a_frozen_cluster_master_opens_its_own_breaker_and_its_keys_answer_at_once(

@@ -10,7 +10,6 @@ And a worker is ready only while loaders are registered and its cache answers.""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Callable
 
 import pytest
 import redis
-from celery import Celery
 
 from refresher.core.lock import BACKOFF
 from tests.support import fault_loaders as fl
@@ -32,17 +30,6 @@ STUCK = r"refresher: worker not live: stuck in loaders: refresher\.refresh\[\S+\
 
 
 UNBOUNDED = "the thread pool cannot stop a task at its time limit"
-
-
-def answers_ping(worker: WorkerProcess) -> bool:
-    """`celery inspect ping` for this worker, on its broker."""
-    name = worker.args[worker.args.index("-n") + 1].replace("%h", socket.gethostname())
-    app = Celery("probe", broker=worker.env.get("REFRESHER_BROKER_URL") or worker.env["REFRESHER_REDIS_URL"],
-                 set_as_current=False)
-    try:
-        return bool(app.control.ping([name], timeout=5))
-    finally:
-        app.close()
 
 
 def probe(kind: str, env: dict[str, str]) -> int:
@@ -81,7 +68,7 @@ def test_a_hung_refresh_is_stopped_on_prefork_and_fenced_on_threads(
             assert r.get(keys.pending) == BACKOFF  # ... the watchdog's give-up: no new attempt for 2 s
             worker.log.wait_for(STUCK)
             assert (probe("ready", env), probe("live", env)) == (0, 1)
-            assert answers_ping(worker)  # what Celery's own check says of it
+            assert worker.ping(timeout=5)  # what Celery's own check says of it
             fl.release(key, call)
             worker.log.wait_for(r"'lost_lock'")  # its late write is refused
             worker.log.wait_for(LIVE, count=2)

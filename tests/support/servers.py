@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +39,13 @@ def free_port() -> int:
                 return port
 
 
-def stop_gracefully(proc: subprocess.Popen[str] | None) -> None:
-    """SIGTERM (a warm shutdown for Celery, uvicorn and gunicorn), SIGKILL if it hangs."""
+def stop_gracefully(proc: subprocess.Popen[str] | None, nudge: Callable[[], object] | None = None) -> None:
+    """SIGTERM (a warm shutdown for Celery, uvicorn and gunicorn), SIGKILL if it hangs.
+    `nudge()`, called once the signal is sent, can wake a process that would notice it late."""
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
+        if nudge is not None:
+            nudge()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -159,6 +162,9 @@ class WorkerProcess:
             "-P", pool, "-c", str(concurrency), *flags, *(["-Q", queues] if queues else []),
             "-n", f"worker{free_port()}@%h",
         ]
+        # Its node name as Celery expands %h: a control call addressed to it returns with
+        # its reply instead of waiting out the timeout for other workers' replies.
+        self.node = self.args[-1].replace("%h", socket.gethostname())
         self.proc: subprocess.Popen[str] | None = None
         self.log: LogWatcher | None = None
 
@@ -175,13 +181,25 @@ class WorkerProcess:
             raise
         return self
 
+    def ping(self, timeout: float) -> bool:
+        """`celery inspect ping` for this worker, on its broker: whether it answered in time."""
+        from celery import Celery
+
+        app = Celery("probe", broker=self.env.get("REFRESHER_BROKER_URL") or self.env["REFRESHER_REDIS_URL"],
+                     set_as_current=False)
+        app.conf.broker_connection_timeout = 1
+        try:
+            return bool(app.control.ping([self.node], timeout=timeout))
+        finally:
+            app.close()
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(timeout=10)
 
-    def stop(self) -> None:
-        stop_gracefully(self.proc)
+    def stop(self, nudge: Callable[[], object] | None = None) -> None:
+        stop_gracefully(self.proc, nudge)
 
     def discard(self) -> None:
         """End a worker whose test is over, at once, with its pool's processes (SIGKILL to
