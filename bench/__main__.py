@@ -3,7 +3,7 @@ the tables, write the docs. `--only` runs one scenario, `--runs` times, and prin
 `--only hot` also writes its runs side by side as one section of benchmarks.md, leaving the rest,
 and `--only async [--runs N]` runs the asyncio scenarios (cold_async, hot_async, hit_async) and
 writes them, with their targets run by run, as another section. `--only near [--runs N]` runs the
-near-cache scenario, which a full run leaves out, and writes its own section the same way;
+near-cache scenario (6a to 6f of a full run) and writes its own section the same way;
 `--only hit [--runs N]` writes its runs' tables (3, 3d, 3e) as a section too, and `--only many_keys`
 its tables (4a to 4d, with the refresh throughput per worker process) as another."""
 
@@ -29,14 +29,14 @@ from bench.scenarios import Outcome, bulk, cold, hit, hot, many_keys, near
 from bench.workloads import HOT_TTL_ENV
 from tests.support.servers import RedisServer, WorkerProcess
 
-# In this order: each asyncio scenario after its sync twin, and both before many_keys,
-# which stops the shared worker that refreshes the hot keys.
+# In this order: each asyncio scenario after its sync twin, and they and the near cache's
+# (whose hot key the worker refreshes) before many_keys, which stops the shared worker.
 SCENARIOS: dict[str, Callable[[Context], Outcome]] = {
     "cold": cold.run, "cold_async": cold.run_async, "hot": hot.run, "hot_async": hot.run_async,
-    "hit": hit.run, "hit_async": hit.run_async, "many_keys": many_keys.run, "bulk": bulk.run,
+    "hit": hit.run, "hit_async": hit.run_async, "near": near.run, "many_keys": many_keys.run, "bulk": bulk.run,
 }
 GROUPS = {"async": ("cold_async", "hot_async", "hit_async")}
-# Scenarios only `--only` runs, each writing a section of its own.
+# Scenarios whose `--only` run writes a section of its own, with their targets run by run.
 ALONE = {"near": near.run}
 # The scenarios whose repeated runs (--runs N) need keys of their own, given by a suffix.
 KEYED: dict[str, Callable[[Context, str], Outcome]] = {
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="everything scaled down: under a minute")
     parser.add_argument("--out", type=Path, default=machine.ROOT / "docs",
                         help="where benchmarks.md and hot-key.png go (default: docs/)")
-    parser.add_argument("--only", choices=[*SCENARIOS, *GROUPS, *ALONE],
+    parser.add_argument("--only", choices=[*SCENARIOS, *GROUPS],
                         help="run this scenario (or group) only; docs: --only hot, hit, async and near write their own sections")
     parser.add_argument("--runs", type=int, default=1, help="with --only: how many times to run it (default 1)")
     args = parser.parse_args(argv)

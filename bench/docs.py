@@ -23,7 +23,8 @@ ASYNC_TITLE = "Async rows: refresher aget against redis.asyncio and cashews (iss
 HIT_BEGIN = "<!-- python -m bench --only hit: begin -->"
 HIT_END = "<!-- python -m bench --only hit: end -->"
 HIT_TITLE = "Hit path, near cache off: refresher get against a default-client raw GET (issue 12)"
-# `python -m bench --only near` owns the text between these (bench/scenarios/near.py writes it).
+# `python -m bench --only near` owns the text between these; a full run, which has the same
+# tables in its own results, drops it.
 NEAR_BEGIN = "<!-- python -m bench --only near: begin -->"
 NEAR_END = "<!-- python -m bench --only near: end -->"
 NEAR_TITLE = "Near cache: Refresher(near_cache=10_000) against issue 12's targets"
@@ -43,9 +44,9 @@ NEARHIT_BEGIN, NEARHIT_END = "<!-- nearhit:start -->", "<!-- nearhit:end -->"
 # `python -m bench.coldab` (bench/coldab.py) owns the text between these.
 COLDAB_BEGIN, COLDAB_END = "<!-- coldab:start -->", "<!-- coldab:end -->"
 # Sections a full run keeps as they are: the `--runs` one, `python -m bench.codec`'s (bench/codec.py),
-# `python -m bench.metrics`'s, `python -m bench.epochs`'s, `python -m bench.nearhit`'s, `bench.coldab`'s and `--only near`'s.
+# `python -m bench.metrics`'s, `python -m bench.epochs`'s, `python -m bench.nearhit`'s and `bench.coldab`'s.
 KEPT = ((RUNS_BEGIN, RUNS_END), ("<!-- codec:start -->", "<!-- codec:end -->"), (METRICS_BEGIN, METRICS_END),
-        (EPOCHS_BEGIN, EPOCHS_END), (NEARHIT_BEGIN, NEARHIT_END), (COLDAB_BEGIN, COLDAB_END), (NEAR_BEGIN, NEAR_END))
+        (EPOCHS_BEGIN, EPOCHS_END), (NEARHIT_BEGIN, NEARHIT_END), (COLDAB_BEGIN, COLDAB_END))
 
 ASYNC_STRATEGIES = """\
 Asyncio strategies (tables 1b, 2c, 3b and 3c), read by asyncio tasks, one event loop per reader process,
@@ -107,8 +108,8 @@ def _machine(machine: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def write(out: Path, machine: Sequence[tuple[str, str]], targets: Table, outcomes: Sequence[Outcome]) -> Path:
-    """The whole file, keeping the KEPT sections (the `--only async` one is dropped: this
-    run has those rows itself)."""
+    """The whole file, keeping the KEPT sections (the `--only async`, `hit`, `many_keys` and
+    `near` ones are dropped: this run has those tables itself)."""
     parts = [INTRO, "## Machine", "", *_machine(machine), "## Targets", "", targets.markdown(), "", "## Results", "",
              *_results(outcomes)]
     path = out / "benchmarks.md"
@@ -207,8 +208,8 @@ def write_async(out: Path, body: str) -> Path:
 def near_section(machine: Sequence[tuple[str, str]], runs: Sequence[GroupRun]) -> str:
     """`--only near --runs N`: the near cache's targets of every run side by side, then each run's tables."""
     parts = [f"## {NEAR_TITLE}", "",
-             "Written by `python -m bench --only near [--runs N]` (bench/scenarios/near.py; a full run leaves it "
-             "out and keeps this section), with its own commit, date and load: one redis-server started by the "
+             "Written by `python -m bench --only near [--runs N]` (tables 6a to 6f of a full run, which replaces "
+             "this section; bench/scenarios/near.py), with its own commit, date and load: one redis-server started by the "
              "bench on a free 127.0.0.1 port, the same `celery -A workers worker -P solo` and reader processes "
              "as a full run; the near cache's loaders are in `bench/near_loaders.py`. The figures move with the "
              "machine's load (other work shares its 2 CPUs), so the targets are given for every run.", "",

@@ -1,6 +1,6 @@
-"""6. Near cache (issue 12): `Refresher(near_cache=N)` against the targets of its issue, run
-by `python -m bench --only near`, which writes its own section of benchmarks.md
-(docs.near_section).
+"""6. Near cache (issues 12 and 23): `Refresher(near_cache=N)` against the targets of those
+issues, in a full run's results; `python -m bench --only near` writes them as a section of
+benchmarks.md of their own (docs.near_section).
 
 - 6a throughput: one thread, a near hit (a JSON dict copied per hit; a frozen dataclass
   shared) against a default redis-py client's raw GET + json.loads and the ceiling of a
