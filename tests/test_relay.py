@@ -32,7 +32,7 @@ def _in_line(relay: Relay, count: int) -> None:
     """Until `count` threads sleep in the relay's line (its own count, read under its lock)."""
     for _ in range(10_000):
         with relay._lock:
-            if len(relay._sleepers) == count:
+            if sum(turn is not None for turn in relay._sleepers) == count:
                 return
         threading.Event().wait(0.001)
     raise AssertionError(f"{count} waiters never lined up")

@@ -20,7 +20,9 @@ class Relay:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._sleepers: list[threading.Lock] = []  # in the order they began to wait
+        # In the order they began to wait; None where one left before the set. Never
+        # shortened, so a sleeper's place stays its own (thousands of greenlets may wait).
+        self._sleepers: list[threading.Lock | None] = []
         self._set = False
 
     def is_set(self) -> bool:
@@ -31,7 +33,7 @@ class Relay:
             if self._set:
                 return
             self._set = True  # from here the line of sleepers never changes
-            first = self._sleepers[0] if self._sleepers else None
+            first = self._next(-1)
         if first is not None:
             first.release()
 
@@ -43,22 +45,30 @@ class Relay:
                 return True
             turn = threading.Lock()
             turn.acquire()
+            place = len(self._sleepers)
             self._sleepers.append(turn)
         try:
             turn.acquire() if timeout is None else turn.acquire(timeout=max(timeout, 0))
         finally:
-            set_ = self._pass(turn)
-        return set_
+            woken = self._pass(place)
+        return woken
 
-    def _pass(self, turn: threading.Lock) -> bool:
+    def _pass(self, place: int) -> bool:
         """Wake the next sleeper if the relay is set (whether `set`'s turn reached this
         one yet or not); else leave the line. Whether it is set."""
         with self._lock:
             if not self._set:
-                self._sleepers.remove(turn)
+                self._sleepers[place] = None
                 return False
-            after = self._sleepers.index(turn) + 1
-            following = self._sleepers[after] if after < len(self._sleepers) else None
+            following = self._next(place)
         if following is not None:
             following.release()
         return True
+
+    def _next(self, place: int) -> threading.Lock | None:
+        """(Under the lock.) The first sleeper after `place` still in line."""
+        sleepers = self._sleepers
+        for at in range(place + 1, len(sleepers)):
+            if (turn := sleepers[at]) is not None:
+                return turn
+        return None
